@@ -1,0 +1,253 @@
+"""The ``p2p-network`` command line (DESIGN.md §5): ``run``, ``serve`` and ``ctl``.
+
+The supervisor returns data; this module turns it into the original's console lines (or JSON with ``--json``).
+``main(argv)`` returns the exit code: 0 success, 1 a command failed, 2 usage error, 3 no supervisor answered,
+130 interrupted. Expected failures are one line on stderr, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from typing import Callable, Iterator
+
+import gevent
+
+from . import __version__
+from .config import Config, TRANSPORTS
+from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
+from .errors import ControlError, P2PError, RpcTimeout, UsageError
+from .network import Network
+from .table import METRICS
+
+PROG = "p2p-network"
+#: The original's session, run by ``run`` when no command is given.
+DEFAULT_SESSION = ["net_status", "refresh_peers", "net_status", "output_tgf", "network.tgf"]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SUPERVISOR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so errors stay one line and main() returns."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="A peer-to-peer network simulator on gevent and ZeroMQ.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    command_names = ", ".join(COMMANDS)
+
+    run = sub.add_parser("run", help="build a network, run commands in order, exit",
+                         description=f"Build a network and run COMMANDs in order ({command_names}). "
+                                     f"With none: {' '.join(DEFAULT_SESSION)}.")
+    _network_options(run)
+    run.add_argument("--json", action="store_true", help="print each command's result as one JSON line")
+    run.add_argument("commands", nargs="*", metavar="COMMAND", help="a command and its arguments")
+
+    serve = sub.add_parser("serve", help="build a network and serve the control socket until die")
+    _network_options(serve)
+    serve.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                       help=f"control socket endpoint (default {DEFAULT_ENDPOINT})")
+
+    ctl = sub.add_parser("ctl", help="send one command to a running supervisor",
+                         description=f"Send COMMAND ({command_names}) to a supervisor and print the reply.")
+    ctl.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT")
+    ctl.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
+                     help="seconds to wait for the reply (default 10); exit 3 if none comes")
+    ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    ctl.add_argument("command", metavar="COMMAND")
+    ctl.add_argument("args", nargs="*", metavar="ARG")
+    return parser
+
+
+def _network_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-n", type=int, default=16, help="number of peers (default 16)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of every random choice: same seed, same run")
+    parser.add_argument("--metric", choices=METRICS, default="tree",
+                        help="closest-peer rule: the original's tree walk (default) or Kademlia's xor")
+    parser.add_argument("--transport", choices=TRANSPORTS, default="inproc")
+    parser.add_argument("--host", default="127.0.0.1", help="address peers bind with --transport tcp")
+    parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
+                        help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
+    parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """Seconds from ``1.5``, ``250ms``, ``2s``, ``5m``, ``3h`` or ``1d``."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    for suffix in sorted(units, key=len, reverse=True):
+        if text.endswith(suffix):
+            number, scale = text[: -len(suffix)], units[suffix]
+            break
+    else:
+        number, scale = text, 1
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 2s, 5m, 1d)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _config(args) -> Config:
+    changes = {"seed": args.seed, "metric": args.metric, "transport": args.transport, "host": args.host,
+               "pace": args.pace}
+    if args.refresh_interval is not None:
+        changes["refresh_interval"] = args.refresh_interval
+    return Config(**changes)
+
+
+def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
+    """Split ``run``'s words into (command, arguments) using each command's parameters, e.g.
+    ``["output_tgf", "a.tgf", "net_status"]`` -> ``("output_tgf", {"path": "a.tgf"}), ("net_status", {})``."""
+    position = 0
+    while position < len(words):
+        name = words[position]
+        command = COMMANDS.get(name)
+        if command is None or name == "die":
+            raise UsageError(f"unknown command {name!r}; choose from {', '.join(c for c in COMMANDS if c != 'die')}")
+        values = words[position + 1: position + 1 + len(command.params)]
+        if len(values) < len(command.params):
+            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in command.params)}")
+        yield name, _typed_arguments(command, values)
+        position += 1 + len(command.params)
+
+
+def _typed_arguments(command, values: list[str]) -> dict:
+    arguments = {}
+    for param, text in zip(command.params, values):
+        try:
+            arguments[param.name] = param.type(text)
+        except ValueError:
+            raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
+    return arguments
+
+
+# -- formatting: the original's console lines ------------------------------------------------------------------
+
+
+def _format_net_status(result: dict) -> Iterator[str]:
+    n = result["n"]
+    for peer in result["peers"]:
+        yield f"{peer['id']} has {peer['tree_size']} peers in its tree."
+        yield f"{peer['id']} is connected to {peer['reachable']}/{n} peers {peer['percent']}%"
+    yield f"Connectivity percentage {result['connectivity']}%"
+
+
+FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
+    "net_status": _format_net_status,
+    "refresh_peers": lambda result: iter(()),
+    "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
+    "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
+    "ping": lambda result: iter([f"{result['n']} peers"]),
+    "die": lambda result: iter(["Supervisor stopping"]),
+}
+
+
+def _print_result(name: str, result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"cmd": name, "result": result}), flush=True)
+        return
+    formatter = FORMATTERS.get(name)
+    lines = formatter(result) if formatter else [json.dumps(result)]
+    for line in lines:
+        print(line, flush=True)
+
+
+# -- actions ---------------------------------------------------------------------------------------------------
+
+
+def _run(args) -> int:
+    session = list(parse_commands(args.commands or DEFAULT_SESSION))
+    with Network(_config(args)) as network:
+        network.create(args.n)
+        for name, arguments in session:
+            _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
+    return EXIT_OK
+
+
+def _serve(args) -> int:
+    with Network(_config(args)) as network:
+        network.create(args.n)
+        server = ControlServer(network, args.control).start()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, server.stop)
+        print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
+        server.wait()
+        server.stop()
+    return EXIT_OK
+
+
+def _ctl_arguments(name: str, words: list[str]) -> dict:
+    """ARGs as ``key=value`` (value read as JSON, else a string), or positional for a command we know."""
+    if words and all("=" in word for word in words):
+        arguments = {}
+        for word in words:
+            key, _, text = word.partition("=")
+            try:
+                arguments[key] = json.loads(text)
+            except ValueError:
+                arguments[key] = text
+        return arguments
+    command = COMMANDS.get(name)
+    if command is None:
+        if words:
+            raise UsageError(f"pass the arguments of {name!r} as key=value")
+        return {}
+    if len(words) != len(command.params):
+        raise UsageError(f"{name} takes {len(command.params)} argument(s): "
+                         f"{' '.join(p.name.upper() for p in command.params) or 'none'}")
+    return _typed_arguments(command, words)
+
+
+def _ctl(args) -> int:
+    arguments = _ctl_arguments(args.command, args.args)
+    with ControlClient(args.control, args.timeout) as client:
+        reply = client.request({"cmd": args.command, **arguments})
+    if args.json:
+        print(json.dumps(reply), flush=True)
+    elif reply["ok"]:
+        _print_result(args.command, reply["result"], False)
+    if not reply["ok"]:
+        raise ControlError(reply.get("error", "unknown error"))
+    return EXIT_OK
+
+
+ACTIONS = {"run": _run, "serve": _serve, "ctl": _ctl}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``p2p-network``; returns the process exit code."""
+    args = None
+    try:
+        args = _build_parser().parse_args(argv)
+        return ACTIONS[args.action](args)
+    except SystemExit as exc:  # --help and --version: argparse has printed, the code says how it went
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except UsageError as exc:
+        return _fail(f"usage error: {exc}", EXIT_USAGE)
+    except RpcTimeout as exc:
+        return _fail(str(exc), EXIT_NO_SUPERVISOR if args is not None and args.action == "ctl" else EXIT_FAILED)
+    except P2PError as exc:
+        return _fail(str(exc), EXIT_FAILED)
+    except KeyboardInterrupt:
+        return _fail("Aborted!", EXIT_INTERRUPTED)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+__all__ = ["main"]

@@ -1,0 +1,61 @@
+"""Every tunable of the simulator in one frozen dataclass, with the original's values as defaults (DESIGN.md §4.9).
+
+Times are seconds (floats). Nothing here does I/O.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from .errors import UsageError
+from .ids import ID_BITS, MAX_COOKIE
+from .table import CAPACITY, METRICS
+
+TRANSPORTS = ("inproc", "tcp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one simulated network. ``Config()`` reproduces the original."""
+
+    seed: int | None = None
+    metric: str = "tree"
+    transport: str = "inproc"
+    host: str = "127.0.0.1"
+    table_capacity: int = CAPACITY
+    max_hops: int = 8
+    client_timeout: float = 2.0
+    refresh_interval: float = 24 * 60 * 60.0
+    pace: float = 0.0
+    # A client keeps at most this many live connections to other servers (DESIGN.md §3: memory per connection).
+    max_connections: int = 32
+    # Waiting for the supervisor's own commands to a peer's client: a refresh walks 160 targets, each up to
+    # max_hops requests of client_timeout, so it needs far longer than one request.
+    command_timeout: float = 3600.0
+    control_timeout: float = 10.0
+    shutdown_timeout: float = 5.0
+    max_message_bytes: int = 1 << 20
+    tcp_backlog: int = 4096
+
+    id_bits: int = ID_BITS
+    max_cookie: int = MAX_COOKIE
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        if self.transport not in TRANSPORTS:
+            raise UsageError(f"unknown transport {self.transport!r}; choose one of {', '.join(TRANSPORTS)}")
+        for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"{name} must be positive")
+        if self.pace < 0:
+            raise UsageError("pace must not be negative")
+        if self.max_hops < 0:
+            raise UsageError("max_hops must not be negative")
+        if not 1 <= self.table_capacity <= CAPACITY:
+            raise UsageError(f"table_capacity must be between 1 and {CAPACITY}")
+        if self.max_connections < 1:
+            raise UsageError("max_connections must be at least 1")
+
+    def replace(self, **changes) -> "Config":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,38 @@
+"""The one exception tree of p2pzmq. Foreign errors (``zmq.ZMQError``, msgpack's) are mapped at the boundary.
+
+    P2PError
+    ├── TransportError          something went wrong on a socket
+    │   ├── RpcTimeout          no (matching) reply within the configured timeout
+    │   └── ClosedError         the socket or context is closed
+    ├── ProtocolError           a message failed validation; it is dropped and counted
+    ├── ControlError            the supervisor answered a control command with an error reply
+    └── UsageError              the caller asked for something that cannot be done (bad arguments)
+"""
+
+
+class P2PError(Exception):
+    """Base of every error p2pzmq raises on purpose."""
+
+
+class TransportError(P2PError):
+    """A socket operation failed."""
+
+
+class RpcTimeout(TransportError):
+    """No matching reply arrived before the deadline."""
+
+
+class ClosedError(TransportError):
+    """The socket or its context was closed under the caller."""
+
+
+class ProtocolError(P2PError):
+    """A message is not a well-formed p2pzmq message."""
+
+
+class ControlError(P2PError):
+    """The supervisor replied ``{"ok": false, "error": ...}``."""
+
+
+class UsageError(P2PError):
+    """Bad arguments from a user or a control client."""

@@ -1,0 +1,45 @@
+"""Ids, cookies and discovery targets (DESIGN.md §4.1, §4.2, §4.6). Pure: no I/O, randomness only from the caller's
+seeded ``random.Random``, so a seed makes a whole run reproducible."""
+from __future__ import annotations
+
+import hashlib
+import random
+
+ID_BITS = 160
+ID_BYTES = 20
+MAX_COOKIE = 2**32
+
+
+def new_id(rng: random.Random) -> int:
+    """SHA-1 of 20 random bytes, read as a big-endian unsigned 160-bit integer (as the original)."""
+    return int.from_bytes(hashlib.sha1(rng.randbytes(ID_BYTES)).digest(), "big")
+
+
+def new_cookie(rng: random.Random) -> int:
+    """A cookie, uniform in 1..2**32."""
+    return rng.randint(1, MAX_COOKIE)
+
+
+def discovery_targets(own_id: int) -> list[int]:
+    """The 160 ids a peer looks for, farthest first: ``own_id ^ 2**k`` for k = 158..0, then ``own_id`` itself.
+
+    Bit 159 is never flipped: that is how the original behaves, and the defaults reproduce it.
+    """
+    return [own_id ^ (1 << k) for k in range(ID_BITS - 2, -1, -1)] + [own_id]
+
+
+def id_to_bytes(peer_id: int) -> bytes:
+    if not 0 <= peer_id < 1 << ID_BITS:
+        raise ValueError(f"an id is an integer in [0, 2**{ID_BITS})")
+    return peer_id.to_bytes(ID_BYTES, "big")
+
+
+def id_from_bytes(raw: bytes) -> int:
+    if len(raw) != ID_BYTES:
+        raise ValueError(f"an id is {ID_BYTES} bytes, not {len(raw)}")
+    return int.from_bytes(raw, "big")
+
+
+def xor_distance(a: int, b: int) -> int:
+    """Kademlia's distance."""
+    return a ^ b

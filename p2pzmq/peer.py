@@ -1,0 +1,242 @@
+"""One simulated peer: a server greenlet and a client greenlet, each owning one ROUTER socket (DESIGN.md §4.4).
+
+The server answers ``get_peers`` and ``find_closest`` from its table *as it was before* the request, then adds the
+sender; it replaces its table on ``update_peers`` carrying the peer's secret cookie. The client discovers peers
+(join, refresh, a refresh by itself after ``refresh_interval`` of silence) and answers the supervisor's commands.
+Both share the peer's table and secret and live in the same process, so the client reads the table directly
+(the original fetched it from its own server, which only re-added the client's own entry: no change).
+
+A malformed or unexpected message is dropped and counted; a server that does not answer in ``client_timeout`` is a
+dead end for the walk, never a crash (§4.9). The peer owns its two greenlets (a ``gevent.pool.Group``): ``stop``
+kills them and closes their sockets.
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import random
+
+import gevent
+import gevent.pool
+
+from . import messages as m
+from .config import Config
+from .discovery import build_table
+from .errors import ProtocolError, RpcTimeout, TransportError
+from .ids import new_cookie
+from .table import Contact, Table
+from .transport import Context, Endpoints, RouterSocket
+
+log = logging.getLogger(__name__)
+
+#: Commands that arrive while the client waits for a reply are kept (up to this many) and handled afterwards.
+MAX_PENDING_COMMANDS = 64
+
+
+class Peer:
+    """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
+
+    def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
+                 codec: m.Codec, counters: collections.Counter) -> None:
+        self.config = config
+        self._cookies = cookies
+        self._codec = codec
+        self.counters = counters
+        self.secret = new_cookie(cookies)
+        self._server_sock = ctx.router()
+        self._client_sock = ctx.router(max_connections=config.max_connections)
+        try:
+            server = self._server_sock.bind(endpoints.new("server"))
+            client = self._client_sock.bind(endpoints.new("client"))
+        except TransportError:
+            self._close_sockets()
+            raise
+        self.contact = Contact(peer_id, server, client)
+        self.table = Table(metric=config.metric, capacity=config.table_capacity)
+        self.table.add(self.contact)
+        self._request_ids = itertools.count(1)
+        self._pending: collections.deque = collections.deque()
+        self._greenlets = gevent.pool.Group()
+        self.alive = False
+
+    @property
+    def id(self) -> int:
+        return self.contact.id
+
+    def start(self) -> "Peer":
+        self._greenlets.spawn(self._owned, self._server_sock, self._serve)
+        self._greenlets.spawn(self._owned, self._client_sock, self._run_client)
+        self.alive = True
+        return self
+
+    def stop(self) -> None:
+        """Kill both greenlets (each closes its socket on the way out). Idempotent."""
+        self._greenlets.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._close_sockets()
+        self.alive = False
+
+    def _close_sockets(self) -> None:
+        self._server_sock.close()
+        self._client_sock.close()
+
+    @staticmethod
+    def _owned(sock: RouterSocket, loop) -> None:
+        try:
+            loop()
+        finally:
+            sock.close()
+
+    # -- table updates (the server's side of update_peers) --------------------------------------------------------
+
+    def update_peers(self, secret: int, contacts: list[Contact]) -> bool:
+        """Replace the table with ``contacts`` (preorder) if ``secret`` is this peer's; True if it was applied."""
+        if secret != self.secret:
+            self.counters["dropped.bad_secret"] += 1
+            return False
+        self.table = Table.from_preorder(contacts, metric=self.config.metric, capacity=self.config.table_capacity)
+        return True
+
+    # -- server ---------------------------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        sock = self._server_sock
+        while True:
+            route, *frames = sock.recv()
+            try:
+                msg = self._codec.decode(frames)
+            except ProtocolError as exc:
+                self._drop("server", exc)
+                continue
+            kind = type(msg)
+            if kind is m.FindClosest:
+                reply = m.ClosestReply(msg.req_id, msg.cookie, self.table.closest(msg.target))
+            elif kind is m.GetPeers:
+                reply = m.PeersReply(msg.req_id, msg.cookie, self.table.preorder())
+            elif kind is m.UpdatePeers:
+                self.update_peers(msg.secret, msg.table)
+                continue
+            else:
+                self._drop("server", f"unexpected {kind.__name__}")
+                continue
+            self._answer(sock, route, reply)
+            self.table.add(msg.sender)
+
+    def _answer(self, sock: RouterSocket, route: bytes, reply) -> None:
+        try:
+            sock.reply(route, m.encode(reply))
+            self.counters["replies"] += 1
+        except TransportError as exc:
+            self._drop("undeliverable", exc)
+
+    def _drop(self, where: str, why) -> None:
+        self.counters[f"dropped.{where}"] += 1
+        self.counters["dropped"] += 1
+        log.debug("peer %s dropped a message at %s: %s", self.id, where, why)
+
+    # -- client ---------------------------------------------------------------------------------------------------
+
+    def _run_client(self) -> None:
+        sock = self._client_sock
+        while True:
+            if self._pending:
+                route, msg = self._pending.popleft()
+            else:
+                frames = None
+                with gevent.Timeout(self.config.refresh_interval, False):
+                    frames = sock.recv()
+                if frames is None:
+                    self.refresh()  # nobody asked for anything for refresh_interval: refresh by ourselves (§4.4)
+                    continue
+                route, *frames = frames
+                try:
+                    msg = self._codec.decode(frames)
+                except ProtocolError as exc:
+                    self._drop("client", exc)
+                    continue
+                if not isinstance(msg, m.COMMANDS):
+                    self._drop("client", f"unexpected {type(msg).__name__}")
+                    continue
+            self._answer(sock, route, self._command(msg))
+
+    def _command(self, msg):
+        kind = type(msg)
+        if kind is m.ClientPeers:
+            return m.PeersReply(msg.req_id, msg.cookie, self.table.preorder())
+        if kind is m.FindPeers:
+            return self._find_peers(msg)
+        try:
+            if kind is m.Join:
+                self.join(msg.contact)
+            else:
+                self.refresh()
+        except TransportError as exc:
+            # Only a join can fail this way (a walk turns timeouts into dead ends): the peer keeps the table it had.
+            log.warning("peer %s could not %s: %s", self.id, "join" if kind is m.Join else "refresh", exc)
+        return m.Done(msg.req_id, msg.cookie)
+
+    def _find_peers(self, msg: m.FindPeers) -> m.FoundPeers:
+        """One greedy-routing step for each target: the closest entry of our own table (§4.8 net_status)."""
+        closest = self.table.closest
+        contacts: list[Contact] = []
+        index: dict[int, int] = {}
+        picks = []
+        for target in msg.targets:
+            contact = closest(target)
+            pick = index.get(contact.id)
+            if pick is None:
+                pick = index[contact.id] = len(contacts)
+                contacts.append(contact)
+            picks.append(pick)
+        return m.FoundPeers(msg.req_id, msg.cookie, contacts, picks)
+
+    def join(self, contact: Contact) -> None:
+        """Bootstrap: fetch ``contact``'s table (it learns us) and build ours from it (§4.8 create)."""
+        reply = self._request(contact.server, m.GetPeers, m.PeersReply)
+        start = Table.from_preorder(reply.table, metric=self.config.metric, capacity=self.config.table_capacity)
+        self._rebuild(start)
+
+    def refresh(self) -> None:
+        """One discovery pass from our current table (§4.4 refresh)."""
+        self._rebuild(self.table)
+
+    def _rebuild(self, start: Table) -> None:
+        fresh = build_table(self.contact, start, self._find_closest, self.config.max_hops,
+                            capacity=self.config.table_capacity)
+        # Our own server is in this process: hand it the update directly, so it is in force before we answer.
+        self.update_peers(self.secret, fresh.preorder())
+
+    def _find_closest(self, contact: Contact, target: int) -> Contact:
+        return self._request(contact.server, m.FindClosest, m.ClosestReply, target).contact
+
+    def _request(self, endpoint: str, kind, reply_kind, *args):
+        """Send a request with a fresh request id and cookie; wait for its reply for ``client_timeout`` seconds.
+
+        Other replies (late, forged, for someone else) are dropped and counted; supervisor commands that arrive
+        meanwhile are queued for the client loop. Raises :class:`RpcTimeout` or :class:`TransportError`.
+        """
+        sock = self._client_sock
+        req_id = next(self._request_ids)
+        cookie = new_cookie(self._cookies)
+        route = sock.route(endpoint)
+        self.counters["requests"] += 1
+        try:
+            with gevent.Timeout(self.config.client_timeout, RpcTimeout(f"no reply from {endpoint}")):
+                sock.send_to(route, m.encode(kind(req_id, cookie, self.contact, *args)))
+                while True:
+                    sender, *frames = sock.recv()
+                    try:
+                        msg = self._codec.decode(frames)
+                    except ProtocolError as exc:
+                        self._drop("client", exc)
+                        continue
+                    if type(msg) is reply_kind and sender == route and msg.req_id == req_id and msg.cookie == cookie:
+                        return msg
+                    if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
+                        self._pending.append((sender, msg))
+                    else:
+                        self._drop("stale_reply", f"unmatched {type(msg).__name__}")
+        except RpcTimeout:
+            self.counters["timeouts"] += 1
+            sock.forget(endpoint)  # a late reply must not be mistaken for the next one; the next dial is fresh
+            raise

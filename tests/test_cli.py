@@ -1,0 +1,99 @@
+"""The command line, called in-process through ``cli.main(argv)`` as the console script does."""
+import json
+import time
+
+import pytest
+
+from p2pzmq import cli
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_session_prints_the_original_lines_and_writes_tgf(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "run", "-n", "16", "--seed", "1")
+    assert code == 0, err
+    lines = out.splitlines()
+    has = [line for line in lines if line.endswith(" peers in its tree.")]
+    connected = [line for line in lines if " is connected to " in line]
+    assert len(has) == len(connected) == 32
+    assert lines[0].split()[1:3] == ["has", lines[0].split()[2]] and lines[1].startswith(lines[0].split()[0])
+    assert [line for line in lines if line.startswith("Connectivity percentage ")][0].endswith("%")
+    assert lines[-1] == "Writing network structure to network.tgf"
+    tgf = (tmp_path / "network.tgf").read_text().splitlines()
+    assert tgf.index("#") == 16
+
+
+def test_same_seed_gives_byte_identical_output_and_tgf(capsys, tmp_path, monkeypatch):
+    outputs = []
+    for attempt in range(2):
+        directory = tmp_path / str(attempt)
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        code, out, _ = run(capsys, "run", "-n", "12", "--seed", "42", "--metric", "xor")
+        assert code == 0
+        outputs.append((out, (directory / "network.tgf").read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_commands_run_in_order_with_their_arguments(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "run", "-n", "4", "--seed", "2", "time_lapse", "2", "output_tgf", "a.tgf", "ping")
+    assert code == 0
+    assert out.splitlines() == ["Doing 2 step time-lapse", "Writing network structure to a.tgf", "4 peers"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tgf", "time-lapse-1.tgf", "time-lapse-2.tgf"]
+
+
+def test_json_output_parses(capsys):
+    code, out, _ = run(capsys, "run", "-n", "3", "--seed", "2", "--json", "net_status", "ping")
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["cmd"] for r in results] == ["net_status", "ping"]
+    assert results[0]["result"]["n"] == 3 and all(isinstance(p["id"], str) for p in results[0]["result"]["peers"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "-n", "0"],
+    ["run", "-n", "-2"],
+    ["run", "-n", "2", "bogus"],
+    ["run", "-n", "2", "time_lapse"],
+    ["run", "-n", "2", "time_lapse", "x"],
+    ["run", "-n", "2", "time_lapse", "-1"],
+    ["run", "--metric", "euclid"],
+    ["frobnicate"],
+    [],
+])
+def test_usage_errors_exit_2_with_one_line(capsys, argv):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unwritable_tgf_path_fails_with_exit_2(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "-n", "2", "output_tgf", str(tmp_path / "no" / "such" / "dir.tgf"))
+    assert code == 2 and "cannot write" in err and len(err.splitlines()) == 1
+
+
+def test_ctl_without_a_supervisor_exits_3_within_its_timeout(capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    code, _, err = run(capsys, "ctl", "--control", f"tcp://127.0.0.1:{port}", "--timeout", "0.5", "ping")
+    assert code == 3 and "no supervisor answered" in err
+    assert time.monotonic() - started < 5
+
+
+def test_help_and_version_exit_0(capsys):
+    assert cli.main(["--version"]) == 0
+    assert cli.main(["run", "--help"]) == 0
+    out, _ = capsys.readouterr()
+    assert "net_status" in out

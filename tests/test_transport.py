@@ -1,0 +1,111 @@
+"""The green transport: request/reply on ROUTERs, the connection LRU, timeouts, and clean close."""
+import gevent
+import pytest
+
+from p2pzmq.errors import ClosedError, RpcTimeout, TransportError
+from p2pzmq.transport import Context, Endpoints
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def ctx():
+    context = Context()
+    yield context
+    assert context.term() == 0, "a test left a socket open"
+
+
+def echo_server(sock):
+    try:
+        while True:
+            route, *frames = sock.recv()
+            sock.reply(route, frames)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_router_request_reply_many(ctx, transport):
+    endpoints = Endpoints(transport, ctx.namespace)
+    server = ctx.router()
+    address = server.bind(endpoints.new("server"))
+    assert address.startswith(transport + "://") and not address.endswith(":0")
+    serving = gevent.spawn(echo_server, server)
+    client = ctx.router()
+    try:
+        route = client.route(address)
+        for i in range(500):
+            with gevent.Timeout(5):
+                client.send_to(route, [b"%d" % i])
+                assert client.recv() == [route, b"%d" % i]
+    finally:
+        serving.kill()
+        client.close()
+
+
+def test_lru_evicts_least_recently_used_and_never_reuses_a_routing_id(ctx):
+    endpoints = Endpoints("inproc", ctx.namespace)
+    servers = [ctx.router() for _ in range(4)]
+    addresses = [s.bind(endpoints.new("server")) for s in servers]
+    workers = [gevent.spawn(echo_server, s) for s in servers]
+    client = ctx.router(max_connections=2)
+    seen = set()
+    try:
+        for address in addresses * 3:  # every dial after the first round follows an eviction
+            route = client.route(address)
+            assert client.connections <= 2
+            seen.add(route)
+            with gevent.Timeout(5):
+                client.send_to(route, [b"ping"])
+                assert client.recv() == [route, b"ping"]
+        assert len(seen) == 12, "a routing id was reused after eviction"
+    finally:
+        for worker in workers:
+            worker.kill()
+        client.close()
+
+
+def test_recv_times_out_with_gevent_timeout(ctx):
+    sock = ctx.router()
+    sock.bind(Endpoints("inproc", ctx.namespace).new("lonely"))
+    try:
+        with pytest.raises(RpcTimeout):
+            with gevent.Timeout(0.05, RpcTimeout("none")):
+                sock.recv()
+    finally:
+        sock.close()
+
+
+def test_send_to_unknown_route_is_a_transport_error(ctx):
+    sock = ctx.router()
+    try:
+        with pytest.raises(TransportError):
+            sock.send_to(b"nobody", [b"x"])
+    finally:
+        sock.close()
+
+
+def test_closed_socket_raises_closed_error(ctx):
+    sock = ctx.router()
+    sock.close()
+    sock.close()  # idempotent
+    with pytest.raises(ClosedError):
+        sock.recv()
+
+
+def test_term_closes_what_owners_left_open():
+    context = Context()
+    forgotten = [context.router(), context.rep()]
+    assert context.term() == 2
+    assert all(sock.closed for sock in forgotten)
+    with pytest.raises(ClosedError):
+        context.router()
+
+
+def test_bind_failure_is_a_transport_error(ctx):
+    sock = ctx.router()
+    try:
+        with pytest.raises(TransportError):
+            sock.bind("tcp://127.0.0.1:notaport")
+    finally:
+        sock.close()
