@@ -151,6 +151,7 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
     "ping": lambda result: iter([f"{result['n']} peers"]),
+    "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
     "die": lambda result: iter(["Supervisor stopping"]),
 }
 

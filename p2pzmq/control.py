@@ -68,6 +68,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "write the overlay as TGF to PATH (on the supervisor's host)"),
     Command("time_lapse", (Param("steps", int),), lambda net, steps: net.time_lapse(steps),
             "STEPS times: refresh_peers, then write time-lapse-<i>.tgf"),
+    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
     Command("die", (), lambda net: net.die(), "stop every peer and the supervisor"),
 )}
 

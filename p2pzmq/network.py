@@ -87,6 +87,15 @@ class Network:
     def ping(self) -> dict:
         return {"n": len(self.peers)}
 
+    def stats(self) -> dict:
+        """Counters since start, this process's memory and file descriptors, and time spent per phase."""
+        dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
+                   if key.startswith("dropped.")}
+        return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
+                "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
+                "dropped_by_kind": dropped, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
+                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()}}
+
     def tables(self) -> list[Table]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in self.peers])
@@ -233,3 +242,19 @@ class Network:
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
 
+
+def _rss_bytes() -> int:
+    """Resident memory of this process (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _open_fds() -> int:
+    """Open file descriptors of this process (Linux /proc; 0 where unavailable)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0

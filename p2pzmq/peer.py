@@ -147,6 +147,7 @@ class Peer:
                     frames = sock.recv()
                 if frames is None:
                     self.refresh()  # nobody asked for anything for refresh_interval: refresh by ourselves (§4.4)
+                    sock.forget_all()
                     continue
                 route, *frames = frames
                 try:
@@ -158,6 +159,8 @@ class Peer:
                     self._drop("client", f"unexpected {type(msg).__name__}")
                     continue
             self._answer(sock, route, self._command(msg))
+            if not self._pending:
+                sock.forget_all()  # idle: connections to other servers only cost memory until the next walk
 
     def _command(self, msg):
         kind = type(msg)

@@ -219,6 +219,11 @@ class RouterSocket(GreenSocket):
         except zmq.ZMQError:
             pass  # already gone: disconnecting is best effort by nature
 
+    def forget_all(self) -> None:
+        """Drop every outgoing connection (an idle peer holds none: each costs tens of KB in libzmq)."""
+        for endpoint in list(self._routes):
+            self.forget(endpoint)
+
     @property
     def connections(self) -> int:
         return len(self._routes)

@@ -128,3 +128,14 @@ def test_tree_metric_reproduces_the_original_statistics(make_network, n):
     assert abs(statistics.median(refreshed) - median_refreshed) <= 3, sorted(refreshed)
     assert abs(statistics.mean(sizes_created) - size_created) <= 1
     assert abs(statistics.mean(sizes_refreshed) - size_refreshed) <= 1
+
+
+def test_stats_count_requests_replies_and_time(make_network):
+    net = make_network(10, seed=2)
+    before = net.stats()
+    assert before["peers"] == 10 and before["requests"] > 0 and before["timeouts"] == 0 and before["dropped"] == 0
+    net.net_status()
+    after = net.stats()
+    assert after["requests"] > before["requests"] and after["replies"] > before["replies"]
+    assert after["seconds"]["create"] > 0 and after["seconds"]["net_status"] > 0
+    assert after["rss_bytes"] > 10**6 and after["fds"] >= 2 * 10
