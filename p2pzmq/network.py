@@ -103,7 +103,8 @@ class Network:
                 for reply in replies]
 
     def net_status(self) -> dict:
-        """Table size and greedy-routing reach of every peer (§4.8), all N² routes driven by messages.
+        """Table size and greedy-routing reach of every peer (§4.8), all N² routes driven by messages, plus the
+        hop counts of the routes that arrived (``hops``: histogram, mean, and the overall lookup success rate).
 
         Routes advance in rounds: each round asks every client that currently holds some routes for one step of
         all of them in a single ``find_peer`` batch, so the cost is messages per round, not per route.
@@ -111,7 +112,7 @@ class Network:
         started = time.perf_counter()
         peers = self.peers
         sizes = [len(table) for table in self.tables()]
-        reached = self._route_all([peer.contact for peer in peers], [peer.id for peer in peers])
+        reached, hops = self._route_all([peer.contact for peer in peers], [peer.id for peer in peers])
         n = len(peers)
         rows = []
         for index, (peer, size, count) in enumerate(zip(peers, sizes, reached), start=1):
@@ -119,15 +120,18 @@ class Network:
                          "percent": int(count / n * 100)})
         connectivity = int(sum(row["percent"] for row in rows) / n)
         self.seconds["net_status"] += time.perf_counter() - started
-        return {"n": n, "connectivity": connectivity, "peers": rows}
+        return {"n": n, "connectivity": connectivity, "peers": rows, "hops": _hop_summary(hops, n * n)}
 
-    def _route_all(self, sources: list[Contact], targets: list[int]) -> list[int]:
-        """For each source, how many targets greedy routing reaches within ``max_hops`` forwarding steps."""
+    def _route_all(self, sources: list[Contact], targets: list[int]) -> tuple[list[int], collections.Counter]:
+        """Greedy-route from every source to every target within ``max_hops`` forwarding steps: how many targets
+        each source reaches, and how many forwarding steps the successful routes took."""
+        max_hops = self.config.max_hops
         reached = [0] * len(sources)
+        hop_counts: collections.Counter = collections.Counter()
         # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
         for index, source in enumerate(sources):
-            holding[source] = [(index, target, self.config.max_hops) for target in targets]
+            holding[source] = [(index, target, max_hops) for target in targets]
         while holding:
             asks = []
             for contact, routes in holding.items():
@@ -135,6 +139,7 @@ class Network:
                 for route in routes:
                     if route[1] == contact.id:
                         reached[route[0]] += 1
+                        hop_counts[max_hops - route[2]] += 1
                     elif route[2] > 0:
                         live.append(route)
                 if live:
@@ -149,7 +154,7 @@ class Network:
                     answer = reply.contacts[pick]
                     if answer.id != contact.id:  # a peer that names itself is as close as the route gets
                         holding[answer].append((index, target, hops - 1))
-        return reached
+        return reached, hop_counts
 
     def refresh_peers(self) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
@@ -241,6 +246,14 @@ class Network:
         self.counters["dropped.supervisor"] += 1
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
+
+
+def _hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:
+    """Histogram of forwarding steps over successful lookups (keys are strings: JSON), their mean, success rate."""
+    successes = sum(hop_counts.values())
+    mean = sum(hops * count for hops, count in hop_counts.items()) / successes if successes else 0.0
+    return {"histogram": {str(hops): hop_counts[hops] for hops in sorted(hop_counts)}, "mean": round(mean, 4),
+            "success_rate": round(successes / lookups, 6) if lookups else 0.0}
 
 
 def _rss_bytes() -> int:

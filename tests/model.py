@@ -52,25 +52,31 @@ class ModelNetwork:
             return answer
         return find_closest
 
-    def reachable(self, source: Contact, target: int) -> bool:
-        current, hops = source, self.max_hops
+    def route(self, source: Contact, target: int) -> int | None:
+        """Forwarding steps greedy routing takes from ``source`` to ``target``, or None if it fails."""
+        current, steps = source, 0
         while current.id != target:
-            if hops == 0:
-                return False
+            if steps == self.max_hops:
+                return None
             answer = self.tables[current.id].closest(target)
             if answer.id == current.id:
-                return False
-            current, hops = answer, hops - 1
-        return True
+                return None
+            current, steps = answer, steps + 1
+        return steps
 
     def net_status(self) -> dict:
         n = len(self.peers)
-        rows = []
+        rows, steps = [], []
         for index, peer in enumerate(self.peers, start=1):
-            count = sum(self.reachable(peer, other.id) for other in self.peers)
+            routes = [self.route(peer, other.id) for other in self.peers]
+            count = sum(route is not None for route in routes)
+            steps += [route for route in routes if route is not None]
             rows.append({"id": str(peer.id), "tgf": index, "tree_size": len(self.tables[peer.id]),
                          "reachable": count, "percent": int(count / n * 100)})
-        return {"n": n, "connectivity": int(sum(r["percent"] for r in rows) / n), "peers": rows}
+        histogram = {str(h): steps.count(h) for h in sorted(set(steps))}
+        hops = {"histogram": histogram, "mean": round(sum(steps) / len(steps), 4),
+                "success_rate": round(len(steps) / (n * n), 6)}
+        return {"n": n, "connectivity": int(sum(r["percent"] for r in rows) / n), "peers": rows, "hops": hops}
 
     def preorders(self) -> list[list[int]]:
         """Each peer's table as its preorder id list, newest peer first (shape included)."""
