@@ -121,6 +121,34 @@ class Table:
             return
         self._insert(_Node(contact))
 
+    def remove(self, peer_id: int) -> bool:
+        """Delete ``peer_id`` if present (gb_trees:delete: no rebalancing); True if it was there.
+
+        The removed node is replaced by its only child, or, when it has two, by the smallest node of its right
+        subtree (gb_trees' merge/take_smallest). The original never removes entries; peers that leave or keep
+        timing out do (``Leave``, ``Config.evict_after``).
+        """
+        target = self._nodes.pop(peer_id, None)
+        if target is None:
+            return False
+        parent, node = None, self._root
+        while node is not target:
+            parent, node = node, node.left if peer_id < node.key else node.right
+        if target.left is None:
+            replacement = target.right
+        elif target.right is None:
+            replacement = target.left
+        else:
+            above, replacement = target, target.right
+            while replacement.left is not None:
+                above, replacement = replacement, replacement.left
+            if above is not target:
+                above.left = replacement.right
+                replacement.right = target.right
+            replacement.left = target.left
+        self._replace(parent, target, replacement)
+        return True
+
     def _insert(self, leaf: _Node) -> None:
         key = leaf.key
         size = len(self._nodes) + 1
