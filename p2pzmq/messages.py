@@ -44,6 +44,15 @@ class UpdatePeers(NamedTuple):
     table: list[Contact]
 
 
+class Leave(NamedTuple):
+    """The sender leaves the network: the server removes exactly this contact from its table, then answers
+    ``Done``. Carries no secret: it can only remove the sender's own entry, as named with both its endpoints."""
+
+    req_id: int
+    cookie: int
+    sender: Contact
+
+
 # Commands from the supervisor (or a tool) to a peer's client.
 class ClientPeers(NamedTuple):
     """Ask a client for its peer's table; unlike ``GetPeers`` the asker is not added to it."""
@@ -70,6 +79,13 @@ class Join(NamedTuple):
 
 class Refresh(NamedTuple):
     """Ask a client to run one discovery pass and rebuild its table; answered with ``Done``."""
+
+    req_id: int
+    cookie: int
+
+
+class Depart(NamedTuple):
+    """Ask a client to tell every peer in its table that it leaves (``Leave``); answered with ``Done``."""
 
     req_id: int
     cookie: int
@@ -103,8 +119,9 @@ class Done(NamedTuple):
 
 
 REPLIES = (PeersReply, ClosestReply, FoundPeers, Done)
-COMMANDS = (ClientPeers, FindPeers, Join, Refresh)
-_KINDS = (GetPeers, FindClosest, UpdatePeers, *COMMANDS, *REPLIES)
+COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart)
+# Wire numbers: new kinds are appended, so the numbers of the older ones never change.
+_KINDS = (GetPeers, FindClosest, UpdatePeers, ClientPeers, FindPeers, Join, Refresh, *REPLIES, Leave, Depart)
 _KIND_OF = {cls: number for number, cls in enumerate(_KINDS)}
 
 
