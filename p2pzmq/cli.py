@@ -110,27 +110,47 @@ def _config(args) -> Config:
 
 def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
     """Split ``run``'s words into (command, arguments) using each command's parameters, e.g.
-    ``["output_tgf", "a.tgf", "net_status"]`` -> ``("output_tgf", {"path": "a.tgf"}), ("net_status", {})``."""
+    ``["output_tgf", "a.tgf", "net_status"]`` -> ``("output_tgf", {"path": "a.tgf"}), ("net_status", {})``.
+    Required parameters are positional; optional ones follow as ``name=value`` words (value read as JSON), e.g.
+    ``kill_peers count=4 seed=1``."""
     position = 0
     while position < len(words):
         name = words[position]
         command = COMMANDS.get(name)
         if command is None or name == "die":
             raise UsageError(f"unknown command {name!r}; choose from {', '.join(c for c in COMMANDS if c != 'die')}")
-        values = words[position + 1: position + 1 + len(command.params)]
-        if len(values) < len(command.params):
-            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in command.params)}")
-        yield name, _typed_arguments(command, values)
-        position += 1 + len(command.params)
+        required = [param for param in command.params if param.required]
+        values = words[position + 1: position + 1 + len(required)]
+        if len(values) < len(required):
+            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in required)}")
+        arguments = _typed_arguments(required, name, values)
+        position += 1 + len(required)
+        optional = {param.name for param in command.params if not param.required}
+        while position < len(words) and words[position].partition("=")[0] in optional:
+            arguments.update(_key_values([words[position]]))
+            position += 1
+        yield name, command.arguments(arguments)
 
 
-def _typed_arguments(command, values: list[str]) -> dict:
+def _typed_arguments(params, name: str, values: list[str]) -> dict:
     arguments = {}
-    for param, text in zip(command.params, values):
+    for param, text in zip(params, values):
         try:
             arguments[param.name] = param.type(text)
         except ValueError:
-            raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
+            raise UsageError(f"{name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
+    return arguments
+
+
+def _key_values(words: list[str]) -> dict:
+    """``key=value`` words as a dict; each value is read as JSON, else kept as a string."""
+    arguments = {}
+    for word in words:
+        key, _, text = word.partition("=")
+        try:
+            arguments[key] = json.loads(text)
+        except ValueError:
+            arguments[key] = text
     return arguments
 
 
@@ -143,6 +163,15 @@ def _format_net_status(result: dict) -> Iterator[str]:
         yield f"{peer['id']} has {peer['tree_size']} peers in its tree."
         yield f"{peer['id']} is connected to {peer['reachable']}/{n} peers {peer['percent']}%"
     yield f"Connectivity percentage {result['connectivity']}%"
+    if result.get("dead"):
+        yield f"{len(result['dead'])} dead peers, {result['failed_hops']} lookups failed at a dead peer"
+
+
+def _format_peers(result: dict) -> Iterator[str]:
+    for peer in result["peers"]:
+        size = "-" if peer["tree_size"] is None else peer["tree_size"]
+        yield f"{peer['id']} {peer['state']} {size} {peer['server']} {peer['client']}"
+    yield f"{result['alive']}/{len(result['peers'])} peers alive"
 
 
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
@@ -153,6 +182,11 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "ping": lambda result: iter([f"{result['n']} peers"]),
     "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
     "die": lambda result: iter(["Supervisor stopping"]),
+    "peers": _format_peers,
+    "add_peers": lambda result: iter([f"Added {len(result['added'])} peers, {result['n']} alive"]),
+    "kill_peers": lambda result: iter([f"Killed {len(result['killed'])} peers, {result['n']} alive"]),
+    "leave_peers": lambda result: iter([f"{len(result['left'])} peers left, {result['n']} alive"]),
+    "churn": lambda result: iter([json.dumps(result)]),
 }
 
 
@@ -193,14 +227,7 @@ def _serve(args) -> int:
 def _ctl_arguments(name: str, words: list[str]) -> dict:
     """ARGs as ``key=value`` (value read as JSON, else a string), or positional for a command we know."""
     if words and all("=" in word for word in words):
-        arguments = {}
-        for word in words:
-            key, _, text = word.partition("=")
-            try:
-                arguments[key] = json.loads(text)
-            except ValueError:
-                arguments[key] = text
-        return arguments
+        return _key_values(words)
     command = COMMANDS.get(name)
     if command is None:
         if words:
@@ -209,7 +236,7 @@ def _ctl_arguments(name: str, words: list[str]) -> dict:
     if len(words) != len(command.params):
         raise UsageError(f"{name} takes {len(command.params)} argument(s): "
                          f"{' '.join(p.name.upper() for p in command.params) or 'none'}")
-    return _typed_arguments(command, words)
+    return _typed_arguments(command.params, name, words)
 
 
 def _ctl(args) -> int:

@@ -20,6 +20,8 @@ from .table import CAPACITY, Contact
 MAX_REQUEST_ID = 2**64 - 1
 MAX_ENDPOINT_CHARS = 256
 MAX_TARGETS = 100_000
+#: Contacts a codec shares at most (about 100 bytes each); beyond that it starts afresh.
+MAX_SHARED_CONTACTS = 200_000
 ENDPOINT_SCHEMES = ("inproc://", "tcp://")
 
 
@@ -227,6 +229,8 @@ class Codec:
         if known is not None and known.server == server and known.client == client:
             return known
         contact = Contact(peer_id, server, client)
+        if len(self._contacts) >= MAX_SHARED_CONTACTS:
+            self._contacts.clear()  # hostile input naming ever new ids must not grow memory without bound
         self._contacts[peer_id] = contact
         return contact
 
