@@ -31,8 +31,8 @@ class Config:
     # Waiting for the supervisor's own commands to a peer's client: a refresh walks 160 targets, each up to
     # max_hops requests of client_timeout, so it needs far longer than one request.
     command_timeout: float = 3600.0
-    # A client drops a table entry whose server timed out this many walk requests in a row (0: never, as the
-    # original); it takes effect when the table is next rebuilt.
+    # A client drops a table entry whose server timed out in this many discovery passes in a row (0: never, as
+    # the original); it takes effect when the table is rebuilt at the end of the pass.
     evict_after: int = 0
     control_timeout: float = 10.0
     shutdown_timeout: float = 5.0

@@ -56,8 +56,11 @@ def _serialized(method):
     a command (e.g. net_status) never sees the peer list change under it while churn runs in the background."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
+        try:
+            with self._lock:
+                return method(self, *args, **kwargs)
+        finally:
+            gevent.sleep(0)  # let a greenlet waiting for the lock have it before this one asks again
     return run
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
 
@@ -340,6 +343,7 @@ class Network:
         if self._churn is not None:
             self._churn.kill(block=True, timeout=self.config.shutdown_timeout)
             self._churn = None
+            self.churned["running"] = False  # also when it was killed before it ever ran
 
     def die(self) -> dict:
         """Stop every peer and close every socket; nothing is left running. Idempotent."""

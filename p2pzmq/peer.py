@@ -57,8 +57,10 @@ class Peer:
         self.table.add(self.contact)
         self._request_ids = itertools.count(1)
         self._pending: collections.deque = collections.deque()
-        #: Consecutive timeouts per peer id while walking, for ``Config.evict_after``.
+        #: Consecutive discovery passes in which a peer's server timed out, for ``Config.evict_after``.
         self._strikes: collections.Counter = collections.Counter()
+        #: Servers that timed out during the current discovery pass.
+        self._unreachable: set[int] = set()
         self._greenlets = gevent.pool.Group()
         self.alive = False
 
@@ -254,6 +256,7 @@ class Peer:
         return acknowledged
 
     def _rebuild(self, start: Table) -> None:
+        self._unreachable.clear()
         fresh = build_table(self.contact, start, self._find_closest, self.config.max_hops,
                             capacity=self.config.table_capacity)
         if self.config.evict_after:
@@ -271,9 +274,14 @@ class Peer:
                 del self._strikes[peer_id]
 
     def _find_closest(self, contact: Contact, target: int) -> Contact:
+        """Ask ``contact``'s server; one that did not answer is not asked again in the same discovery pass (it
+        would cost ``client_timeout`` per target: a dead entry could make a pass last minutes)."""
+        if contact.id in self._unreachable:
+            raise RpcTimeout(f"{contact.server} did not answer earlier in this pass")
         try:
             reply = self._request(contact.server, m.FindClosest, m.ClosestReply, target)
         except TransportError:
+            self._unreachable.add(contact.id)
             if self.config.evict_after:
                 self._strikes[contact.id] += 1
             raise

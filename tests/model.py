@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 from p2pzmq.discovery import build_table
+from p2pzmq.errors import RpcTimeout
 from p2pzmq.ids import new_id
 from p2pzmq.table import Contact, Table
 
@@ -20,6 +21,7 @@ class ModelNetwork:
         self.max_hops = max_hops
         self.peers: list[Contact] = []  # newest first, alive only
         self.departed: list[tuple[Contact, str]] = []  # killed or left, oldest first
+        self.dead: set[int] = set()
         self.tables: dict[int, Table] = {}
 
     def create(self, n: int) -> None:
@@ -49,12 +51,13 @@ class ModelNetwork:
         for leaver in leavers:
             for contact in self.tables[leaver.id]:
                 table = self.tables[contact.id]
-                if contact.id != leaver.id and table.get(leaver.id) == leaver:
+                if contact.id not in self.dead and contact.id != leaver.id and table.get(leaver.id) == leaver:
                     table.remove(leaver.id)
         self._depart(ids, "left")
 
     def _depart(self, ids: set[int], state: str) -> None:
         self.departed += [(peer, state) for peer in self.peers if peer.id in ids]
+        self.dead |= ids
         self.peers = [peer for peer in self.peers if peer.id not in ids]
 
     def _get_peers(self, server: Contact, sender: Contact) -> Table:
@@ -65,6 +68,8 @@ class ModelNetwork:
 
     def _find_closest_as(self, sender: Contact):
         def find_closest(server: Contact, target: int) -> Contact:
+            if server.id in self.dead:
+                raise RpcTimeout("a departed peer does not answer")
             table = self.tables[server.id]
             answer = table.closest(target)
             table.add(sender)
