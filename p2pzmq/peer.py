@@ -96,7 +96,7 @@ class Peer:
     def update_peers(self, secret: int, contacts: list[Contact]) -> bool:
         """Replace the table with ``contacts`` (preorder) if ``secret`` is this peer's; True if it was applied."""
         if secret != self.secret:
-            self.counters["dropped.bad_secret"] += 1
+            self._drop("bad_secret", "update_peers with a wrong secret")
             return False
         self.table = Table.from_preorder(contacts, metric=self.config.metric, capacity=self.config.table_capacity)
         return True
