@@ -139,3 +139,15 @@ def test_die_stops_running_churn(make_network):
     wait_until(lambda: net.churned["running"])
     net.die()
     assert not net.churned["running"]
+
+
+def test_run_takes_optional_arguments_as_key_value(capsys):
+    from p2pzmq import cli
+
+    code = cli.main(["run", "-n", "8", "--seed", "2", "kill_peers", "count=2", "seed=1", "add_peers", "1", "peers"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.splitlines()[0] == "Killed 2 peers, 6 alive" and out.splitlines()[1] == "Added 1 peers, 7 alive"
+    assert out.splitlines()[-1] == "7/9 peers alive" and out.count(" killed - inproc://") == 2
+    assert cli.main(["run", "-n", "2", "kill_peers", "count=5"]) == 2  # more peers than there are
+    assert cli.main(["run", "-n", "2", "kill_peers", "bogus=1"]) == 2
