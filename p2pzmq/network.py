@@ -324,15 +324,18 @@ class Network:
     def _run_churn(self, plan: ChurnPlan) -> None:
         try:
             schedule = Schedule(plan, [peer.id for peer in self.peers], time.monotonic())
-            while (event := schedule.next()) is not None:
+            while (event := schedule.next()) is not None and time.monotonic() < schedule.end:
                 when, kind, peer_id = event
                 gevent.sleep(max(0.0, when - time.monotonic()))
                 if kind == "join":
                     schedule.arrived(int(self.add_peers(1)["added"][0]), time.monotonic())
                     self.churned["joined"] += 1
-                elif any(peer.id == peer_id for peer in self.peers):
+                else:
                     fate = plan.fate()
-                    (self.kill_peers if fate == "killed" else self.leave_peers)(ids=[str(peer_id)])
+                    try:
+                        (self.kill_peers if fate == "killed" else self.leave_peers)(ids=[str(peer_id)])
+                    except UsageError:
+                        continue  # a command killed it or made it leave in the meantime
                     self.churned[fate] += 1
             gevent.sleep(max(0.0, schedule.end - time.monotonic()))
         finally:

@@ -52,7 +52,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     length.add_argument("--minutes", type=float, help="how long churn runs")
     length.add_argument("--seconds", type=float, help="how long churn runs (default 60)")
     parser.add_argument("--peers", type=int, default=200)
-    parser.add_argument("--join-rate", type=float, default=1.0, help="joins per second (default 1)")
+    parser.add_argument("--join-rate", type=float, default=0.5, help="joins per second (default 0.5)")
     parser.add_argument("--crash-fraction", type=float, default=0.5)
     parser.add_argument("--client-timeout", type=float, default=0.5,
                         help="seconds before a peer or the supervisor gives up on a dead peer (default 0.5)")
