@@ -265,8 +265,9 @@ class Peer:
         self.update_peers(self.secret, fresh.preorder())
 
     def _evict(self, fresh: Table) -> None:
-        """Drop from ``fresh`` every entry whose server timed out ``evict_after`` walk requests in a row (a walk
-        that cannot reach a server still returns it as its best guess, so only the rebuilt table can drop it)."""
+        """Drop from ``fresh`` every entry whose server timed out in ``evict_after`` discovery passes in a row (a
+        walk that cannot reach a server still returns it as its best guess, so only the rebuilt table can drop it).
+        Strikes of peers no longer in the table are forgotten, so they cannot pile up."""
         for peer_id, strikes in list(self._strikes.items()):
             if strikes >= self.config.evict_after and peer_id != self.id and fresh.remove(peer_id):
                 self.counters["evicted"] += 1

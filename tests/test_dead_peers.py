@@ -9,7 +9,9 @@ from p2pzmq.errors import UsageError
 
 pytestmark = pytest.mark.timeout(120)
 
-TIMEOUT = 0.2  # client_timeout: lookups through a dead peer cost this much per round
+# client_timeout: what a lookup through a dead peer costs per round. Generous enough that a loaded machine never takes
+# a live peer for a dead one, which the exact comparisons with the oracle rely on.
+TIMEOUT = 0.5
 
 
 def preorders(net):
@@ -43,9 +45,9 @@ def test_killing_a_quarter_of_64_peers_net_status_reports_them_and_matches_the_o
 
 
 def test_refresh_and_create_keep_matching_the_oracle_after_a_kill_without_eviction(make_network):
-    net = make_network(24, seed=8, client_timeout=TIMEOUT)
+    net = make_network(16, seed=8, client_timeout=TIMEOUT)
     model = ModelNetwork(8)
-    model.create(24)
+    model.create(16)
     killed = net.kill_peers(ids=[str(net.peers[3].id), str(net.peers[10].id)])["killed"]
     model.kill({int(peer_id) for peer_id in killed})
     net.refresh_peers()
@@ -111,7 +113,7 @@ def test_choosing_peers_rejects_bad_arguments(make_network, arguments):
 
 
 def test_churn_runs_in_the_background_while_status_and_snapshots_work(make_network, tmp_path):
-    net = make_network(16, seed=13, client_timeout=0.1, evict_after=1)
+    net = make_network(16, seed=13, client_timeout=TIMEOUT, evict_after=1)
     assert net.churn(join_rate=8.0, leave_rate=0.5, duration=1.0, crash_fraction=0.5, seed=4) == \
         {"started": True, "duration": 1.0}
     with pytest.raises(UsageError):
