@@ -44,6 +44,15 @@ def test_killing_a_quarter_of_64_peers_net_status_reports_them_and_matches_the_o
     assert net.stats()["timeouts"] > 0
 
 
+def test_dead_peers_over_tcp_fail_their_lookups_the_same_way(make_network):
+    net = make_network(16, seed=15, transport="tcp", client_timeout=TIMEOUT)
+    killed = net.kill_peers(count=4, seed=2)["killed"]
+    model = ModelNetwork(15)
+    model.create(16)
+    model.kill({int(peer_id) for peer_id in killed})
+    assert net.net_status() == model.net_status()
+
+
 def test_refresh_and_create_keep_matching_the_oracle_after_a_kill_without_eviction(make_network):
     net = make_network(16, seed=8, client_timeout=TIMEOUT)
     model = ModelNetwork(8)
