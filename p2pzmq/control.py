@@ -145,6 +145,7 @@ class ControlServer:
                 reply, stop = handle(self.network, frames[-1] if len(frames) == 1 else b"")
                 if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
                     self.network.counters["dropped.control"] += 1
+                    self.network.counters["dropped_reason.bad_request"] += 1
                     self.network.counters["dropped"] += 1
                 self._sock.send([json.dumps(reply).encode()])
                 if stop:

@@ -177,25 +177,25 @@ class Codec:
     def decode(self, frames: list[bytes]):
         """The message in ``frames``; raises :class:`ProtocolError` if it is not exactly one valid message."""
         if len(frames) != 1:
-            raise ProtocolError(f"expected 1 frame, got {len(frames)}")
+            raise ProtocolError(f"expected 1 frame, got {len(frames)}", "frames")
         raw = frames[0]
         if len(raw) > self.max_bytes:
-            raise ProtocolError(f"message of {len(raw)} bytes exceeds {self.max_bytes}")
+            raise ProtocolError(f"message of {len(raw)} bytes exceeds {self.max_bytes}", "too_large")
         try:
             body = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=self.max_bytes,
                                    max_str_len=self.max_bytes, max_array_len=MAX_TARGETS, max_map_len=0,
                                    max_ext_len=0)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            raise ProtocolError(f"not msgpack: {exc}") from exc
+            raise ProtocolError(f"not msgpack: {exc}", "not_msgpack") from exc
         if not isinstance(body, list) or not body:
-            raise ProtocolError("message is not a non-empty array")
+            raise ProtocolError("message is not a non-empty array", "not_array")
         kind = body[0]
         if type(kind) is not int or not 0 <= kind < len(_KINDS):
-            raise ProtocolError(f"unknown message kind {kind!r}")
+            raise ProtocolError(f"unknown message kind {kind!r}", "unknown_kind")
         cls = _KINDS[kind]
         fields = body[1:]
         if len(fields) != len(cls._fields):
-            raise ProtocolError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(fields)}")
+            raise ProtocolError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(fields)}", "field_count")
         msg = cls(*(self._field(cls, name, value) for name, value in zip(cls._fields, fields)))
         if cls is FoundPeers and any(pick >= len(msg.contacts) for pick in msg.picks):
             raise ProtocolError("FoundPeers picks a contact it does not carry")

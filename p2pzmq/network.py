@@ -130,9 +130,11 @@ class Network:
         """Counters since start, this process's memory and file descriptors, and time spent per phase."""
         dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
                    if key.startswith("dropped.")}
+        reasons = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
+                   if key.startswith("dropped_reason.")}
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
+                "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
                 "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()}}
 
     @_serialized
@@ -163,7 +165,8 @@ class Network:
         dead = [{"id": str(peer.id), "state": "unresponsive"} for peer, reply in zip(listed, replies)
                 if reply is NO_REPLY]
         dead += [{"id": str(contact.id), "state": state} for contact, state in self.departed]
-        reached, hops, failed = self._route_all([peer.contact for _, peer, _ in alive], [peer.id for _, peer, _ in alive])
+        contacts = [peer.contact for _, peer, _ in alive]
+        reached, hops, failed = self._route_all(contacts, [contact.id for contact in contacts])
         n = len(alive)
         rows = []
         for (index, peer, size), count in zip(alive, reached):
@@ -436,6 +439,7 @@ class Network:
 
     def _drop(self, why) -> None:
         self.counters["dropped.supervisor"] += 1
+        self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else 'unmatched'}"] += 1
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
 

@@ -125,7 +125,7 @@ class Peer:
                 self._forget_leaver(msg.sender)
                 continue
             else:
-                self._drop("server", f"unexpected {kind.__name__}")
+                self._drop("server", f"unexpected {kind.__name__}", "unexpected")
                 continue
             self._answer(sock, route, reply)
             self.table.add(msg.sender)
@@ -143,8 +143,10 @@ class Peer:
         except TransportError as exc:
             self._drop("undeliverable", exc)
 
-    def _drop(self, where: str, why) -> None:
+    def _drop(self, where: str, why, reason: str | None = None) -> None:
+        """Count a dropped message by where it was dropped and by why (a :class:`ProtocolError`'s reason)."""
         self.counters[f"dropped.{where}"] += 1
+        self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else reason or where}"] += 1
         self.counters["dropped"] += 1
         log.debug("peer %s dropped a message at %s: %s", self.id, where, why)
 
@@ -170,7 +172,7 @@ class Peer:
                     self._drop("client", exc)
                     continue
                 if not isinstance(msg, m.COMMANDS):
-                    self._drop("client", f"unexpected {type(msg).__name__}")
+                    self._drop("client", f"unexpected {type(msg).__name__}", "unexpected")
                     continue
             self._answer(sock, route, self._command(msg))
             if not self._pending:

@@ -107,6 +107,10 @@ def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make
         assert sent >= 10_000
         stats = control.call("stats")
         assert stats["dropped_by_kind"] == dict(expected) and stats["dropped"] == sent
+        reasons = stats["dropped_by_reason"]
+        assert sum(reasons.values()) == sent
+        assert set(reasons) >= {"frames", "too_large", "not_msgpack", "not_array", "unknown_kind", "bad_field",
+                                "unexpected", "bad_secret", "bad_request"}
 
         model = ModelNetwork(seed)
         model.create(24)

@@ -1,5 +1,5 @@
-"""CI's soak (issue 6): ``tools/soak.py --seconds 60`` — 200 peers under churn, status and snapshots — must hold every
-invariant it checks (tables, greenlets, file descriptors, memory, a clean shutdown)."""
+"""CI's soak (issue 6): ``tools/soak.py --seconds 60`` (200 peers under churn, status and snapshots) must hold every
+invariant it checks: tables, greenlets, file descriptors, memory, a clean shutdown."""
 import json
 import os
 import subprocess
