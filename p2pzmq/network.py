@@ -127,7 +127,8 @@ class Network:
         return {"n": len(self.peers)}
 
     def stats(self) -> dict:
-        """Counters since start, this process's memory and file descriptors, and time spent per phase."""
+        """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
+        background churn did and how many peers departed."""
         dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
                    if key.startswith("dropped.")}
         reasons = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
@@ -135,7 +136,8 @@ class Network:
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
                 "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
-                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()}}
+                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
+                "churn": dict(self.churned), "dead": len(self.departed)}
 
     @_serialized
     def tables(self) -> list[Table]:
