@@ -15,6 +15,7 @@ from model import ModelNetwork
 
 from p2pzmq import messages as m
 from p2pzmq.control import ControlClient, ControlServer
+from p2pzmq.errors import RpcTimeout
 from p2pzmq.network import _rss_bytes
 from p2pzmq.table import Contact
 
@@ -120,4 +121,34 @@ def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make
     finally:
         tester.close()
         control.close()
+        server.stop()
+
+
+def test_frames_above_maxmsgsize_over_tcp_cost_the_sender_its_connection_and_nothing_else(make_network):
+    """Over tcp, libzmq itself refuses a frame above MAXMSGSIZE and drops that connection (the message never reaches
+    the peer, so it is not counted); the peer and the control socket go on serving everyone else."""
+    net = make_network(4, seed=22, transport="tcp", max_message_bytes=MAX_BYTES)
+    server = ControlServer(net, "tcp://127.0.0.1:0").start()
+    tester = net._ctx.router()
+    try:
+        peer = net.peers[0]
+        with gevent.Timeout(5):
+            tester.send_to(tester.route(peer.contact.server), [b"\x00" * (2 * MAX_BYTES)])
+        with ControlClient(server.endpoint, timeout=0.5) as hostile:
+            with pytest.raises(RpcTimeout):
+                hostile.request(b"{" + b" " * (2 << 20) + b"}")  # above the control socket's 1 MiB limit
+            hostile.timeout = 30
+            assert hostile.call("ping") == {"n": 4}  # a fresh REQ socket (Lazy Pirate) is served again
+        tester.forget(peer.contact.server)
+        route = tester.route(peer.contact.server)
+        with gevent.Timeout(5):
+            tester.send_to(route, m.encode(m.ClientPeers(1, 1)))  # well-formed, though misdirected
+        wait_until(lambda: net.counters["dropped.server"] == 1)
+        model = ModelNetwork(22)
+        model.create(4)
+        with ControlClient(server.endpoint, timeout=30) as ctl:
+            assert ctl.call("net_status") == model.net_status()
+        assert net.counters["dropped"] == 1  # only the misdirected one: the oversized ones never arrived
+    finally:
+        tester.close()
         server.stop()
