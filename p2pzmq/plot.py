@@ -95,14 +95,15 @@ def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000) -> Non
     _save(figure, path)
 
 
-def time_lapse_history(directory: str) -> list[dict]:
-    """The per-step summary of a time-lapse in ``directory``: ``time-lapse.json`` if ``time_lapse`` wrote one
-    (with ``status``), else the mean table size of each ``time-lapse-<i>.*`` graph file (no connectivity)."""
+def time_lapse_history(directory: str) -> tuple[str, list[dict]]:
+    """A title and the per-step summary of a time-lapse in ``directory``: ``time-lapse.json`` if ``time_lapse``
+    wrote one (with ``status``), else the mean table size of each ``time-lapse-<i>.*`` graph file."""
     summary = os.path.join(directory, "time-lapse.json")
     if os.path.exists(summary):
         try:
             with open(summary, encoding="utf-8") as source:
-                return json.load(source)["steps"]
+                recorded = json.load(source)
+            return f"Time-lapse of {recorded['n']} peers ({recorded['metric']} metric)", recorded["steps"]
         except (OSError, ValueError, KeyError) as exc:
             raise UsageError(f"cannot read {summary}: {exc}") from exc
     history = []
@@ -115,13 +116,14 @@ def time_lapse_history(directory: str) -> list[dict]:
                             "mean_table_size": sum(sizes) / len(sizes) if sizes else 0.0})
     if not history:
         raise UsageError(f"no time-lapse files (time-lapse-<i>.tgf or time-lapse.json) in {directory}")
-    return sorted(history, key=lambda step: step["step"])
+    return f"Time-lapse from {len(history)} graph files", sorted(history, key=lambda step: step["step"])
 
 
 def draw_time_lapse(directory: str, path: str, width: int = 1000, height: int = 600) -> int:
     """Chart connectivity (when recorded) and mean table size against refresh step; returns the number of steps."""
     figure = _figure(width, height)
-    history = time_lapse_history(directory)
+    title, history = time_lapse_history(directory)
+    figure.suptitle(title)
     steps = [point["step"] for point in history]
     with_status = [point for point in history if point.get("connectivity") is not None]
     panels = 2 if with_status else 1
