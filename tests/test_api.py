@@ -120,3 +120,17 @@ def test_examples_run(tmp_path, script, args, expect):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert expect in done.stdout and done.stderr == ""
+
+
+def test_ctl_json_prints_the_raw_reply(capsys, make_network):
+    net = make_network(5, seed=6)
+    server = control.ControlServer(net, "tcp://127.0.0.1:0").start()
+    try:
+        a, b = str(net.peers[0].id), str(net.peers[-1].id)
+        assert cli.main(["ctl", "--control", server.endpoint, "--json", "lookup", a, b]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out) == {"ok": True, "result": net.lookup(a, b)} and err == ""
+        assert cli.main(["ctl", "--control", server.endpoint, "--json", "output_graph", "x", "format=svg"]) == 1
+        assert json.loads(capsys.readouterr().out)["ok"] is False
+    finally:
+        server.stop()
