@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from p2pzmq import Config, Network, cli, control
+from conftest import live_greenlets
+from p2pzmq import Config, Network, UsageError, cli, control
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -24,6 +25,10 @@ def test_network_takes_a_size_and_config_keywords(tmp_path):
         assert net.config == Config(seed=1, metric="xor", max_hops=5) and net.peers == []
     with Network(Config(seed=7)) as old_style:
         assert old_style.create(2) == {"n": 2, "created": 2}
+    before = len(live_greenlets())
+    with pytest.raises(UsageError):
+        Network(0, seed=1)  # a failed creation stops what it started
+    assert len(live_greenlets()) <= before
 
 
 def test_every_control_command_is_a_method_returning_the_same_data(make_network, tmp_path):
@@ -95,6 +100,13 @@ def test_progress_bars_only_on_a_terminal_without_json(capsys, monkeypatch, tmp_
     else:
         assert all(f"{phase}:" in drawn for phase in ("create", "net_status", "time_lapse", "refresh"))
     assert "%|" not in capsys.readouterr().out  # bars never reach stdout
+
+
+def test_the_console_script_draws_no_bars_into_a_pipe(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "p2p-network"), "run", "-n", "12", "--seed", "1",
+                           "net_status", "time_lapse", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.splitlines()[-1] == "Doing 1 step time-lapse"
 
 
 def test_a_network_reports_progress_to_its_hook():
