@@ -64,7 +64,8 @@ class Network:
         self._codec = m.Codec(self.config.max_message_bytes)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints(self.config.transport, self._ctx.namespace, self.config.host)
-        self._sock = self._ctx.router(max_connections=COMMAND_WINDOW)
+        self._sock = self._ctx.router(max_connections=COMMAND_WINDOW,
+                                      handshake_timeout=self.config.client_timeout)
         self._request_ids = itertools.count(1)
         self.peers: list[Peer] = []  # newest first, as the original keeps them
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
