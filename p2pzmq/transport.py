@@ -53,6 +53,10 @@ class Context:
         self.tcp_backlog = tcp_backlog
         self.namespace = f"p2pzmq-{os.getpid()}-{next(self._namespaces)}"
         self._sockets: weakref.WeakSet[GreenSocket] = weakref.WeakSet()
+        #: inproc endpoints currently bound in this context. libzmq lets a socket connect to an unbound inproc
+        #: endpoint and keeps that pending connection, with every message sent to it, until the context ends,
+        #: even after a disconnect: dialling a dead peer's endpoint would leak memory (and descriptors) forever.
+        self._inproc_bound: set[str] = set()
         self._closed = False
 
     def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0) -> "RouterSocket":
@@ -83,6 +87,7 @@ class Context:
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot create socket: {exc}") from exc
         sock = cls(zsock)
+        sock._inproc_bound = self._inproc_bound
         self._sockets.add(sock)
         return sock
 
@@ -114,14 +119,20 @@ class GreenSocket:
         self._zsock = zsock
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
+        self._inproc_bound: set[str] = set()  # the context's registry (see Context)
+        self._bound: list[str] = []
 
     def bind(self, endpoint: str) -> str:
         """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
         try:
             self._zsock.bind(endpoint)
-            return self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
+            bound = self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot bind {endpoint}: {exc}") from exc
+        if bound.startswith("inproc://"):
+            self._inproc_bound.add(bound)
+            self._bound.append(bound)
+        return bound
 
     def connect(self, endpoint: str) -> None:
         try:
@@ -177,6 +188,7 @@ class GreenSocket:
         if self.closed:
             return
         self.closed = True
+        self._inproc_bound.difference_update(self._bound)
         self._watcher.close()
         self._zsock.close(0)
 
@@ -202,6 +214,8 @@ class RouterSocket(GreenSocket):
         if route is not None:
             self._routes.move_to_end(endpoint)
             return route
+        if endpoint.startswith("inproc://") and endpoint not in self._inproc_bound:
+            raise TransportError(f"nothing is bound at {endpoint} (a peer that has gone)")
         while len(self._routes) >= self.max_connections:
             self.forget(next(iter(self._routes)))
         route = b"r%d" % next(self._next_route)
