@@ -183,7 +183,8 @@ class Network:
         Only peers that are alive count: those killed or gone, and those whose client does not answer within
         ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left`` or
         ``unresponsive``); ``n`` and ``connectivity`` are over the alive ones (``alive`` = ``n``). A route whose
-        next hop is a dead peer fails after ``client_timeout``; ``failed_hops`` counts them.
+        next hop is a dead peer fails (over tcp after ``client_timeout``, over inproc at once); ``failed_hops``
+        counts them.
 
         Routes advance in rounds: each round asks every client that currently holds some routes for one step of
         all of them in a single ``find_peer`` batch, so the cost is messages per round, not per route.
