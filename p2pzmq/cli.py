@@ -18,7 +18,7 @@ from . import __version__
 from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
-from .network import Network
+from .network import ROUTINGS, Network
 from .table import METRICS
 
 PROG = "p2p-network"
@@ -45,6 +45,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                      f"With none: {' '.join(DEFAULT_SESSION)}.")
     _network_options(run)
     run.add_argument("--json", action="store_true", help="print each command's result as one JSON line")
+    run.add_argument("--sample", type=int, default=None, metavar="K",
+                     help="net_status estimates reach from K random targets per peer (0: all pairs; default: all "
+                          "pairs up to 2,000 peers)")
+    run.add_argument("--routing", choices=ROUTINGS, default=None,
+                     help="how net_status routes: find_peer messages, locally on fetched tables, or auto (default)")
     run.add_argument("commands", nargs="*", metavar="COMMAND", help="a command and its arguments")
 
     serve = sub.add_parser("serve", help="build a network and serve the control socket until die")
@@ -73,6 +78,9 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
+    parser.add_argument("--join-concurrency", type=int, default=1, metavar="J",
+                        help="up to J peers join at once (default 1, the original's sequential build; more is "
+                             "faster, but tables then depend on scheduling)")
 
 
 def _positive_float(text: str) -> float:
@@ -102,47 +110,64 @@ def _duration(text: str) -> float:
 
 def _config(args) -> Config:
     changes = {"seed": args.seed, "metric": args.metric, "transport": args.transport, "host": args.host,
-               "pace": args.pace}
+               "pace": args.pace, "join_concurrency": args.join_concurrency}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
     return Config(**changes)
 
 
 def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
-    """Split ``run``'s words into (command, arguments) using each command's parameters, e.g.
-    ``["output_tgf", "a.tgf", "net_status"]`` -> ``("output_tgf", {"path": "a.tgf"}), ("net_status", {})``."""
+    """Split ``run``'s words into (command, arguments) using each command's parameters: required ones positional,
+    optional ones as ``name=value`` right after, e.g. ``["output_tgf", "a.tgf", "net_status", "sample=50"]`` ->
+    ``("output_tgf", {"path": "a.tgf"}), ("net_status", {"sample": 50})``."""
     position = 0
     while position < len(words):
         name = words[position]
         command = COMMANDS.get(name)
         if command is None or name == "die":
             raise UsageError(f"unknown command {name!r}; choose from {', '.join(c for c in COMMANDS if c != 'die')}")
-        values = words[position + 1: position + 1 + len(command.params)]
-        if len(values) < len(command.params):
-            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in command.params)}")
-        yield name, _typed_arguments(command, values)
-        position += 1 + len(command.params)
+        required = [param for param in command.params if param.required]
+        values = words[position + 1: position + 1 + len(required)]
+        if len(values) < len(required):
+            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in required)}")
+        arguments = _typed_arguments(command, values)
+        position += 1 + len(required)
+        optional = {param.name: param for param in command.params if not param.required}
+        while position < len(words) and words[position].partition("=")[0] in optional and "=" in words[position]:
+            key, _, text = words[position].partition("=")
+            arguments[key] = _typed(command, optional[key], text)
+            position += 1
+        yield name, arguments
 
 
 def _typed_arguments(command, values: list[str]) -> dict:
-    arguments = {}
-    for param, text in zip(command.params, values):
-        try:
-            arguments[param.name] = param.type(text)
-        except ValueError:
-            raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
-    return arguments
+    """Positional ``values`` for ``command``'s required parameters, typed."""
+    required = [param for param in command.params if param.required]
+    return {param.name: _typed(command, param, text) for param, text in zip(required, values)}
+
+
+def _typed(command, param, text: str):
+    try:
+        return param.type(text)
+    except ValueError:
+        raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
 
 
 # -- formatting: the original's console lines ------------------------------------------------------------------
 
 
 def _format_net_status(result: dict) -> Iterator[str]:
-    n = result["n"]
+    sample = result.get("sample")
+    out_of = f"{sample} sampled" if sample else f"{result['n']}"
     for peer in result["peers"]:
         yield f"{peer['id']} has {peer['tree_size']} peers in its tree."
-        yield f"{peer['id']} is connected to {peer['reachable']}/{n} peers {peer['percent']}%"
-    yield f"Connectivity percentage {result['connectivity']}%"
+        yield f"{peer['id']} is connected to {peer['reachable']}/{out_of} peers {peer['percent']}%"
+    if sample:
+        low, high = result["ci95"]
+        yield (f"Connectivity percentage {result['connectivity']}% (estimate {result['estimate']}%, 95% CI "
+               f"{low}-{high}%, {sample} targets per peer)")
+    else:
+        yield f"Connectivity percentage {result['connectivity']}%"
 
 
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
@@ -171,10 +196,16 @@ def _print_result(name: str, result: dict, as_json: bool) -> None:
 
 def _run(args) -> int:
     session = list(parse_commands(args.commands or DEFAULT_SESSION))
+    for name, arguments in session:
+        if name == "net_status":  # --sample and --routing are defaults for every net_status without its own
+            if args.sample is not None and arguments.get("sample") is None:
+                arguments["sample"] = args.sample
+            if args.routing is not None and "routing" not in arguments:
+                arguments["routing"] = args.routing
     with Network(_config(args)) as network:
         network.create(args.n)
         for name, arguments in session:
-            _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
+            _print_result(name, COMMANDS[name].run(network, **COMMANDS[name].arguments(arguments)), args.json)
     return EXIT_OK
 
 
@@ -206,9 +237,10 @@ def _ctl_arguments(name: str, words: list[str]) -> dict:
         if words:
             raise UsageError(f"pass the arguments of {name!r} as key=value")
         return {}
-    if len(words) != len(command.params):
-        raise UsageError(f"{name} takes {len(command.params)} argument(s): "
-                         f"{' '.join(p.name.upper() for p in command.params) or 'none'}")
+    required = [param for param in command.params if param.required]
+    if len(words) != len(required):
+        raise UsageError(f"{name} takes {len(required)} positional argument(s): "
+                         f"{' '.join(p.name.upper() for p in required) or 'none'} (others as key=value)")
     return _typed_arguments(command, words)
 
 
