@@ -54,10 +54,16 @@ class Context:
         self._sockets: weakref.WeakSet[GreenSocket] = weakref.WeakSet()
         self._closed = False
 
-    def router(self, *, max_connections: int = 32) -> "RouterSocket":
-        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand."""
+    def router(self, *, max_connections: int = 32, hwm: int | None = None) -> "RouterSocket":
+        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand.
+
+        ``hwm`` sets the send and receive high-water marks (messages queued per connection; libzmq's default 1000):
+        a sender that reaches it waits (green) until the receiver drains its queue.
+        """
         sock = self._make(RouterSocket, zmq.ROUTER)
         sock.max_connections = max_connections
+        if hwm is not None:
+            sock.set_hwm(hwm)
         return sock
 
     def rep(self) -> "GreenSocket":
@@ -120,6 +126,14 @@ class GreenSocket:
             return self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot bind {endpoint}: {exc}") from exc
+
+    def set_hwm(self, hwm: int) -> None:
+        """Send and receive high-water marks; affects connections made after the call."""
+        try:
+            self._zsock.setsockopt(zmq.SNDHWM, hwm)
+            self._zsock.setsockopt(zmq.RCVHWM, hwm)
+        except zmq.ZMQError as exc:
+            raise TransportError(f"cannot set the high-water mark: {exc}") from exc
 
     def connect(self, endpoint: str) -> None:
         try:
