@@ -276,7 +276,8 @@ def main(argv=None) -> int:
     rows = []
     for n in sizes:
         rows.append(simulate_in_subprocess(n))
-        print(f"measured N = {n:,} ({time.perf_counter() - started:.0f} s so far)", file=sys.stderr, flush=True)
+        print(f"measured N = {n:,} ({time.perf_counter() - started:.0f} s so far): {json.dumps(rows[-1])}",
+              file=sys.stderr, flush=True)
     join_sizes = [n for n in sizes if n >= 1000][:1] or sizes[-1:]
     joins = [simulate_in_subprocess(n, j, refresh=False) for n in join_sizes for j in (4, 16)]
     lines = table_lines(raw, rows, joins)
