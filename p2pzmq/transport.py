@@ -178,11 +178,14 @@ class GreenSocket:
             try:
                 frame = receive(_NOBLOCK, copy=False)
             except zmq.Again:
-                # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring).
-                get_hub().wait(self._watcher)
-                continue
+                frame = None
             except zmq.ZMQError as exc:
                 raise self._error("recv", exc) from exc
+            if frame is None:
+                # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
+                # outside the except block, so thousands of idle sockets do not each keep an exception alive.
+                get_hub().wait(self._watcher)
+                continue
             try:
                 parts = [frame.bytes]
                 while frame.more:  # the rest of a multipart message arrives with its first frame

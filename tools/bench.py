@@ -64,14 +64,14 @@ def raw_green(round_trips: int) -> float:
             client.recv_multipart()
 
     echoing = gevent.spawn(echo)
-    started = time.perf_counter()
+    clock = Clock()
     gevent.spawn(ask).join()
-    elapsed = time.perf_counter() - started
+    rates = clock.rates(round_trips)
     echoing.join()
     server.close()
     client.close()
     ctx.term()
-    return round_trips / elapsed
+    return rates
 
 
 def raw_plain(round_trips: int) -> float:
@@ -85,16 +85,16 @@ def raw_plain(round_trips: int) -> float:
     server.bind("inproc://bench-plain")
     client.setsockopt(zmq.CONNECT_ROUTING_ID, b"server")
     client.connect("inproc://bench-plain")
-    started = time.perf_counter()
+    clock = Clock()
     for _ in range(round_trips):
         client.send_multipart([b"server", b"ping"])
         server.send_multipart(server.recv_multipart())
         client.recv_multipart()
-    elapsed = time.perf_counter() - started
+    rates = clock.rates(round_trips)
     server.close()
     client.close()
     ctx.term()
-    return round_trips / elapsed
+    return rates
 
 
 def raw_lean(round_trips: int) -> float:
@@ -119,48 +119,71 @@ def raw_lean(round_trips: int) -> float:
             client.recv()
 
     echoing = gevent.spawn(echo)
-    started = time.perf_counter()
+    clock = Clock()
     gevent.spawn(ask).join()
-    elapsed = time.perf_counter() - started
+    rates = clock.rates(round_trips)
     echoing.join()
     server.close()
     client.close()
     ctx.term()
-    return round_trips / elapsed
+    return rates
 
 
 def raw_limits(round_trips: int, repeats: int = 3) -> dict:
-    """The best of ``repeats`` runs of each raw measurement (the limit is what the stack can do, not an average)."""
-    return {"green": max(raw_green(round_trips) for _ in range(repeats)),
-            "plain": max(raw_plain(round_trips) for _ in range(repeats)),
-            "lean": max(raw_lean(round_trips) for _ in range(repeats))}
+    """The best of ``repeats`` runs of each raw measurement (the limit is what the stack can do, not an average):
+    ``{"green": [per wall second, per CPU second], "plain": [...], "lean": [...]}``."""
+    limits = {}
+    for name, measure in (("green", raw_green), ("plain", raw_plain), ("lean", raw_lean)):
+        runs = [measure(round_trips) for _ in range(repeats)]
+        limits[name] = [max(run[0] for run in runs), max(run[1] for run in runs)]
+    return limits
+
+
+class Clock:
+    """Wall and CPU time since creation. CPU time (this process only) is what other processes on a shared machine
+    cannot inflate; wall time is what a user waits."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def seconds(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+    def rates(self, count: int) -> tuple[float, float]:
+        wall, cpu = self.seconds()
+        return count / wall, count / max(cpu, 1e-9)
 
 
 # -- the simulator (one N per subprocess) -------------------------------------------------------------------------
 
 
-def simulate(n: int, join_concurrency: int, refresh: bool) -> dict:
-    """Build N peers, refresh once, compute net_status; figures from the network's own ``stats``."""
+def simulate(n: int, join_concurrency: int, refresh: bool, round_trips: int) -> dict:
+    """Measure the raw limit in this process, then build N peers, refresh once and compute net_status: wall and CPU
+    seconds of each phase, requests from the network's own ``stats``, resident memory and fds."""
     from p2pzmq.config import Config
     from p2pzmq.network import Network
 
+    raw = raw_limits(round_trips, repeats=2)
     with Network(Config(seed=1, join_concurrency=join_concurrency)) as network:
         base = network.stats()
+        clock = Clock()
         network.create(n)
+        create_s = clock.seconds()
         created = network.stats()
+        clock = Clock()
         if refresh:
             network.refresh_peers()
+        refresh_s = clock.seconds()
         refreshed = network.stats()
+        clock = Clock()
         status = network.net_status()
+        status_s = clock.seconds()
         done = network.stats()
     return {
-        "n": n, "join_concurrency": join_concurrency,
-        "create_s": created["seconds"]["create"],
-        "create_requests": created["requests"] - base["requests"],
-        "refresh_s": refreshed["seconds"]["refresh"],
-        "refresh_requests": refreshed["requests"] - created["requests"],
-        "status_s": done["seconds"]["net_status"],
-        "status_sample": status.get("sample", 0),
+        "n": n, "join_concurrency": join_concurrency, "raw": raw,
+        "create_s": create_s, "create_requests": created["requests"] - base["requests"],
+        "refresh_s": refresh_s, "refresh_requests": refreshed["requests"] - created["requests"],
+        "status_s": status_s, "status_sample": status.get("sample", 0),
         "connectivity": status.get("estimate", status["connectivity"]),
         "rss_per_peer": (refreshed["rss_bytes"] - base["rss_bytes"]) / n,
         "rss_peak_per_peer": (done["rss_bytes"] - base["rss_bytes"]) / n,
@@ -168,8 +191,9 @@ def simulate(n: int, join_concurrency: int, refresh: bool) -> dict:
     }
 
 
-def simulate_in_subprocess(n: int, join_concurrency: int = 1, refresh: bool = True) -> dict:
-    argv = [sys.executable, os.path.abspath(__file__), "--one", str(n), "--join-concurrency", str(join_concurrency)]
+def simulate_in_subprocess(n: int, round_trips: int, join_concurrency: int = 1, refresh: bool = True) -> dict:
+    argv = [sys.executable, os.path.abspath(__file__), "--one", str(n), "--join-concurrency", str(join_concurrency),
+            "--round-trips", str(round_trips)]
     if not refresh:
         argv.append("--no-refresh")
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
@@ -184,35 +208,43 @@ def rate(requests: int, seconds: float) -> float:
 
 
 def table_lines(raw: dict, rows: list[dict], joins: list[dict]) -> list[str]:
+    """Markdown tables. Rates are per CPU second of the simulator's process, ratios against the raw zmq.green rate
+    measured in the same process just before (also per CPU second); wall seconds are shown next to CPU seconds."""
     lines = [
-        "| raw limit (ROUTER<->ROUTER inproc, round trips/s) | |",
-        "|---|---|",
-        f"| stock `zmq.green`, two greenlets | {raw['green']:,.0f} |",
-        f"| plain pyzmq, no greenlets | {raw['plain']:,.0f} |",
-        f"| p2pzmq's green transport, two greenlets | {raw['lean']:,.0f} |",
+        "| raw limit, ROUTER<->ROUTER inproc | round trips per wall s | per CPU s |",
+        "|---|---|---|",
+        f"| stock `zmq.green`, two greenlets | {raw['green'][0]:,.0f} | {raw['green'][1]:,.0f} |",
+        f"| plain pyzmq, no greenlets | {raw['plain'][0]:,.0f} | {raw['plain'][1]:,.0f} |",
+        f"| p2pzmq's green transport, two greenlets | {raw['lean'][0]:,.0f} | {raw['lean'][1]:,.0f} |",
         "",
-        "| N | create s | s/peer | create req/s | ratio to zmq.green | refresh s | refresh req/s | ratio "
-        "| net_status s | status mode | connectivity % | KB/peer | peak KB/peer | fds | timeouts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | create s wall / CPU | CPU ms/peer | create req/CPU s | raw zmq.green rt/CPU s | ratio "
+        "| refresh s wall / CPU | refresh req/CPU s | ratio | net_status s wall / CPU | status | connectivity % "
+        "| KB/peer | peak KB/peer | fds | timeouts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        create_rate = rate(row["create_requests"], row["create_s"])
-        refresh_rate = rate(row["refresh_requests"], row["refresh_s"])
+        green = row["raw"]["green"][1]
+        create_rate = rate(row["create_requests"], row["create_s"][1])
+        refresh_rate = rate(row["refresh_requests"], row["refresh_s"][1])
         mode = f"sample {row['status_sample']}" if row["status_sample"] else "exact"
         lines.append(
-            f"| {row['n']:,} | {row['create_s']:.2f} | {row['create_s'] / row['n'] * 1000:.1f} ms "
-            f"| {create_rate:,.0f} | {create_rate / raw['green']:.2f} | {row['refresh_s']:.2f} "
-            f"| {refresh_rate:,.0f} | {refresh_rate / raw['green']:.2f} | {row['status_s']:.2f} | {mode} "
-            f"| {row['connectivity']} | {row['rss_per_peer'] / 1024:.1f} | {row['rss_peak_per_peer'] / 1024:.1f} "
-            f"| {row['fds']:,} | {row['timeouts']} |")
+            f"| {row['n']:,} | {row['create_s'][0]:.2f} / {row['create_s'][1]:.2f} "
+            f"| {row['create_s'][1] / row['n'] * 1000:.1f} | {create_rate:,.0f} | {green:,.0f} "
+            f"| {create_rate / green:.2f} | {row['refresh_s'][0]:.2f} / {row['refresh_s'][1]:.2f} "
+            f"| {refresh_rate:,.0f} | {refresh_rate / green:.2f} "
+            f"| {row['status_s'][0]:.2f} / {row['status_s'][1]:.2f} | {mode} | {row['connectivity']} "
+            f"| {row['rss_per_peer'] / 1024:.1f} | {row['rss_peak_per_peer'] / 1024:.1f} | {row['fds']:,} "
+            f"| {row['timeouts']} |")
     if joins:
-        lines += ["", "| N | join concurrency | create s | create req/s | speed-up vs J = 1 | connectivity % |",
+        lines += ["", "| N | join concurrency J | create s wall / CPU | create req/CPU s | CPU speed-up vs J = 1 "
+                      "| connectivity % (after create) |",
                   "|---|---|---|---|---|---|"]
-        sequential = {row["n"]: row["create_s"] for row in rows}
+        sequential = {row["n"]: row["create_s"][1] for row in rows}
         for row in joins:
-            lines.append(f"| {row['n']:,} | {row['join_concurrency']} | {row['create_s']:.2f} "
-                         f"| {rate(row['create_requests'], row['create_s']):,.0f} "
-                         f"| {sequential[row['n']] / row['create_s']:.2f}x | {row['connectivity']} |")
+            lines.append(f"| {row['n']:,} | {row['join_concurrency']} "
+                         f"| {row['create_s'][0]:.2f} / {row['create_s'][1]:.2f} "
+                         f"| {rate(row['create_requests'], row['create_s'][1]):,.0f} "
+                         f"| {sequential[row['n']] / row['create_s'][1]:.2f}x | {row['connectivity']} |")
     return lines
 
 
@@ -239,8 +271,8 @@ def write_chart(rows: list[dict], path: str) -> None:
     sizes = [row["n"] for row in rows]
     fig, (times, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, label in (("create_s", "create"), ("refresh_s", "refresh (1 pass)"), ("status_s", "net_status")):
-        times.plot(sizes, [max(row[key], 1e-3) for row in rows], marker="o", label=label)
-    times.set(xscale="log", yscale="log", xlabel="peers (N)", ylabel="seconds", title="Time against N")
+        times.plot(sizes, [max(row[key][1], 1e-3) for row in rows], marker="o", label=label)
+    times.set(xscale="log", yscale="log", xlabel="peers (N)", ylabel="CPU seconds", title="Time against N")
     times.legend()
     memory.plot(sizes, [row["rss_per_peer"] / 1024 for row in rows], marker="o", label="after create + refresh")
     memory.plot(sizes, [row["rss_peak_per_peer"] / 1024 for row in rows], marker="s", label="after net_status")
@@ -261,43 +293,57 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",")], help="e.g. 16,128,1000")
     parser.add_argument("--join-concurrency", type=int, default=1, metavar="J")
     parser.add_argument("--no-refresh", action="store_true")
+    parser.add_argument("--round-trips", type=int, default=20000, help="round trips per raw measurement")
+    parser.add_argument("--from-json", metavar="PATH", help="rewrite the report from a previous run's bench.json")
     parser.add_argument("--write", action="store_true", help="write BENCHMARKS.md and docs/bench.png")
     parser.add_argument("--output", default=ROOT, help="directory for BENCHMARKS.md and docs/ (default: the repo)")
     args = parser.parse_args(argv)
 
     if args.one is not None:
-        print(json.dumps(simulate(args.one, args.join_concurrency, not args.no_refresh)))
+        print(json.dumps(simulate(args.one, args.join_concurrency, not args.no_refresh, args.round_trips)))
+        return 0
+    if args.from_json:
+        with open(args.from_json, encoding="utf-8") as stored:
+            figures = json.load(stored)
+        lines = table_lines(figures["raw"], figures["rows"], figures["joins"])
+        write_report(args.output, figures, lines)
         return 0
 
     sizes = args.sizes or (SMOKE_SIZES if args.smoke else QUICK_SIZES if args.quick else FULL_SIZES)
-    round_trips = 2000 if args.smoke else 20000
+    round_trips = 2000 if args.smoke else args.round_trips
     started = time.perf_counter()
     raw = raw_limits(round_trips, repeats=1 if args.smoke else 3)
     rows = []
     for n in sizes:
-        rows.append(simulate_in_subprocess(n))
+        rows.append(simulate_in_subprocess(n, round_trips))
         print(f"measured N = {n:,} ({time.perf_counter() - started:.0f} s so far): {json.dumps(rows[-1])}",
               file=sys.stderr, flush=True)
     join_sizes = [n for n in sizes if n >= 1000][:1] or sizes[-1:]
-    joins = [simulate_in_subprocess(n, j, refresh=False) for n in join_sizes for j in (4, 16)]
+    joins = [simulate_in_subprocess(n, round_trips, j, refresh=False) for n in join_sizes for j in (4, 16)]
     lines = table_lines(raw, rows, joins)
     print("\n".join(lines))
     if args.write:
-        write_report(args.output, raw, rows, joins, lines, time.perf_counter() - started)
+        figures = {"raw": raw, "rows": rows, "joins": joins, "machine": machine(), "seconds": time.perf_counter() -
+                   started, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   "load_average": os.getloadavg()}
+        os.makedirs(os.path.join(args.output, "docs"), exist_ok=True)
+        with open(os.path.join(args.output, "docs", "bench.json"), "w", encoding="utf-8") as out:
+            json.dump(figures, out, indent=1)
+        write_report(args.output, figures, lines)
     return 0
 
 
-def write_report(directory: str, raw: dict, rows: list[dict], joins: list[dict], lines: list[str],
-                 seconds: float) -> None:
+def write_report(directory: str, figures: dict, lines: list[str]) -> None:
+    """BENCHMARKS.md and docs/bench.png in ``directory`` from one run's figures."""
     os.makedirs(os.path.join(directory, "docs"), exist_ok=True)
+    rows = figures["rows"]
     write_chart(rows, os.path.join(directory, "docs", "bench.png"))
-    with open(os.path.join(directory, "docs", "bench.json"), "w", encoding="utf-8") as out:
-        json.dump({"raw": raw, "rows": rows, "joins": joins}, out, indent=1)
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     smallest = rows[0]
     text = BENCHMARKS_TEMPLATE.format(
-        date=date, machine=machine(), seconds=seconds, table="\n".join(lines),
-        small_n=smallest["n"], small_s=smallest["create_s"], small_ms=smallest["create_s"] / smallest["n"] * 1000,
+        date=figures["date"], machine=figures["machine"], seconds=figures["seconds"], table="\n".join(lines),
+        load=", ".join(f"{load:.1f}" for load in figures["load_average"]),
+        small_n=smallest["n"], small_wall=smallest["create_s"][0], small_cpu=smallest["create_s"][1],
+        small_ms=smallest["create_s"][0] / smallest["n"] * 1000,
         original_s=smallest["n"] * ORIGINAL_SECONDS_PER_PEER)
     with open(os.path.join(directory, "BENCHMARKS.md"), "w", encoding="utf-8") as out:
         out.write(text)
@@ -305,25 +351,30 @@ def write_report(directory: str, raw: dict, rows: list[dict], joins: list[dict],
 
 BENCHMARKS_TEMPLATE = """# Benchmarks
 
-Written by `python tools/bench.py --write` on {date} (the run took {seconds:.0f} s).
+Written by `python tools/bench.py --write` on {date} (the run took {seconds:.0f} s; load average at the end
+{load}).
 
-Machine: {machine}.
+Machine: {machine}. The machine is shared: other jobs ran during the benchmark, so wall-clock seconds are inflated
+by an amount that varies from minute to minute. Rates are therefore given **per CPU second of the simulator's own
+process** (which other processes cannot inflate), with wall seconds beside them, and every ratio compares the
+simulator with the raw limit **measured in the same process just before it** (best of 2 runs of 20,000 round trips
+of stock `zmq.green` ROUTER<->ROUTER inproc between two greenlets), so both sides saw the same machine.
 
-Every ratio compares the simulator with the raw limit **measured in the same run** (best of 3 runs of 20,000 round
-trips each). "create req/s" counts every protocol request (get_peers, find_closest) and supervisor command sent
-while building, divided by the build time; "refresh" is one discovery pass of every peer. Each N runs in a fresh
+"create req/CPU s" counts every protocol request (get_peers, find_closest) and supervisor command sent while
+building, divided by the build's CPU seconds; "refresh" is one discovery pass of every peer. Each N runs in a fresh
 process, inproc, seed 1, tree metric; KB/peer is the growth of resident memory after create and one refresh, divided
 by N (peak: after net_status too, which fetches every table). net_status is exact (all N² routes) up to 2,000 peers
-and samples 100 random targets per peer above; above 256 peers it routes locally on tables fetched once per peer
-(tests/test_status.py shows it gives the same result as routing by find_peer messages).
+and samples 100 random targets per peer above (connectivity is then the estimate); above 256 peers it routes locally
+on tables fetched once per peer (tests/test_status.py shows it gives the same result as routing by find_peer
+messages).
 
 {table}
 
 ![time and memory against N](docs/bench.png)
 
 **Per-peer build time against the original.** The original built {small_n} peers in about {original_s:.1f} s
-(100 ms per peer, mostly its fixed 100 ms pause between creations); p2pzmq builds {small_n} peers in {small_s:.3f} s,
-{small_ms:.1f} ms per peer.
+(100 ms per peer, mostly its fixed 100 ms pause between creations); p2pzmq built {small_n} peers in
+{small_wall:.3f} s wall ({small_cpu:.3f} s CPU), {small_ms:.1f} ms per peer.
 
 **Parallel joins** (`--join-concurrency J`, last table): up to J peers bootstrap at once, each from a peer that
 existed before its batch. Ids and bootstrap choices still come from the seed, but the tables depend on how the
