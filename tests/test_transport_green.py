@@ -3,16 +3,10 @@ back-pressure that parks the sender instead of dropping or failing (DESIGN.md §
 import gevent
 import pytest
 
-from p2pzmq.transport import Context, Endpoints
+from p2pzmq.transport import Endpoints
+from test_transport import ctx  # noqa: F401  (the fixture: a fresh context that must end with no socket open)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def ctx():
-    context = Context()
-    yield context
-    assert context.term() == 0, "a test left a socket open"
 
 
 def make_pair(ctx, transport):
