@@ -363,8 +363,11 @@ def write_report(directory: str, figures: dict, lines: list[str]) -> None:
     rows = figures["rows"]
     write_chart(rows, os.path.join(directory, "docs", "bench.png"))
     smallest = rows[0]
+    create_rates = [rate(row["create_requests"], row["create_s"][1]) for row in rows]
     text = BENCHMARKS_TEMPLATE.format(
-        targets="\n".join(target_lines(figures)), date=figures["date"], machine=figures["machine"], seconds=figures["seconds"], table="\n".join(lines),
+        targets="\n".join(target_lines(figures)), date=figures["date"], note=figures.get("note", ""),
+        machine=figures["machine"], seconds=figures["seconds"], table="\n".join(lines),
+        lean_rate=figures["raw"]["lean"][1], sim_low=min(create_rates), sim_high=max(create_rates),
         load=", ".join(f"{load:.1f}" for load in figures["load_average"]),
         small_n=smallest["n"], small_wall=smallest["create_s"][0], small_cpu=smallest["create_s"][1],
         small_ms=smallest["create_s"][0] / smallest["n"] * 1000,
@@ -376,7 +379,7 @@ def write_report(directory: str, figures: dict, lines: list[str]) -> None:
 BENCHMARKS_TEMPLATE = """# Benchmarks
 
 Written by `python tools/bench.py --write` on {date} (the run took {seconds:.0f} s; load average at the end
-{load}).
+{load}).{note}
 
 Machine: {machine}. The machine is shared: other jobs ran during the benchmark, so wall-clock seconds are inflated
 by an amount that varies from minute to minute. Rates are therefore given **per CPU second of the simulator's own
@@ -420,8 +423,8 @@ requests in 21.0 profiled CPU seconds; profiling roughly doubles the cost of eac
 | transport receive/send and greenlet switches (`transport.recv` 2.3 s own, `_send_frames` 1.1 s) | ~16 % | pyzmq calls and hub switches |
 | table work (`Table.add`, `closest`, `from_preorder`) | ~8 % | the protocol itself |
 
-The transport alone does about 38,000 round trips per CPU second (raw table above) while the simulator does about
-20,000 requests per CPU second, so the green layer is no longer the limit: a further 2x needs the per-message Python
+The transport alone does {lean_rate:,.0f} round trips per CPU second (raw table above) while the simulator does
+{sim_low:,.0f} to {sim_high:,.0f} requests per CPU second during create, so the green layer is no longer the limit: a further 2x needs the per-message Python
 work halved - a codec that packs contacts once per peer (ids and endpoints are immutable) and decodes tables lazily,
 skipping EAGAIN by checking `EVENTS` before parking when no message is expected (it costs a syscall, about half an
 exception), and one `gevent.Timeout` per walk instead of per request. Beyond that, one CPU core is the wall: peers
