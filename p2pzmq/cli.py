@@ -1,6 +1,7 @@
-"""The ``p2p-network`` command line (DESIGN.md §5): ``run``, ``serve`` and ``ctl``.
+"""The ``p2p-network`` command line (DESIGN.md §5): ``run``, ``serve``, ``ctl`` and ``plot``.
 
 The supervisor returns data; this module turns it into the original's console lines (or JSON with ``--json``).
+Long operations draw progress bars on stderr when it is a terminal and ``--json`` is off (see :mod:`.progress`).
 ``main(argv)`` returns the exit code: 0 success, 1 a command failed, 2 usage error, 3 no supervisor answered,
 130 interrupted. Expected failures are one line on stderr, never a traceback.
 """
@@ -14,11 +15,13 @@ from typing import Callable, Iterator
 
 import gevent
 
-from . import __version__
+from . import __version__, plot
 from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
+from .graph import read_graph
 from .network import ROUTINGS, Network
+from .progress import TerminalProgress
 from .table import METRICS
 
 PROG = "p2p-network"
@@ -65,6 +68,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
     ctl.add_argument("command", metavar="COMMAND")
     ctl.add_argument("args", nargs="*", metavar="ARG")
+
+    plot = sub.add_parser("plot", help="draw a graph file or a time-lapse as a PNG (needs the plot extra)",
+                          description="Draw FILE (.tgf, .graphml, .gexf or .json) as a picture of the overlay, or "
+                                      "with --time-lapse DIR chart connectivity and mean table size against "
+                                      "refresh step (from DIR/time-lapse.json, else from the time-lapse files).")
+    plot.add_argument("file", nargs="?", metavar="FILE", help="graph file written by output_graph or output_tgf")
+    plot.add_argument("--time-lapse", metavar="DIR", help="directory holding a time_lapse's files")
+    plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    plot.add_argument("--width", type=int, default=1000, metavar="PX", help="picture width (default 1000)")
+    plot.add_argument("--height", type=int, default=None, metavar="PX",
+                      help="picture height (default 1000, or 600 for a time-lapse)")
     return parser
 
 
@@ -117,9 +131,9 @@ def _config(args) -> Config:
 
 
 def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
-    """Split ``run``'s words into (command, arguments) using each command's parameters: required ones positional,
-    optional ones as ``name=value`` right after, e.g. ``["output_tgf", "a.tgf", "net_status", "sample=50"]`` ->
-    ``("output_tgf", {"path": "a.tgf"}), ("net_status", {"sample": 50})``."""
+    """Split ``run``'s words into (command, arguments) using each command's parameters: the required ones
+    positionally, then optional ones as ``key=value`` words, e.g. ``["output_graph", "a.gexf", "format=gexf",
+    "net_status"]`` -> ``("output_graph", {"path": "a.gexf", "format": "gexf"}), ("net_status", {})``."""
     position = 0
     while position < len(words):
         name = words[position]
@@ -130,27 +144,45 @@ def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
         values = words[position + 1: position + 1 + len(required)]
         if len(values) < len(required):
             raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in required)}")
-        arguments = _typed_arguments(command, values)
         position += 1 + len(required)
-        optional = {param.name: param for param in command.params if not param.required}
+        options = []
+        optional = {param.name for param in command.params if not param.required}
         while position < len(words) and words[position].partition("=")[0] in optional and "=" in words[position]:
-            key, _, text = words[position].partition("=")
-            arguments[key] = _typed(command, optional[key], text)
+            options.append(words[position])
             position += 1
-        yield name, arguments
+        yield name, command.arguments({**_typed_arguments(command, values), **_typed_options(command, options)})
 
 
 def _typed_arguments(command, values: list[str]) -> dict:
-    """Positional ``values`` for ``command``'s required parameters, typed."""
-    required = [param for param in command.params if param.required]
-    return {param.name: _typed(command, param, text) for param, text in zip(required, values)}
+    """The required parameters of ``command`` from positional words, converted to their types."""
+    return {param.name: _typed(command, param, text)
+            for param, text in zip([param for param in command.params if param.required], values)}
+
+
+def _typed_options(command, words: list[str]) -> dict:
+    """Optional parameters of ``command`` from ``key=value`` words, converted to their types."""
+    params = {param.name: param for param in command.params}
+    arguments = {}
+    for word in words:
+        key, _, text = word.partition("=")
+        if key not in params:
+            raise UsageError(f"{command.name} takes no argument {key}")
+        arguments[key] = _typed(command, params[key], text)
+    return arguments
 
 
 def _typed(command, param, text: str):
-    try:
-        return param.type(text)
-    except ValueError:
-        raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}") from None
+    if param.type is bool:
+        if text.lower() in ("true", "yes", "1"):
+            return True
+        if text.lower() in ("false", "no", "0"):
+            return False
+    else:
+        try:
+            return param.type(text)
+        except ValueError:
+            pass
+    raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}")
 
 
 # -- formatting: the original's console lines ------------------------------------------------------------------
@@ -170,10 +202,21 @@ def _format_net_status(result: dict) -> Iterator[str]:
         yield f"Connectivity percentage {result['connectivity']}%"
 
 
+def _format_lookup(result: dict) -> Iterator[str]:
+    route, walk = result["route"], result["walk"]
+    outcome = f"reached in {route['hops']} hops" if route["reached"] else f"not reached after {route['hops']} hops"
+    yield f"Route from {result['from']} to {result['id']} {outcome}: {' -> '.join(route['path'])}"
+    found = "the target" if walk["exact"] else walk["found"]
+    yield f"Walk from {result['from']} finds {found} after {walk['queried']} queries: {' -> '.join(walk['path'])}"
+
+
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "net_status": _format_net_status,
     "refresh_peers": lambda result: iter(()),
     "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
+    "output_graph": lambda result: iter([f"Writing network structure to {result['path']}"]),
+    "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]),
+    "lookup": _format_lookup,
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
     "ping": lambda result: iter([f"{result['n']} peers"]),
     "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
@@ -194,24 +237,37 @@ def _print_result(name: str, result: dict, as_json: bool) -> None:
 # -- actions ---------------------------------------------------------------------------------------------------
 
 
+def _progress(args) -> TerminalProgress | None:
+    """Progress bars on stderr, only for a person watching: stderr is a terminal and ``--json`` is off."""
+    if getattr(args, "json", False) or not sys.stderr.isatty():
+        return None
+    return TerminalProgress(sys.stderr)
+
+
 def _run(args) -> int:
     session = list(parse_commands(args.commands or DEFAULT_SESSION))
     for name, arguments in session:
         if name == "net_status":  # --sample and --routing are defaults for every net_status without its own
             if args.sample is not None and arguments.get("sample") is None:
                 arguments["sample"] = args.sample
-            if args.routing is not None and "routing" not in arguments:
+            if args.routing is not None and arguments.get("routing") == "auto":
                 arguments["routing"] = args.routing
-    with Network(_config(args)) as network:
-        network.create(args.n)
-        for name, arguments in session:
-            _print_result(name, COMMANDS[name].run(network, **COMMANDS[name].arguments(arguments)), args.json)
+    progress = _progress(args)
+    try:
+        with Network(_config(args), progress=progress) as network:
+            network.create(args.n)
+            for name, arguments in session:
+                _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
+    finally:
+        if progress is not None:
+            progress.close()
     return EXIT_OK
 
 
 def _serve(args) -> int:
-    with Network(_config(args)) as network:
+    with Network(_config(args), progress=_progress(args)) as network:
         network.create(args.n)
+        network.progress = None  # only the creation: the control socket's commands report to their own caller
         server = ControlServer(network, args.control).start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, server.stop)
@@ -238,10 +294,11 @@ def _ctl_arguments(name: str, words: list[str]) -> dict:
             raise UsageError(f"pass the arguments of {name!r} as key=value")
         return {}
     required = [param for param in command.params if param.required]
-    if len(words) != len(required):
-        raise UsageError(f"{name} takes {len(required)} positional argument(s): "
-                         f"{' '.join(p.name.upper() for p in required) or 'none'} (others as key=value)")
-    return _typed_arguments(command, words)
+    positional = [word for word in words if "=" not in word]
+    if positional != words[:len(positional)] or len(positional) != len(required):
+        raise UsageError(f"{name} takes {len(required)} argument(s): "
+                         f"{' '.join(p.name.upper() for p in required) or 'none'}, then key=value options")
+    return {**_typed_arguments(command, positional), **_typed_options(command, words[len(positional):])}
 
 
 def _ctl(args) -> int:
@@ -257,7 +314,21 @@ def _ctl(args) -> int:
     return EXIT_OK
 
 
-ACTIONS = {"run": _run, "serve": _serve, "ctl": _ctl}
+def _plot(args) -> int:
+    if (args.file is None) == (args.time_lapse is None):
+        raise UsageError("plot needs either FILE or --time-lapse DIR")
+    plot.require_matplotlib()
+    if args.time_lapse is not None:
+        steps = plot.draw_time_lapse(args.time_lapse, args.output, args.width, args.height or 600)
+        print(f"Drawing a {steps - 1} step time-lapse to {args.output}", flush=True)
+    else:
+        drawn = read_graph(args.file)
+        plot.draw_overlay(drawn, args.output, args.width, args.height or 1000)
+        print(f"Drawing {drawn.number_of_nodes()} peers to {args.output}", flush=True)
+    return EXIT_OK
+
+
+ACTIONS = {"run": _run, "serve": _serve, "ctl": _ctl, "plot": _plot}
 
 
 def main(argv: list[str] | None = None) -> int:

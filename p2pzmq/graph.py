@@ -1,13 +1,26 @@
-"""Graph outputs of a network snapshot: the original's TGF (DESIGN.md §4.8). Pure apart from writing the file.
+"""Graph outputs of a network snapshot (DESIGN.md §4.8): the original's TGF, and GraphML, GEXF, DOT and JSON.
 
-A snapshot is the list of peer ids newest first (TGF node numbers 1..N in that order) and each peer's table.
+Pure apart from reading and writing files. A snapshot is the list of peer ids newest first (TGF node numbers 1..N in
+that order), each peer's table and, per peer, extra node attributes (alive, host, process). Edges are directed: an
+edge A -> B means B is in A's table (self-loops included, as in the original).
+
+TGF is written by hand, byte-compatible with the original. The other formats go through a :mod:`networkx` ``DiGraph``
+whose node keys are the decimal ids (so every format keeps ids exactly; 160-bit integers survive no XML or JSON
+number type) with attributes ``label`` (the decimal id again, shown by yEd and Gephi), ``tgf``, ``tree_size`` and
+the given extras. networkx writes GraphML, GEXF and node-link JSON; DOT is written here, because networkx's DOT
+writer needs pydot or pygraphviz and DOT for a plain attributed digraph is a few lines. networkx is imported only
+when one of those formats is used, so the TGF-only paths stay quick to start.
 """
 from __future__ import annotations
 
+import json
 from typing import Iterable, Iterator
 
 from .errors import UsageError
 from .table import Table
+
+#: Output formats, and the file extension each is written with.
+FORMATS = {"tgf": "tgf", "graphml": "graphml", "gexf": "gexf", "dot": "dot", "json": "json"}
 
 
 def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
@@ -28,11 +41,7 @@ def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
 def write_tgf(path: str, ids: list[int], tables: Iterable[Table]) -> int:
     """Write TGF to ``path``; returns the number of edges. Raises :class:`UsageError` if it cannot be written."""
     lines = list(tgf_lines(ids, tables))
-    try:
-        with open(path, "w", encoding="ascii") as out:
-            out.write("\n".join(lines) + "\n")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    write_text(path, "\n".join(lines) + "\n")
     return len(lines) - len(ids) - 1
 
 
@@ -47,3 +56,103 @@ def read_tgf(text: str) -> tuple[list[int], list[tuple[int, int]]]:
         ids.append(int(peer_id))
     pairs = [tuple(int(part) for part in line.split()) for line in edges.splitlines() if line]
     return ids, pairs
+
+
+def to_networkx(ids: list[int], tables: Iterable[Table], extras: Iterable[dict] | None = None):
+    """A networkx ``DiGraph`` of the snapshot: nodes keyed by decimal id in list order, with attributes ``label``,
+    ``tgf``, ``tree_size`` and the per-peer ``extras``; an edge A -> B for every entry B of A's table that is a peer
+    of the snapshot, in the order TGF lists them."""
+    import networkx as nx
+
+    tables = list(tables)
+    extras = list(extras) if extras is not None else [{} for _ in ids]
+    known = set(ids)
+    graph = nx.DiGraph()
+    for index, (peer_id, table, extra) in enumerate(zip(ids, tables, extras), start=1):
+        graph.add_node(str(peer_id), label=str(peer_id), tgf=index, tree_size=len(table), **extra)
+    for peer_id, table in zip(ids, tables):
+        graph.add_edges_from((str(peer_id), str(contact.id)) for contact in table.descending() if contact.id in known)
+    return graph
+
+
+def write_graph(path: str, fmt: str, ids: list[int], tables: Iterable[Table],
+                extras: Iterable[dict] | None = None) -> int:
+    """Write the snapshot to ``path`` in format ``fmt`` (one of :data:`FORMATS`); returns the number of edges."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown graph format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "tgf":
+        return write_tgf(path, ids, tables)
+    import networkx as nx
+
+    graph = to_networkx(ids, tables, extras)
+    if fmt == "dot":
+        write_text(path, "".join(dot_lines(graph)))
+    elif fmt == "json":
+        write_text(path, json.dumps(nx.node_link_data(graph, edges="edges")) + "\n")
+    else:
+        writer = nx.write_graphml if fmt == "graphml" else nx.write_gexf
+        try:
+            writer(graph, path)
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    return graph.number_of_edges()
+
+
+def dot_lines(graph) -> Iterator[str]:
+    """Graphviz DOT of a directed graph: every node with its attributes, then every edge (one per line)."""
+    yield "digraph p2pzmq {\n"
+    for node, data in graph.nodes(data=True):
+        attributes = ", ".join(f"{key}={_dot_value(value)}" for key, value in data.items())
+        yield f"  {_dot_value(node)} [{attributes}];\n"
+    for source, target in graph.edges():
+        yield f"  {_dot_value(source)} -> {_dot_value(target)};\n"
+    yield "}\n"
+
+
+def _dot_value(value) -> str:
+    """A DOT ID: integers as numerals, anything else (booleans included) as a quoted string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def read_graph(path: str):
+    """Read a graph file written by :func:`write_graph` (chosen by its extension: tgf, graphml, gexf or json) as
+    a networkx ``DiGraph`` keyed by decimal id. TGF carries no attributes but the node number: ``label``, ``tgf``
+    and ``tree_size`` (the out-degree, self-loop included) are filled in."""
+    import networkx as nx
+
+    extension = path.rsplit(".", 1)[-1].lower()
+    try:
+        if extension == "tgf":
+            with open(path, encoding="ascii") as source:
+                ids, pairs = read_tgf(source.read())
+            graph = nx.DiGraph()
+            for index, peer_id in enumerate(ids, start=1):
+                graph.add_node(str(peer_id), label=str(peer_id), tgf=index)
+            graph.add_edges_from((str(ids[a - 1]), str(ids[b - 1])) for a, b in pairs)
+            for node in graph:
+                graph.nodes[node]["tree_size"] = graph.out_degree(node)
+            return graph
+        if extension == "graphml":
+            return nx.read_graphml(path)
+        if extension == "gexf":
+            return nx.read_gexf(path)
+        if extension == "json":
+            with open(path, encoding="utf-8") as source:
+                return nx.node_link_graph(json.load(source), edges="edges")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except (ValueError, IndexError, KeyError, SyntaxError, nx.NetworkXError) as exc:  # SyntaxError: bad XML
+        raise UsageError(f"{path} is not a graph this program wrote: {exc}") from exc
+    raise UsageError(f"cannot read {path}: use a .tgf, .graphml, .gexf or .json file")
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` (UTF-8); raises :class:`UsageError` if it cannot be written."""
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -1,5 +1,5 @@
-"""Ids, cookies and discovery targets (DESIGN.md §4.1, §4.2, §4.6). Pure: no I/O, randomness only from the caller's
-seeded ``random.Random``, so a seed makes a whole run reproducible."""
+"""Ids, cookies and discovery targets (DESIGN.md §4.1, §4.2, §4.6). Pure: no I/O, no clock, and randomness only from
+the caller's seeded ``random.Random``, so a seed makes a whole run reproducible."""
 from __future__ import annotations
 
 import hashlib
@@ -23,23 +23,26 @@ def new_cookie(rng: random.Random) -> int:
 def discovery_targets(own_id: int) -> list[int]:
     """The 160 ids a peer looks for, farthest first: ``own_id ^ 2**k`` for k = 158..0, then ``own_id`` itself.
 
-    Bit 159 is never flipped: that is how the original behaves, and the defaults reproduce it.
+    Bit 159, the top bit, is never flipped, on purpose: the original's best_peers stops one short, and the defaults
+    reproduce the original (DESIGN.md §4.6).
     """
     return [own_id ^ (1 << k) for k in range(ID_BITS - 2, -1, -1)] + [own_id]
 
 
 def id_to_bytes(peer_id: int) -> bytes:
+    """The id as 20 big-endian bytes (its wire form). Raises ``ValueError`` outside [0, 2**160)."""
     if not 0 <= peer_id < 1 << ID_BITS:
         raise ValueError(f"an id is an integer in [0, 2**{ID_BITS})")
     return peer_id.to_bytes(ID_BYTES, "big")
 
 
 def id_from_bytes(raw: bytes) -> int:
+    """The inverse of :func:`id_to_bytes`. Raises ``ValueError`` unless ``raw`` is exactly 20 bytes."""
     if len(raw) != ID_BYTES:
         raise ValueError(f"an id is {ID_BYTES} bytes, not {len(raw)}")
     return int.from_bytes(raw, "big")
 
 
 def xor_distance(a: int, b: int) -> int:
-    """Kademlia's distance."""
+    """Kademlia's distance between two ids (the ``xor`` metric; the original's calc:distance)."""
     return a ^ b

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
 import os
 import random
 import time
+from typing import Callable
 
 import gevent
 
-from . import graph, status
+from . import discovery, graph, status
 from . import messages as m
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
@@ -36,11 +38,28 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 ROUTINGS = ("auto", "messages", "local")
 
 
-class Network:
-    """A simulated network in this process. Use as a context manager, or call :meth:`die` when done."""
+#: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
+Progress = Callable[[str, int, int], None]
 
-    def __init__(self, config: Config | None = None) -> None:
-        self.config = config or Config()
+
+class Network:
+    """A simulated network in this process. Use as a context manager, or call :meth:`die` when done.
+
+    ``Network(config)`` builds an empty network from a :class:`Config`; ``Network(n, seed=1, metric="xor")`` takes
+    the config's fields as keywords and creates ``n`` peers at once (both forms take keywords that override the
+    config). Every control command has a method of the same name returning the same data.
+    """
+
+    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
+                 **options) -> None:
+        n = None
+        if isinstance(config, int) and not isinstance(config, bool):
+            n, config = config, None
+        if config is None:
+            config = Config(**options)
+        elif options:
+            config = config.replace(**options)
+        self.config = config
         seed = self.config.seed
         self._rng = random.Random(seed)
         self._cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
@@ -49,13 +68,22 @@ class Network:
         self._codec = m.Codec(self.config.max_message_bytes)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints(self.config.transport, self._ctx.namespace, self.config.host)
-        self._sock = self._ctx.router(max_connections=COMMAND_WINDOW)
+        self._sock = self._ctx.router(max_connections=COMMAND_WINDOW,
+                                      handshake_timeout=self.config.client_timeout)
         self._request_ids = itertools.count(1)
         self.peers: list[Peer] = []  # newest first, as the original keeps them
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
         self.sockets_left_open = 0
+        #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
+        self.progress = progress
+        if n is not None:
+            try:
+                self.create(n)
+            except BaseException:
+                self.die()
+                raise
 
     def __enter__(self) -> "Network":
         return self
@@ -89,6 +117,7 @@ class Network:
             for peer in fresh:
                 self.peers.insert(0, peer)
             remaining -= batch
+            self._report("create", n - remaining, n)
             if self.config.pace:
                 gevent.sleep(self.config.pace)
         self.seconds["create"] += time.perf_counter() - started
@@ -154,6 +183,7 @@ class Network:
                   "hops": _hop_summary(hops, n * per_peer)}
         if sample:
             result.update(status.estimate(reached, sample), sample=sample)
+        self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
         self.seconds["net_status"] += time.perf_counter() - started
         return result
 
@@ -183,7 +213,10 @@ class Network:
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
         for index, (source, row) in enumerate(zip(sources, targets)):
             holding[source] = [(index, target, max_hops) for target in row]
+        rounds = 0
         while holding:
+            self._report("net_status", rounds, max_hops + 1)  # a route takes at most max_hops + 1 rounds
+            rounds += 1
             asks = []
             for contact, routes in holding.items():
                 live = []
@@ -210,8 +243,9 @@ class Network:
     def refresh_peers(self) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
         started = time.perf_counter()
-        for peer in self.peers:
+        for done, peer in enumerate(self.peers, start=1):
             self._command(peer.contact, m.Refresh)
+            self._report("refresh", done, len(self.peers))
         self.seconds["refresh"] += time.perf_counter() - started
         return {"refreshed": len(self.peers)}
 
@@ -221,17 +255,121 @@ class Network:
         edges = graph.write_tgf(path, ids, self.tables())
         return {"path": path, "nodes": len(ids), "edges": edges}
 
-    def time_lapse(self, steps: int, directory: str = ".") -> dict:
-        """``steps`` times: refresh every peer, then write ``time-lapse-<i>.tgf`` in ``directory``."""
+    def output_graph(self, path: str, format: str = "tgf") -> dict:
+        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; see :mod:`.graph`)."""
+        ids, tables, extras = self.snapshot()
+        edges = graph.write_graph(path, format, ids, tables, extras)
+        return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
+
+    def output_png(self, path: str, width: int = 1000, height: int = 1000) -> dict:
+        """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra)."""
+        from . import plot
+
+        ids, tables, extras = self.snapshot()
+        drawn = graph.to_networkx(ids, tables, extras)
+        plot.draw_overlay(drawn, path, width, height)
+        return {"path": path, "width": width, "height": height, "nodes": drawn.number_of_nodes(),
+                "edges": drawn.number_of_edges()}
+
+    def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
+        """Peer ids (newest first), their tables, and per peer the node attributes ``alive``, ``host`` (the tcp
+        host, or ``inproc``) and ``process`` (the pid of the process hosting it)."""
+        pid = os.getpid()
+        extras = [{"alive": peer.alive, "host": _host(peer.contact.server), "process": pid} for peer in self.peers]
+        return [peer.id for peer in self.peers], self.tables(), extras
+
+    def lookup(self, source: int | str, target: int | str) -> dict:
+        """Look ``target`` up from peer ``source`` (ids as ints or decimal strings), two ways, without changing
+        any table:
+
+        - ``route``: the greedy route of ``net_status``: ask the current peer's client for its closest entry, one
+          hop at a time, within ``max_hops`` forwarding steps. ``reached`` and ``hops`` agree with net_status.
+        - ``walk``: the discovery walk of a join or refresh (§4.7). A real walk sends ``find_closest`` to servers,
+          which then add the walker to their tables; this one asks each visited peer's client for its table
+          instead (a read that adds nobody) and applies the same rule, so it shows the path a refresh would take now.
+
+        Every path is a list of decimal ids starting at ``source``.
+        """
+        start = self._peer(source).contact
+        target_id = _parse_id(target, "id")
+        return {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id),
+                "walk": self._simulated_walk(start, target_id)}
+
+    def _greedy_route(self, start: Contact, target: int) -> dict:
+        path, current, hops = [start], start, self.config.max_hops
+        while current.id != target and hops > 0:
+            reply = self._command(current, m.FindPeers, [target])
+            answer = reply.contacts[reply.picks[0]]
+            if answer.id == current.id:
+                break
+            path.append(answer)
+            current, hops = answer, hops - 1
+        return {"path": [str(contact.id) for contact in path], "hops": len(path) - 1, "reached": current.id == target}
+
+    def _simulated_walk(self, start: Contact, target: int) -> dict:
+        tables: dict[int, Table] = {}
+        asked: list[Contact] = []
+
+        def table_of(contact: Contact) -> Table:
+            if contact.id not in tables:
+                reply = self._command(contact, m.ClientPeers)
+                tables[contact.id] = Table.from_preorder(reply.table, metric=self.config.metric,
+                                                         capacity=self.config.table_capacity)
+            return tables[contact.id]
+
+        def find_closest(contact: Contact, wanted: int) -> Contact:
+            asked.append(contact)
+            return table_of(contact).closest(wanted)
+
+        found = discovery.walk(start, table_of(start), target, find_closest, self.config.max_hops)
+        path = [start.id]
+        for contact_id in [contact.id for contact in asked] + [found.id]:
+            if contact_id != path[-1]:
+                path.append(contact_id)
+        return {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
+                "exact": found.id == target}
+
+    def _peer(self, peer_id: int | str) -> Peer:
+        wanted = _parse_id(peer_id, "from")
+        for peer in self.peers:
+            if peer.id == wanted:
+                return peer
+        raise UsageError(f"no peer has id {wanted}")
+
+    def time_lapse(self, steps: int, directory: str = ".", format: str = "tgf", status: bool = False) -> dict:
+        """``steps`` times: refresh every peer, then write ``time-lapse-<i>.<format>`` in ``directory``.
+
+        With ``status``, it also runs :meth:`net_status` before the first refresh and after each one, and records
+        per step the connectivity, lookup success rate, mean hops and mean table size under ``steps`` in the
+        result and in ``time-lapse.json`` in ``directory`` (what ``p2p-network plot --time-lapse`` charts).
+        """
         if type(steps) is not int or steps < 0:
             raise UsageError(f"time-lapse steps must be a non-negative integer, not {steps!r}")
+        if format not in graph.FORMATS:
+            raise UsageError(f"unknown graph format {format!r}; choose one of {', '.join(graph.FORMATS)}")
+        history = [self._step_status(0, None)] if status else []
         files = []
         for step in range(1, steps + 1):
+            self._report("time_lapse", step - 1, steps)
             self.refresh_peers()
-            path = os.path.join(directory, f"time-lapse-{step}.tgf")
-            self.output_tgf(path)
+            path = os.path.join(directory, f"time-lapse-{step}.{graph.FORMATS[format]}")
+            self.output_graph(path, format)
             files.append(path)
-        return {"files": files}
+            if status:
+                history.append(self._step_status(step, path))
+        self._report("time_lapse", steps, steps)
+        if not status:
+            return {"files": files}
+        graph.write_text(os.path.join(directory, "time-lapse.json"),
+                         json.dumps({"n": len(self.peers), "metric": self.config.metric, "steps": history}) + "\n")
+        return {"files": files, "steps": history}
+
+    def _step_status(self, step: int, path: str | None) -> dict:
+        result = self.net_status()
+        sizes = [peer["tree_size"] for peer in result["peers"]]
+        return {"step": step, "file": path, "connectivity": result["connectivity"],
+                "success_rate": result["hops"]["success_rate"], "mean_hops": result["hops"]["mean"],
+                "mean_table_size": round(sum(sizes) / len(sizes), 4)}
 
     def die(self) -> dict:
         """Stop every peer and close every socket; nothing is left running. Idempotent."""
@@ -244,6 +382,10 @@ class Network:
             if self.sockets_left_open:
                 log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
         return {"stopping": True}
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
 
     # -- talking to clients ---------------------------------------------------------------------------------------
 
@@ -305,6 +447,21 @@ def _hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:
     mean = sum(hops * count for hops, count in hop_counts.items()) / successes if successes else 0.0
     return {"histogram": {str(hops): hop_counts[hops] for hops in sorted(hop_counts)}, "mean": round(mean, 4),
             "success_rate": round(successes / lookups, 6) if lookups else 0.0}
+
+
+def _parse_id(value: int | str, name: str) -> int:
+    """A peer id given as an int or a decimal string; anything else is a usage error."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdecimal():
+        return int(value)
+    raise UsageError(f"{name} must be a peer id (decimal digits), not {value!r}")
+
+
+def _host(endpoint: str) -> str:
+    """``inproc`` for an inproc endpoint, else the host part of ``tcp://host:port``."""
+    scheme, _, rest = endpoint.partition("://")
+    return "inproc" if scheme == "inproc" else rest.rsplit(":", 1)[0]
 
 
 def _rss_bytes() -> int:

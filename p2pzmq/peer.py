@@ -45,7 +45,8 @@ class Peer:
         self.counters = counters
         self.secret = new_cookie(cookies)
         self._server_sock = ctx.router()
-        self._client_sock = ctx.router(max_connections=config.max_connections)
+        self._client_sock = ctx.router(max_connections=config.max_connections,
+                                       handshake_timeout=config.client_timeout)
         try:
             server = self._server_sock.bind(endpoints.new("server"))
             client = self._client_sock.bind(endpoints.new("client"))

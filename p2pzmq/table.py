@@ -1,18 +1,22 @@
 """The Peers table (DESIGN.md §4.3, §4.5): pure data, no I/O.
 
-A table maps peer ids to :class:`Contact` s and always answers ``closest(target)``. Its shape is an exact emulation of
+A table maps peer ids to :class:`Contact` s and answers ``closest(target)``. Its shape is an exact emulation of
 Erlang's ``gb_trees`` (OTP stdlib), because the original's ``tree`` metric returns the last node on a BST search
-path, which depends on the tree's shape. The ``xor`` metric (Kademlia distance) ignores the shape.
+path, and that depends on the shape. The ``xor`` metric (Kademlia distance) ignores the shape.
 
 gb_trees insert (p = 2): a plain BST insert carrying a depth budget that starts at ``size_after_insert ** 2`` and is
 halved at every step down. Only when the new leaf lands where the budget is exactly 0 is the tree "too deep"; then,
-walking back up, the lowest ancestor whose ``h = 2 * max(h_left, h_right)`` (h = 2**height; leaf and empty = 1)
-exceeds ``s * s`` (s = its subtree size) is rebuilt perfectly balanced, and nothing above it is examined.
-Overwriting a key never changes the shape. Tables travel in preorder, so plain BST insertion rebuilds the shape.
+walking back up, the lowest ancestor whose ``h = 2 * max(h_left, h_right)`` exceeds ``s * s`` (s = its subtree
+size; h is gb_trees' count, 2**(levels - 1): a leaf and an empty subtree both count 1) is rebuilt perfectly
+balanced, and nothing above it is examined. Overwriting a key never changes the shape. Tables travel in preorder,
+from which plain BST insertion rebuilds the same shape.
+
+Thousands of tables live in one process, so a node is four slots and a table adds only a list of its ids (for
+``len`` and the ``xor`` scan); lookups by id walk the tree. A table has one owner and is not thread-safe.
 """
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 CAPACITY = 160
 METRICS = ("tree", "xor")
@@ -39,7 +43,7 @@ class _Node:
 class Table:
     """A peer's table with the original's add rule: at ``capacity`` entries an add does nothing at all."""
 
-    __slots__ = ("metric", "capacity", "_root", "_nodes")
+    __slots__ = ("metric", "capacity", "_root", "_ids")
 
     def __init__(self, metric: str = "tree", capacity: int = CAPACITY) -> None:
         if metric not in METRICS:
@@ -47,37 +51,54 @@ class Table:
         self.metric = metric
         self.capacity = capacity
         self._root: _Node | None = None
-        self._nodes: dict[int, _Node] = {}
+        self._ids: list[int] = []  # every key, in no particular order
+
+    @classmethod
+    def from_preorder(cls, contacts: Iterable[Contact], metric: str = "tree", capacity: int = CAPACITY) -> Table:
+        """Rebuild a table from its :meth:`preorder` by plain BST insertion (no rebalancing), reproducing the shape.
+
+        Raises ``ValueError`` for more than ``capacity`` entries or a repeated id.
+        """
+        contacts = list(contacts)
+        if len(contacts) > capacity:
+            raise ValueError(f"{len(contacts)} entries exceed the capacity {capacity}")
+        table = cls(metric, capacity)
+        for contact in contacts:
+            path, found = table._search(contact.id)
+            if found is not None:
+                raise ValueError(f"duplicate id {contact.id} in a table")
+            table._attach(path, _Node(contact))
+        return table
+
+    def copy(self) -> Table:
+        """An independent table with the same entries and shape."""
+        return Table.from_preorder(self.preorder(), self.metric, self.capacity)
 
     # -- reading ----------------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._nodes)
+        return len(self._ids)
 
     def __contains__(self, peer_id: int) -> bool:
-        return peer_id in self._nodes
+        return self._search(peer_id)[1] is not None
 
     def get(self, peer_id: int) -> Contact | None:
-        node = self._nodes.get(peer_id)
+        node = self._search(peer_id)[1]
         return None if node is None else node.contact
 
     def __iter__(self) -> Iterator[Contact]:
         """Contacts in ascending id order."""
-        stack, node = [], self._root
-        while stack or node is not None:
-            while node is not None:
-                stack.append(node)
-                node = node.left
-            node = stack.pop()
+        for node in _in_order(self._root):
             yield node.contact
-            node = node.right
 
     def descending(self) -> list[Contact]:
+        """Contacts in descending id order (the order the original re-adds an old table's entries, §4.7)."""
         return list(self)[::-1]
 
     def preorder(self) -> list[Contact]:
         """Root, left subtree, right subtree: the wire order that preserves the shape."""
-        out, stack = [], [self._root] if self._root is not None else []
+        out: list[Contact] = []
+        stack = [] if self._root is None else [self._root]
         while stack:
             node = stack.pop()
             out.append(node.contact)
@@ -89,18 +110,20 @@ class Table:
 
     def height(self) -> int:
         """Levels of the tree: 0 when empty, 1 for a single entry."""
-        def depth(node):
-            return 0 if node is None else 1 + max(depth(node.left), depth(node.right))
-        return depth(self._root)
+        return _height(self._root)
 
     def closest(self, target: int) -> Contact:
-        """The entry the metric deems closest to ``target``. Raises ``LookupError`` on an empty table."""
-        if self._root is None:
+        """The entry the metric deems closest to ``target``. Raises ``LookupError`` on an empty table.
+
+        ``tree``: the last node on the BST search path for ``target`` (the original's closest_peer): the exact key,
+        else the in-order neighbour, smaller or larger, that lies deeper. ``xor``: the minimum of ``id ^ target``.
+        """
+        node = self._root
+        if node is None:
             raise LookupError("closest() on an empty table")
         if self.metric == "xor":
-            return self._nodes[min(self._nodes, key=target.__xor__)].contact
-        node = self._root
-        while True:  # the last node on the BST search path (the original's closest_peer)
+            return self._search(min(self._ids, key=target.__xor__))[1].contact
+        while True:
             key = node.key
             if target == key:
                 return node.contact
@@ -112,83 +135,66 @@ class Table:
     # -- writing ----------------------------------------------------------------------------------------------
 
     def add(self, contact: Contact) -> None:
-        """The original's add: nothing at capacity; otherwise overwrite in place or insert (gb_trees:enter)."""
-        if len(self._nodes) >= self.capacity:
+        """The original's add_peer: nothing at capacity; else overwrite in place or insert (gb_trees:enter)."""
+        if len(self._ids) >= self.capacity:
             return
-        node = self._nodes.get(contact.id)
-        if node is not None:
-            node.contact = contact
+        path, found = self._search(contact.id)
+        if found is not None:
+            found.contact = contact
             return
-        self._insert(_Node(contact))
+        leaf = _Node(contact)
+        self._attach(path, leaf)
+        size = len(self._ids)
+        if (size * size) >> len(path) == 0:  # the budget, halved once per node passed, ran out: too deep
+            self._rebalance(path, leaf)
 
-    def _insert(self, leaf: _Node) -> None:
-        key = leaf.key
-        size = len(self._nodes) + 1
-        budget = size * size
+    def _search(self, key: int) -> tuple[list[_Node], _Node | None]:
+        """The nodes a BST search for ``key`` passes, and the node holding ``key`` (None: ``path[-1]`` is where
+        a new leaf would hang)."""
         path: list[_Node] = []
         node = self._root
         while node is not None:
+            node_key = node.key
+            if key == node_key:
+                return path, node
             path.append(node)
-            node = node.left if key < node.key else node.right
-            budget >>= 1
-        self._attach(path[-1] if path else None, leaf)
-        self._nodes[key] = leaf
-        if budget != 0:
-            return
-        # Too deep: find the lowest ancestor that is out of balance and rebuild it (gb_trees insert_1/balance).
+            node = node.left if key < node_key else node.right
+        return path, None
+
+    def _attach(self, path: list[_Node], leaf: _Node) -> None:
+        if not path:
+            self._root = leaf
+        elif leaf.key < path[-1].key:
+            path[-1].left = leaf
+        else:
+            path[-1].right = leaf
+        self._ids.append(leaf.key)
+
+    def _rebalance(self, path: list[_Node], leaf: _Node) -> None:
+        """gb_trees' way back up from a too-deep insert: rebuild the lowest ancestor with ``h > s * s``.
+
+        The root always qualifies (the leaf sits at a depth d with 2**d > size**2, and the root's h is at least
+        2**d), so exactly one subtree is rebuilt.
+        """
         h, s, child = 1, 1, leaf
         for depth in range(len(path) - 1, -1, -1):
             parent = path[depth]
-            other = parent.right if parent.left is child else parent.left
-            other_h, other_s = _count(other)
+            other_h, other_s = _count(parent.right if parent.left is child else parent.left)
             h, s = 2 * max(h, other_h), s + other_s + 1
             if h > s * s:
                 rebuilt = _balanced(list(_in_order(parent)), 0, s)
-                self._replace(path[depth - 1] if depth else None, parent, rebuilt)
+                if depth == 0:
+                    self._root = rebuilt
+                elif path[depth - 1].left is parent:
+                    path[depth - 1].left = rebuilt
+                else:
+                    path[depth - 1].right = rebuilt
                 return
             child = parent
 
-    def _attach(self, parent: _Node | None, leaf: _Node) -> None:
-        if parent is None:
-            self._root = leaf
-        elif leaf.key < parent.key:
-            parent.left = leaf
-        else:
-            parent.right = leaf
-
-    def _replace(self, parent: _Node | None, old: _Node, new: _Node) -> None:
-        if parent is None:
-            self._root = new
-        elif parent.left is old:
-            parent.left = new
-        else:
-            parent.right = new
-
-    @classmethod
-    def from_preorder(cls, contacts: list[Contact], metric: str = "tree", capacity: int = CAPACITY) -> "Table":
-        """Rebuild a table from its preorder by plain BST insertion (no rebalancing), reproducing the shape."""
-        if len(contacts) > capacity:
-            raise ValueError(f"{len(contacts)} entries exceed the capacity {capacity}")
-        table = cls(metric, capacity)
-        nodes = table._nodes
-        for contact in contacts:
-            if contact.id in nodes:
-                raise ValueError(f"duplicate id {contact.id} in a table")
-            leaf = _Node(contact)
-            parent, node = None, table._root
-            while node is not None:
-                parent = node
-                node = node.left if leaf.key < node.key else node.right
-            table._attach(parent, leaf)
-            nodes[leaf.key] = leaf
-        return table
-
-    def copy(self) -> "Table":
-        return Table.from_preorder(self.preorder(), self.metric, self.capacity)
-
 
 def _count(node: _Node | None) -> tuple[int, int]:
-    """gb_trees' count/1: (2**height with a leaf = 1 and empty = 1, size)."""
+    """gb_trees' count/1: (h, size), where h is 1 for an empty subtree or a leaf and doubles per extra level."""
     if node is None:
         return 1, 0
     if node.left is None and node.right is None:
@@ -198,8 +204,12 @@ def _count(node: _Node | None) -> tuple[int, int]:
     return 2 * max(left_h, right_h), left_s + right_s + 1
 
 
+def _height(node: _Node | None) -> int:
+    return 0 if node is None else 1 + max(_height(node.left), _height(node.right))
+
+
 def _in_order(node: _Node | None) -> Iterator[_Node]:
-    stack = []
+    stack: list[_Node] = []
     while stack or node is not None:
         while node is not None:
             stack.append(node)
@@ -210,7 +220,8 @@ def _in_order(node: _Node | None) -> Iterator[_Node]:
 
 
 def _balanced(nodes: list[_Node], low: int, size: int) -> _Node | None:
-    """gb_trees' balance_list: left part of ``(size-1) - (size-1)//2`` nodes, the middle node, then the rest."""
+    """gb_trees' balance_list over ``nodes[low:low + size]`` (sorted), relinking the nodes in place: the left part
+    gets ``(size - 1) - (size - 1) // 2`` nodes, then the middle node, then the right part the rest."""
     if size == 0:
         return None
     right_size = (size - 1) // 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import time
 import weakref
 
 import gevent
@@ -63,7 +64,8 @@ class Context:
         self._sockets: weakref.WeakSet[GreenSocket] = weakref.WeakSet()
         self._closed = False
 
-    def router(self, *, max_connections: int = 32, hwm: int | None = None) -> "RouterSocket":
+    def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
+               hwm: int | None = None) -> "RouterSocket":
         """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand.
 
         ``hwm`` sets the send and receive high-water marks (messages queued per connection; libzmq's default 1000):
@@ -71,6 +73,7 @@ class Context:
         """
         sock = self._make(RouterSocket, zmq.ROUTER)
         sock.max_connections = max_connections
+        sock.handshake_timeout = handshake_timeout
         if hwm is not None:
             sock.set_hwm(hwm)
         return sock
@@ -234,6 +237,8 @@ class RouterSocket(GreenSocket):
         super().__init__(zsock)
         self._routes: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._next_route = itertools.count(1)
+        self._fresh: set[bytes] = set()  # routes that have not carried a message yet
+        self.handshake_timeout = 2.0
         self.max_connections = 32
 
     def route(self, endpoint: str) -> bytes:
@@ -251,6 +256,7 @@ class RouterSocket(GreenSocket):
         except zmq.ZMQError as exc:
             raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
         self._routes[endpoint] = route
+        self._fresh.add(route)
         return route
 
     def forget(self, endpoint: str) -> None:
@@ -258,6 +264,7 @@ class RouterSocket(GreenSocket):
         route = self._routes.pop(endpoint, None)
         if route is None:
             return
+        self._fresh.discard(route)
         try:
             self._zsock.disconnect(endpoint)
         except zmq.ZMQError:
@@ -273,23 +280,36 @@ class RouterSocket(GreenSocket):
         return len(self._routes)
 
     def send_to(self, route: bytes, frames: list[bytes]) -> None:
-        """Send ``frames`` to ``route``; retries while a new tcp connection is still handshaking.
+        """Send ``frames`` to ``route``, waiting up to ``handshake_timeout`` for a connection that is still coming up.
 
-        Raises :class:`TransportError` at once for a route that is gone; a caller's ``gevent.Timeout`` bounds the
-        retries for one that never comes up.
+        A route that has carried a message before and is now unroutable is gone (its peer closed): that raises
+        :class:`TransportError` at once, and so does a new one that does not come up in time.
         """
         delay = _BUSY_RETRY
+        deadline = None
         while True:
             try:
                 self._send_frames([route, *frames])
+                self._fresh.discard(route)
                 return
             except zmq.Again:
                 self._wait(_POLLOUT, delay)
             except zmq.ZMQError as exc:
-                if exc.errno != zmq.EHOSTUNREACH or route not in self._routes.values():
+                if exc.errno != zmq.EHOSTUNREACH or route not in self._fresh:
+                    self._forget_route(route)
                     raise self._error("send", exc) from exc
-                gevent.sleep(delay)  # our own connection, not yet attached: tcp handshake in progress
+                deadline = deadline or time.monotonic() + self.handshake_timeout
+                if time.monotonic() > deadline:
+                    self._forget_route(route)
+                    raise TransportError("connection did not come up in time") from exc
+                gevent.sleep(delay)  # our own new connection, not attached yet: tcp handshake in progress
             delay = min(delay * 2, _BUSY_RETRY_MAX)
+
+    def _forget_route(self, route: bytes) -> None:
+        for endpoint, known in self._routes.items():
+            if known == route:
+                self.forget(endpoint)
+                return
 
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""

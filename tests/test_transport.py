@@ -109,3 +109,30 @@ def test_bind_failure_is_a_transport_error(ctx):
             sock.bind("tcp://127.0.0.1:notaport")
     finally:
         sock.close()
+
+
+def test_sending_to_a_closed_peer_fails_promptly_instead_of_retrying_forever(ctx):
+    from conftest import wait_until
+
+    endpoints = Endpoints("inproc", ctx.namespace)
+    server = ctx.router()
+    address = server.bind(endpoints.new("server"))
+    client = ctx.router(handshake_timeout=0.2)
+    try:
+        route = client.route(address)
+        client.send_to(route, [b"hello"])
+        assert server.recv()[1:] == [b"hello"]
+        server.close()
+
+        def refused():
+            try:
+                with gevent.Timeout(1):
+                    client.send_to(client.route(address), [b"anyone?"])
+            except TransportError:
+                return True
+            return False
+
+        wait_until(refused, timeout=5)  # the pipe's end is noticed asynchronously; from then on the send fails at once
+    finally:
+        server.close()
+        client.close()

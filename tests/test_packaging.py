@@ -1,0 +1,52 @@
+"""The project's front door: README commands, CI script, launcher and exported names stay in step."""
+import configparser
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+import p2pzmq
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def readme_commands():
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_readme_opens_with_exactly_two_setup_commands():
+    install_and_run, install_and_test = readme_commands()
+    assert "pip install" in install_and_run and "p2p-network run -n 16" in install_and_run
+    assert "'.[test]'" in install_and_test and "pytest" in install_and_test
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert ci.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in ci
+    assert readme_commands()[1] in ci.splitlines()
+
+
+def test_setup_cfg_declares_the_console_script_and_extras():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    assert "p2p-network = p2pzmq.cli:main" in cfg["options.entry_points"]["console_scripts"]
+    assert {"gevent", "pyzmq", "msgpack"} <= {re.split(r"[<>=!~\[ ]", req)[0]
+                                              for req in cfg["options"]["install_requires"].split()}
+    assert "pytest-timeout" in cfg["options.extras_require"]["test"]
+
+
+def test_bin_launcher_is_the_cli():
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "p2p-network"), "--version"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == f"p2p-network {p2pzmq.__version__}"
+
+
+def test_exported_names():
+    assert sorted(p2pzmq.__all__) == sorted(name for name in p2pzmq.__all__ if hasattr(p2pzmq, name))
+    assert {"Network", "Config", "ControlClient", "P2PError"} <= set(p2pzmq.__all__)
