@@ -13,7 +13,7 @@ It prints a table with the ratio simulator / raw, and with ``--write`` writes ``
 and the figures as JSON (``docs/bench.png``, ``docs/bench.json``).
 
     python tools/bench.py --quick            # <= 2 minutes, up to 1,000 peers
-    python tools/bench.py --write            # the full run: N = 16, 128, 1,000, 4,000, 9,000 (needs .[bench])
+    python tools/bench.py --write            # the full run: N = 16, 128, 1,000, 4,000, 9,000 (needs .[plot])
     python tools/bench.py --smoke            # a few seconds, for the test suite
 """
 from __future__ import annotations
