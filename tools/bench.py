@@ -54,6 +54,12 @@ def _stock_pair(zmq, name: str):
     return ctx, server, client
 
 
+def _close(ctx, *sockets) -> None:
+    for sock in sockets:
+        sock.close()
+    ctx.term()
+
+
 def _between_greenlets(round_trips: int, echo, ask) -> tuple[float, float]:
     """Rates of ``ask`` (run in one greenlet) against ``echo`` (in another)."""
     import gevent
@@ -82,9 +88,7 @@ def raw_green(round_trips: int) -> tuple[float, float]:
             client.recv_multipart()
 
     rates = _between_greenlets(round_trips, echo, ask)
-    server.close()
-    client.close()
-    ctx.term()
+    _close(ctx, server, client)
     return rates
 
 
@@ -99,9 +103,7 @@ def raw_plain(round_trips: int) -> tuple[float, float]:
         server.send_multipart(server.recv_multipart())
         client.recv_multipart()
     rates = clock.rates(round_trips)
-    server.close()
-    client.close()
-    ctx.term()
+    _close(ctx, server, client)
     return rates
 
 
@@ -124,9 +126,7 @@ def raw_lean(round_trips: int) -> tuple[float, float]:
             client.recv()
 
     rates = _between_greenlets(round_trips, echo, ask)
-    server.close()
-    client.close()
-    ctx.term()
+    _close(ctx, server, client)
     return rates
 
 
