@@ -22,4 +22,4 @@ def test_bench_smoke_prints_ratios_and_writes_the_report(tmp_path):
     assert (tmp_path / "docs" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads((tmp_path / "docs" / "bench.json").read_text())
     assert min(figures["raw"]["green"]) > 0 and figures["rows"][0]["n"] == 16 and figures["rows"][0]["timeouts"] == 0
-    assert {row["join_concurrency"] for row in figures["joins"]} == {4, 16}
+    assert {row["join_concurrency"] for row in figures["joins"]} == {1, 4, 16}
