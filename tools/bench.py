@@ -264,6 +264,11 @@ def target_lines(figures: dict) -> list[str]:
         lines.append(f"- 1,000 peers created in {row['create_s'][0]:.1f} s wall, {row['create_s'][1]:.1f} s CPU "
                      f"(target <= 30 s); net_status on them {row['status_s'][0]:.1f} s wall, "
                      f"{row['status_s'][1]:.1f} s CPU (target <= 10 s).")
+        for join in figures["joins"]:
+            if join["n"] == 1000 and join["join_concurrency"] == 1:
+                lines.append(f"- The create-only run of 1,000 peers (joins table, J = 1) took "
+                             f"{join['create_s'][0]:.1f} s wall, {join['create_s'][1]:.1f} s CPU: wall time is the "
+                             f"CPU time plus whatever the machine's other jobs took at that moment.")
     largest = figures["rows"][-1]
     if largest["n"] >= 4000:
         lines.append(f"- {largest['n']:,} peers in one process: created, refreshed once and status computed with "
@@ -386,8 +391,8 @@ Written by `python tools/bench.py --write` on {date} (the run took {seconds:.0f}
 Machine: {machine}. The machine is shared: other jobs ran during the benchmark, so wall-clock seconds are inflated
 by an amount that varies from minute to minute. Rates are therefore given **per CPU second of the simulator's own
 process** (which other processes cannot inflate), with wall seconds beside them, and every ratio compares the
-simulator with the raw limit **measured in the same process just before it** (best of 2 runs of {round_trips:,} round trips
-of stock `zmq.green` ROUTER<->ROUTER inproc between two greenlets), so both sides saw the same machine.
+simulator with the raw limit **measured in the same process just before it** (best of 2 runs of {round_trips:,} round
+trips of stock `zmq.green` ROUTER<->ROUTER inproc between two greenlets), so both sides saw the same machine.
 
 "create req/CPU s" counts every protocol request (get_peers, find_closest) and supervisor command sent while
 building, divided by the build's CPU seconds; "refresh" is one discovery pass of every peer. Each N runs in a fresh
@@ -429,9 +434,9 @@ requests in 21.0 profiled CPU seconds; profiling roughly doubles the cost of eac
 | table work (`Table.add`, `closest`, `from_preorder`) | ~8 % | the protocol itself |
 
 The transport alone does {lean_rate:,.0f} round trips per CPU second (raw table above) while the simulator does
-{sim_low:,.0f} to {sim_high:,.0f} requests per CPU second during create, so the green layer is no longer the limit: a further 2x needs the per-message Python
-work halved - a codec that packs contacts once per peer (ids and endpoints are immutable) and decodes tables lazily,
-skipping EAGAIN by checking `EVENTS` before parking when no message is expected (it costs a syscall, about half an
+{sim_low:,.0f} to {sim_high:,.0f} requests per CPU second during create, so the green layer is no longer the limit:
+a further 2x needs the per-message Python work halved - a codec that packs contacts once per peer (ids and endpoints
+are immutable) and decodes tables lazily, skipping EAGAIN by checking `EVENTS` before parking when no message is expected (it costs a syscall, about half an
 exception), and one `gevent.Timeout` per walk instead of per request. Beyond that, one CPU core is the wall: peers
 over several processes (tcp) scale with cores.
 """
