@@ -436,9 +436,9 @@ requests in 21.0 profiled CPU seconds; profiling roughly doubles the cost of eac
 The transport alone does {lean_rate:,.0f} round trips per CPU second (raw table above) while the simulator does
 {sim_low:,.0f} to {sim_high:,.0f} requests per CPU second during create, so the green layer is no longer the limit:
 a further 2x needs the per-message Python work halved - a codec that packs contacts once per peer (ids and endpoints
-are immutable) and decodes tables lazily, skipping EAGAIN by checking `EVENTS` before parking when no message is expected (it costs a syscall, about half an
-exception), and one `gevent.Timeout` per walk instead of per request. Beyond that, one CPU core is the wall: peers
-over several processes (tcp) scale with cores.
+are immutable) and decodes tables lazily, skipping EAGAIN by checking `EVENTS` before parking when no message is
+expected (it costs a syscall, about half an exception), and one `gevent.Timeout` per walk instead of per request.
+Beyond that, one CPU core is the wall: peers over several processes (tcp) scale with cores.
 """
 
 
