@@ -20,7 +20,7 @@ from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
 from .graph import read_graph
-from .network import Network
+from .network import ROUTINGS, Network
 from .progress import TerminalProgress
 from .table import METRICS
 
@@ -48,6 +48,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                      f"With none: {' '.join(DEFAULT_SESSION)}.")
     _network_options(run)
     run.add_argument("--json", action="store_true", help="print each command's result as one JSON line")
+    run.add_argument("--sample", type=int, default=None, metavar="K",
+                     help="net_status estimates reach from K random targets per peer (0: all pairs; default: all "
+                          "pairs up to 2,000 peers)")
+    run.add_argument("--routing", choices=ROUTINGS, default=None,
+                     help="how net_status routes: find_peer messages, locally on fetched tables, or auto (default)")
     run.add_argument("commands", nargs="*", metavar="COMMAND", help="a command and its arguments")
 
     serve = sub.add_parser("serve", help="build a network and serve the control socket until die")
@@ -87,6 +92,9 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
+    parser.add_argument("--join-concurrency", type=int, default=1, metavar="J",
+                        help="up to J peers join at once (default 1, the original's sequential build; more is "
+                             "faster, but tables then depend on scheduling)")
 
 
 def _positive_float(text: str) -> float:
@@ -116,7 +124,7 @@ def _duration(text: str) -> float:
 
 def _config(args) -> Config:
     changes = {"seed": args.seed, "metric": args.metric, "transport": args.transport, "host": args.host,
-               "pace": args.pace}
+               "pace": args.pace, "join_concurrency": args.join_concurrency}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
     return Config(**changes)
@@ -188,11 +196,17 @@ def _typed(command, param, text: str):
 
 
 def _format_net_status(result: dict) -> Iterator[str]:
-    n = result["n"]
+    sample = result.get("sample")
+    out_of = f"{sample} sampled" if sample else f"{result['n']}"
     for peer in result["peers"]:
         yield f"{peer['id']} has {peer['tree_size']} peers in its tree."
-        yield f"{peer['id']} is connected to {peer['reachable']}/{n} peers {peer['percent']}%"
-    yield f"Connectivity percentage {result['connectivity']}%"
+        yield f"{peer['id']} is connected to {peer['reachable']}/{out_of} peers {peer['percent']}%"
+    if sample:
+        low, high = result["ci95"]
+        yield (f"Connectivity percentage {result['connectivity']}% (estimate {result['estimate']}%, 95% CI "
+               f"{low}-{high}%, {sample} targets per peer)")
+    else:
+        yield f"Connectivity percentage {result['connectivity']}%"
     if result.get("dead"):
         yield f"{len(result['dead'])} dead peers, {result['failed_hops']} lookups failed at a dead peer"
 
@@ -253,6 +267,12 @@ def _progress(args) -> TerminalProgress | None:
 
 def _run(args) -> int:
     session = list(parse_commands(args.commands or DEFAULT_SESSION))
+    for name, arguments in session:
+        if name == "net_status":  # --sample and --routing are defaults for every net_status without its own
+            if args.sample is not None and arguments.get("sample") is None:
+                arguments["sample"] = args.sample
+            if args.routing is not None and arguments.get("routing") == "auto":
+                arguments["routing"] = args.routing
     progress = _progress(args)
     try:
         with Network(_config(args), progress=progress) as network:

@@ -38,6 +38,14 @@ class Config:
     shutdown_timeout: float = 5.0
     max_message_bytes: int = 1 << 20
     tcp_backlog: int = 4096
+    # Up to this many peers bootstrap at the same time during create (1 = the original's sequential build, which
+    # the message-free oracle reproduces exactly; more is faster but tables then depend on scheduling).
+    join_concurrency: int = 1
+    # net_status routes all N² pairs up to this N; above it, it samples status_sample targets per peer by default.
+    status_exact_limit: int = 2000
+    status_sample: int = 100
+    # net_status's "auto" routing drives routes by messages up to this N, and routes locally on fetched tables above.
+    status_local_above: int = 256
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE
@@ -60,6 +68,10 @@ class Config:
             raise UsageError("evict_after must not be negative (0 turns eviction off)")
         if self.max_connections < 1:
             raise UsageError("max_connections must be at least 1")
+        if self.join_concurrency < 1:
+            raise UsageError("join_concurrency must be at least 1")
+        if self.status_sample < 1 or self.status_exact_limit < 1:
+            raise UsageError("status_sample and status_exact_limit must be at least 1")
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""

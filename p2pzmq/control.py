@@ -67,7 +67,10 @@ _CHOOSE = (Param("count", int, None, False), Param("seed", int, None, False), Pa
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers"),
-    Command("net_status", (), lambda net: net.net_status(), "table size and greedy-routing reach of every peer"),
+    Command("net_status", (Param("sample", int, None, required=False), Param("routing", str, "auto", required=False)),
+            lambda net, sample, routing: net.net_status(sample, routing),
+            "table size and greedy-routing reach of every peer; sample=K estimates it from K random targets per "
+            "peer; routing=messages|local|auto"),
     Command("refresh_peers", (), lambda net: net.refresh_peers(), "one discovery pass of every peer, in list order"),
     Command("output_tgf", (Param("path", str),), lambda net, path: net.output_tgf(path),
             "write the overlay as TGF to PATH (on the supervisor's host)"),

@@ -170,7 +170,9 @@ class Codec:
 
     def __init__(self, max_bytes: int = 1 << 20) -> None:
         self.max_bytes = max_bytes
-        self._contacts: dict[int, Contact] = {}
+        self._contacts: dict[bytes, Contact] = {}  # wire id -> the one Contact object for that peer
+        # Each message kind's field decoders, looked up once here rather than by name for every field received.
+        self._decoders = {cls: tuple(self._decoder(cls, name) for name in cls._fields) for cls in _KINDS}
 
     encode = staticmethod(encode)
 
@@ -196,51 +198,42 @@ class Codec:
         fields = body[1:]
         if len(fields) != len(cls._fields):
             raise ProtocolError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(fields)}", "field_count")
-        msg = cls(*(self._field(cls, name, value) for name, value in zip(cls._fields, fields)))
+        msg = cls(*[decode(value) for decode, value in zip(self._decoders[cls], fields)])
         if cls is FoundPeers and any(pick >= len(msg.contacts) for pick in msg.picks):
             raise ProtocolError("FoundPeers picks a contact it does not carry")
         return msg
 
-    def _field(self, cls, name: str, value):
+    def _decoder(self, cls, name: str):
+        """The function that validates and converts field ``name`` of ``cls``."""
         if name == "req_id":
-            return _int_in(value, 0, MAX_REQUEST_ID, name)
+            return lambda value: _int_in(value, 0, MAX_REQUEST_ID, name)
         if name in ("cookie", "secret"):
-            return _int_in(value, 1, MAX_COOKIE, name)
+            return lambda value: _int_in(value, 1, MAX_COOKIE, name)
         if name in ("sender", "contact"):
-            return self._contact(value)
+            return self._contact
         if name == "target":
-            return _id(value)
+            return _id
         if name == "targets":
-            return [_id(item) for item in _list(value, MAX_TARGETS, name)]
-        if name == "table":
-            return [self._contact(item) for item in _list(value, CAPACITY, name)]
-        if name == "contacts":
-            return [self._contact(item) for item in _list(value, CAPACITY, name)]
+            return lambda value: [_id(item) for item in _list(value, MAX_TARGETS, name)]
+        if name in ("table", "contacts"):
+            contact = self._contact
+            return lambda value: [contact(item) for item in _list(value, CAPACITY, name)]
         if name == "picks":
-            return [_int_in(item, 0, CAPACITY - 1, name) for item in _list(value, MAX_TARGETS, name)]
+            return lambda value: [_int_in(item, 0, CAPACITY - 1, name) for item in _list(value, MAX_TARGETS, name)]
         raise ProtocolError(f"{cls.__name__}.{name} has no decoder")
 
     def _contact(self, value) -> Contact:
         if type(value) is not list or len(value) != 3:
             raise ProtocolError("a contact is [id, server, client]")
-        peer_id = _id(value[0])
-        server, client = _endpoint(value[1]), _endpoint(value[2])
-        known = self._contacts.get(peer_id)
+        wire_id, server, client = value
+        known = self._contacts.get(wire_id) if type(wire_id) is bytes else None
         if known is not None and known.server == server and known.client == client:
-            return known
-        contact = Contact(peer_id, server, client)
+            return known  # same id bytes and endpoints as a contact that passed the checks below
+        contact = Contact(_id(wire_id), _endpoint(server), _endpoint(client))
         if len(self._contacts) >= MAX_SHARED_CONTACTS:
             self._contacts.clear()  # hostile input naming ever new ids must not grow memory without bound
-        self._contacts[peer_id] = contact
+        self._contacts[wire_id] = contact
         return contact
-
-
-_default_codec = Codec()
-
-
-def decode(frames: list[bytes]):
-    """Decode with a process-wide :class:`Codec`."""
-    return _default_codec.decode(frames)
 
 
 def _int_in(value, low: int, high: int, name: str) -> int:
@@ -265,3 +258,11 @@ def _endpoint(value) -> str:
     if type(value) is not str or len(value) > MAX_ENDPOINT_CHARS or not value.startswith(ENDPOINT_SCHEMES):
         raise ProtocolError("an endpoint is an inproc:// or tcp:// URL string")
     return value
+
+
+_default_codec = Codec()
+
+
+def decode(frames: list[bytes]):
+    """Decode with a process-wide :class:`Codec`."""
+    return _default_codec.decode(frames)

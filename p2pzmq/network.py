@@ -20,7 +20,7 @@ from typing import Callable
 import gevent
 import gevent.lock
 
-from . import discovery, graph
+from . import discovery, graph, status
 from . import messages as m
 from .churn import ChurnPlan, Schedule
 from .config import Config
@@ -65,6 +65,9 @@ def _serialized(method):
             gevent.sleep(0)  # let a greenlet waiting for the lock have it before this one asks again
     return run
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
+_STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
+#: How net_status may drive its routes (see :meth:`Network.net_status`).
+ROUTINGS = ("auto", "messages", "local")
 
 
 #: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
@@ -92,6 +95,7 @@ class Network:
         seed = self.config.seed
         self._rng = random.Random(seed)
         self._cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
+        self._status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
         self.counters: collections.Counter = collections.Counter()
         self._codec = m.Codec(self.config.max_message_bytes)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
@@ -129,17 +133,30 @@ class Network:
 
     @_serialized
     def create(self, n: int) -> dict:
-        """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone)."""
+        """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
+
+        With ``join_concurrency`` J > 1, up to J new peers join at once, each from a peer that existed before its
+        batch, and tables depend on how the joins interleave: the result no longer matches the sequential build
+        (nor the message-free oracle), though the same seed and J still draw the same ids and bootstrap choices.
+        """
         if type(n) is not int or n < 1:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
         started = time.perf_counter()
-        for done in range(1, n + 1):
-            peer = self._spawn_peer()
-            if self.peers:
-                bootstrap = self.peers[self._rng.randrange(len(self.peers))]
-                self._command(peer.contact, m.Join, bootstrap.contact)
-            self.peers.insert(0, peer)
-            self._report("create", done, n)
+        remaining = n
+        while remaining:
+            batch = 1 if not self.peers else min(self.config.join_concurrency, remaining)
+            joins, fresh = [], []
+            for _ in range(batch):
+                peer = self._spawn_peer()
+                fresh.append(peer)
+                if self.peers:
+                    bootstrap = self.peers[self._rng.randrange(len(self.peers))]
+                    joins.append((peer.contact, m.Join, (bootstrap.contact,)))
+            self._command_many(joins)
+            for peer in fresh:
+                self.peers.insert(0, peer)
+            remaining -= batch
+            self._report("create", n - remaining, n)
             if self.config.pace:
                 gevent.sleep(self.config.pace)
         self.seconds["create"] += time.perf_counter() - started
@@ -176,52 +193,84 @@ class Network:
                 for reply in replies]
 
     @_serialized
-    def net_status(self) -> dict:
-        """Table size and greedy-routing reach of every peer (§4.8), all routes driven by messages, plus the hop
-        counts of the routes that arrived (``hops``: histogram, mean, and the overall lookup success rate).
+    def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
+        """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
+        arrived (``hops``: histogram, mean, and the overall lookup success rate).
 
         Only peers that are alive count: those killed or gone, and those whose client does not answer within
         ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left`` or
         ``unresponsive``); ``n`` and ``connectivity`` are over the alive ones (``alive`` = ``n``). A route whose
-        next hop is a dead peer fails (over tcp after ``client_timeout``, over inproc at once); ``failed_hops``
-        counts them.
+        next hop is a dead peer fails (with message routing: over tcp after ``client_timeout``, over inproc at once);
+        ``failed_hops`` counts them.
 
-        Routes advance in rounds: each round asks every client that currently holds some routes for one step of
-        all of them in a single ``find_peer`` batch, so the cost is messages per round, not per route.
+        ``sample``: None routes all N² pairs up to ``status_exact_limit`` peers and samples ``status_sample``
+        targets per peer above; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
+        ``sample``, ``estimate`` and ``ci95`` (percent) to the result. ``routing``: ``messages`` drives every route
+        with ``find_peer`` commands, batched per round (each round asks every client that holds some routes for one
+        step of all of them); ``local`` fetches each table once and routes on them (same result, see
+        :mod:`p2pzmq.status`); ``auto`` uses messages up to ``status_local_above`` peers.
         """
+        if sample is not None and (type(sample) is not int or sample < 0):
+            raise UsageError(f"sample must be a non-negative integer, not {sample!r}")
+        if routing not in ROUTINGS:
+            raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
         started = time.perf_counter()
         listed = list(self.peers)
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in listed], tolerate=True)
-        alive = [(index, peer, len(reply.table)) for index, (peer, reply) in enumerate(zip(listed, replies), start=1)
+        alive = [(index, peer, reply) for index, (peer, reply) in enumerate(zip(listed, replies), start=1)
                  if reply is not NO_REPLY]
         dead = [{"id": str(peer.id), "state": "unresponsive"} for peer, reply in zip(listed, replies)
                 if reply is NO_REPLY]
         dead += [{"id": str(contact.id), "state": state} for contact, state in self.departed]
-        contacts = [peer.contact for _, peer, _ in alive]
-        reached, hops, failed = self._route_all(contacts, [contact.id for contact in contacts])
         n = len(alive)
+        if sample is None:
+            sample = 0 if n <= self.config.status_exact_limit else self.config.status_sample
+        ids = [peer.id for _, peer, _ in alive]
+        targets = [ids] * n if sample == 0 else status.sample_targets(self._status_rng, ids, sample)
+        if routing == "local" or (routing == "auto" and n > self.config.status_local_above):
+            tables = {peer.id: Table.from_preorder(reply.table, metric=self.config.metric,
+                                                   capacity=self.config.table_capacity) for _, peer, reply in alive}
+            reached, hops, failed = self._route_locally(tables, ids, targets)
+        else:
+            reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets)
+        per_peer = sample or n
         rows = []
-        for (index, peer, size), count in zip(alive, reached):
-            rows.append({"id": str(peer.id), "tgf": index, "tree_size": size, "reachable": count,
-                         "percent": int(count / n * 100)})
-        connectivity = int(sum(row["percent"] for row in rows) / n) if n else 0
+        for (index, peer, reply), count in zip(alive, reached):
+            rows.append({"id": str(peer.id), "tgf": index, "tree_size": len(reply.table), "reachable": count,
+                         "percent": int(count / per_peer * 100)})
+        result = {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n) if n else 0, "peers": rows,
+                  "hops": _hop_summary(hops, n * per_peer), "alive": n, "dead": dead, "failed_hops": failed}
+        if sample and n:
+            result.update(status.estimate(reached, sample), sample=sample)
         self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
         self.seconds["net_status"] += time.perf_counter() - started
-        return {"n": n, "connectivity": connectivity, "peers": rows, "hops": _hop_summary(hops, n * n),
-                "alive": n, "dead": dead, "failed_hops": failed}
+        return result
 
-    def _route_all(self, sources: list[Contact], targets: list[int]) -> tuple[list[int], collections.Counter, int]:
-        """Greedy-route from every source to every target within ``max_hops`` forwarding steps: how many targets
-        each source reaches, how many forwarding steps the successful routes took, and how many routes failed
-        because the peer holding them did not answer (dead)."""
+    def _route_locally(self, tables: dict[int, Table], ids: list[int], targets: list[list[int]]):
+        """Like :meth:`_route_pairs`, computed on the tables instead of by messages."""
+        steps = status.route_steps(tables, ((source, target) for source, row in zip(ids, targets) for target in row),
+                                   self.config.max_hops)
+        reached, hop_counts, position = [], collections.Counter(), 0
+        for row in targets:
+            arrived = [step for step in steps[position:position + len(row)] if step is not None and step >= 0]
+            position += len(row)
+            reached.append(len(arrived))
+            hop_counts.update(arrived)
+        return reached, hop_counts, steps.count(status.DEAD)
+
+    def _route_pairs(self, sources: list[Contact],
+                     targets: list[list[int]]) -> tuple[list[int], collections.Counter, int]:
+        """Greedy-route from each source to each of its own targets within ``max_hops`` forwarding steps, driven by
+        ``find_peer`` messages: how many targets each source reaches, how many steps the successful routes took,
+        and how many routes failed because the peer holding them did not answer (dead)."""
         max_hops = self.config.max_hops
         reached = [0] * len(sources)
         hop_counts: collections.Counter = collections.Counter()
         failed = 0
         # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
-        for index, source in enumerate(sources):
-            holding[source] = [(index, target, max_hops) for target in targets]
+        for index, (source, row) in enumerate(zip(sources, targets)):
+            holding[source] = [(index, target, max_hops) for target in row]
         rounds = 0
         while holding:
             self._report("net_status", rounds, max_hops + 1)  # a route takes at most max_hops + 1 rounds

@@ -2,8 +2,13 @@
 
 Sockets here are a lean green layer over pyzmq's non-blocking calls (DESIGN.md §3: about 2x the round-trip rate of
 stock ``zmq.green``). A call that would block parks the calling greenlet on the socket's event fd in gevent's loop.
-ZeroMQ's fd is edge-triggered and any socket call may consume its signal, so every wait re-checks ``EVENTS`` first;
-with one owning greenlet per socket (the project's rule) no wake-up can be lost.
+ZeroMQ's fd signals pending *commands*, not messages, and any socket call may consume that signal. A receive that
+fails with EAGAIN has just drained the command mailbox, so parking right after it cannot miss a wake-up: the next
+message's command makes the fd readable again. So ``recv`` tries first and parks only after EAGAIN (no ``EVENTS``
+call, which costs a syscall), and waits for room to send re-check ``EVENTS`` before parking. With one owning
+greenlet per socket (the project's rule) nothing else can consume the signal in between. Frames are sent and
+received one by one with plain-int flags: pyzmq's ``*_multipart`` helpers and its enum arithmetic cost more than
+the messages themselves (tests/test_transport_green.py covers wake-ups and back-pressure).
 
 Every socket is created with ``LINGER 0`` and ``MAXMSGSIZE``; ROUTERs also get ``ROUTER_MANDATORY`` (otherwise
 unroutable messages vanish silently). Routing ids for outgoing connections are never reused, because connecting twice
@@ -28,6 +33,10 @@ from .errors import ClosedError, TransportError
 MAX_SOCKETS = 32768
 _READ = 1
 _WRITE = 2
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
+_EVENTS = int(zmq.EVENTS)
+_POLLOUT = int(zmq.POLLOUT)
 _BUSY_RETRY = 0.0005
 _BUSY_RETRY_MAX = 0.05
 
@@ -59,11 +68,18 @@ class Context:
         self._inproc_bound: set[str] = set()
         self._closed = False
 
-    def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0) -> "RouterSocket":
-        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand."""
+    def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
+               hwm: int | None = None) -> "RouterSocket":
+        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand.
+
+        ``hwm`` sets the send and receive high-water marks (messages queued per connection; libzmq's default 1000):
+        a sender that reaches it waits (green) until the receiver drains its queue.
+        """
         sock = self._make(RouterSocket, zmq.ROUTER)
         sock.max_connections = max_connections
         sock.handshake_timeout = handshake_timeout
+        if hwm is not None:
+            sock.set_hwm(hwm)
         return sock
 
     def rep(self) -> "GreenSocket":
@@ -134,6 +150,14 @@ class GreenSocket:
             self._bound.append(bound)
         return bound
 
+    def set_hwm(self, hwm: int) -> None:
+        """Send and receive high-water marks; affects connections made after the call."""
+        try:
+            self._zsock.setsockopt(zmq.SNDHWM, hwm)
+            self._zsock.setsockopt(zmq.RCVHWM, hwm)
+        except zmq.ZMQError as exc:
+            raise TransportError(f"cannot set the high-water mark: {exc}") from exc
+
     def connect(self, endpoint: str) -> None:
         try:
             self._zsock.connect(endpoint)
@@ -145,30 +169,51 @@ class GreenSocket:
         delay = _BUSY_RETRY
         while True:
             try:
-                self._zsock.send_multipart(frames, zmq.NOBLOCK)
+                self._send_frames(frames)
                 return
             except zmq.Again:
                 # POLLOUT is not reliable on a ROUTER with ROUTER_MANDATORY (it reports any pipe), so back off briefly.
-                self._wait(zmq.POLLOUT, delay)
+                self._wait(_POLLOUT, delay)
                 delay = min(delay * 2, _BUSY_RETRY_MAX)
             except zmq.ZMQError as exc:
                 raise self._error("send", exc) from exc
 
+    def _send_frames(self, frames: list[bytes]) -> None:
+        """Queue one multipart message without blocking (all frames or, on EAGAIN at the first, none)."""
+        send = self._zsock.send
+        for frame in frames[:-1]:
+            send(frame, _MORE_NOBLOCK)
+        send(frames[-1], _NOBLOCK)
+
     def recv(self) -> list[bytes]:
         """Receive one multipart message, parking the greenlet until one arrives."""
+        receive = self._zsock.recv
         while True:
             try:
-                return self._zsock.recv_multipart(zmq.NOBLOCK)
+                frame = receive(_NOBLOCK, copy=False)
             except zmq.Again:
-                self._wait(zmq.POLLIN)
+                frame = None
             except zmq.ZMQError as exc:
                 raise self._error("recv", exc) from exc
+            if frame is None:
+                # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
+                # outside the except block, so thousands of idle sockets do not each keep an exception alive.
+                get_hub().wait(self._watcher)
+                continue
+            try:
+                parts = [frame.bytes]
+                while frame.more:  # the rest of a multipart message arrives with its first frame
+                    frame = receive(_NOBLOCK, copy=False)
+                    parts.append(frame.bytes)
+            except zmq.ZMQError as exc:
+                raise self._error("recv", exc) from exc
+            return parts
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
         hub = get_hub()
         try:
-            while not self._zsock.getsockopt(zmq.EVENTS) & event:
+            while not self._zsock.getsockopt(_EVENTS) & event:
                 if timeout is None:
                     hub.wait(self._watcher)
                 else:
@@ -258,11 +303,11 @@ class RouterSocket(GreenSocket):
         deadline = None
         while True:
             try:
-                self._zsock.send_multipart([route, *frames], zmq.NOBLOCK)
+                self._send_frames([route, *frames])
                 self._fresh.discard(route)
                 return
             except zmq.Again:
-                self._wait(zmq.POLLOUT, delay)
+                self._wait(_POLLOUT, delay)
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EHOSTUNREACH or route not in self._fresh:
                     self._forget_route(route)
@@ -283,7 +328,7 @@ class RouterSocket(GreenSocket):
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""
         try:
-            self._zsock.send_multipart([route, *frames], zmq.NOBLOCK)
+            self._send_frames([route, *frames])
         except zmq.ZMQError as exc:
             raise self._error("reply", exc) from exc
 

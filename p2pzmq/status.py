@@ -1,0 +1,98 @@
+"""net_status arithmetic (DESIGN.md §4.8): pure, no sockets.
+
+Greedy routing is deterministic: from peer C towards target T the next hop is ``C's table.closest(T)``, so the route
+from C is a fixed path and "T reached within ``max_hops`` forwarding steps" depends only on that path's length. Given
+a snapshot of every table (fetched once per peer), :func:`route_steps` walks these paths locally and remembers, per
+target, how far each peer on a walked path is from it; every later route that meets a known peer stops there. The
+result is identical to driving each route hop by hop with ``find_peer`` messages (tests/test_status.py checks it on
+the same network), at a fraction of the cost. Tables do not change during a status: ``find_peer`` adds nobody.
+
+Sampling: K targets per peer drawn uniformly (with replacement) from a seeded stream estimate the connectivity; the
+95 % confidence interval treats each peer's reach as a binomial proportion of its K draws.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import random
+from typing import Iterable
+
+from .table import Table
+
+#: z for a two-sided 95 % normal confidence interval.
+Z95 = 1.959964
+
+
+#: In :func:`route_steps` results: the route failed because its next hop was a peer without a table (dead).
+DEAD = -1
+
+
+def route_steps(tables: dict[int, Table], pairs: Iterable[tuple[int, int]], max_hops: int) -> list[int | None]:
+    """Forwarding steps of the greedy route from each ``(source, target)`` id pair; None where it fails (a dead end,
+    a loop, or more than ``max_hops`` steps), or :data:`DEAD` where it fails because it must ask a peer that has no
+    table (a dead peer) with budget left, as a message-driven route would. Results are in the order of ``pairs``."""
+    pairs = list(pairs)
+    by_target: dict[int, list[int]] = collections.defaultdict(list)
+    for position, (_, target) in enumerate(pairs):
+        by_target[target].append(position)
+    fail = max_hops + 1
+    results: list[int | None] = [None] * len(pairs)
+    for target, positions in by_target.items():
+        # peer id -> steps to target (capped at ``fail``), or -(k + 1) when a dead peer is k steps ahead
+        memo: dict[int, int] = {target: 0}
+        for position in positions:
+            steps = _steps(tables, memo, pairs[position][0], fail)
+            results[position] = DEAD if steps < 0 else steps if steps < fail else None
+    return results
+
+
+def _steps(tables: dict[int, Table], memo: dict[int, int], source: int, fail: int) -> int:
+    path: list[int] = []
+    on_path: set[int] = set()
+    current = source
+    target = next(iter(memo))  # the first entry of every memo is its target
+    while True:
+        known = memo.get(current)
+        if known is not None:
+            break
+        table = tables.get(current)
+        if table is None:  # a dead peer: asking it fails, if the route still has budget to ask it
+            known = -1
+            break
+        if current in on_path:  # a loop that never reaches the target
+            known = fail
+            break
+        path.append(current)
+        on_path.add(current)
+        following = table.closest(target).id
+        if following == current:  # the peer names itself: as close as the route gets
+            known = fail
+            break
+        current = following
+    for peer in reversed(path):
+        if known < 0:
+            ahead = -known  # the dead peer is this many steps ahead of ``peer``
+            known = -(ahead + 1) if ahead < fail - 1 else fail
+        else:
+            known = min(fail, known + 1)
+        memo[peer] = known
+    return memo[source] if path else known
+
+
+def sample_targets(rng: random.Random, ids: list[int], k: int) -> list[list[int]]:
+    """For each peer (in ``ids`` order), ``k`` target ids drawn uniformly with replacement from ``ids``."""
+    n = len(ids)
+    return [[ids[rng.randrange(n)] for _ in range(k)] for _ in ids]
+
+
+def estimate(reached: list[int], k: int) -> dict:
+    """Connectivity estimated from each peer's ``reached`` count out of ``k`` sampled targets: the mean reach in
+    percent and its 95 % confidence interval (normal approximation; each peer's proportion contributes its binomial
+    variance, estimated with ``k - 1`` degrees of freedom)."""
+    n = len(reached)
+    proportions = [count / k for count in reached]
+    mean = sum(proportions) / n
+    variance = sum(p * (1 - p) for p in proportions) / (max(k - 1, 1) * n * n)
+    half = Z95 * math.sqrt(variance)
+    return {"estimate": round(100 * mean, 3),
+            "ci95": [round(100 * max(0.0, mean - half), 3), round(100 * min(1.0, mean + half), 3)]}

@@ -1,0 +1,25 @@
+"""tools/bench.py runs end to end in its tiny --smoke mode and writes its report (the real figures come from the
+full run, never from a timed test)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "bench.py")
+
+
+def test_bench_smoke_prints_ratios_and_writes_the_report(tmp_path):
+    done = subprocess.run([sys.executable, BENCH, "--smoke", "--write", "--output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert "| 16 |" in done.stdout and "raw zmq.green rt/CPU s | ratio" in done.stdout
+    report = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "Machine: " in report and "docs/bench.png" in report
+    assert (tmp_path / "docs" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figures = json.loads((tmp_path / "docs" / "bench.json").read_text())
+    assert min(figures["raw"]["green"]) > 0 and figures["rows"][0]["n"] == 16 and figures["rows"][0]["timeouts"] == 0
+    assert {row["join_concurrency"] for row in figures["joins"]} == {1, 4, 16}

@@ -1,0 +1,113 @@
+"""net_status at scale: local routing equals message-driven routing, sampling with a confidence interval, parallel
+joins, and their command-line and control forms."""
+import pytest
+
+from model import ModelNetwork
+from p2pzmq import cli
+from p2pzmq.control import handle
+from p2pzmq.errors import UsageError
+from p2pzmq.status import DEAD, estimate, route_steps
+from p2pzmq.table import Contact, Table
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def contact(peer_id):
+    return Contact(peer_id, f"s{peer_id}", f"c{peer_id}")
+
+
+def table_of(*ids):
+    table = Table()
+    for peer_id in ids:
+        table.add(contact(peer_id))
+    return table
+
+
+def test_route_steps_arrive_stop_at_dead_ends_loops_unknown_peers_and_the_budget():
+    # 10 -> 20 -> 30 (target 30). 40 knows only itself (dead end). 50 and 60 point at each other for target 99.
+    tables = {10: table_of(10, 20), 20: table_of(20, 30), 30: table_of(30), 40: table_of(40),
+              50: table_of(50, 60), 60: table_of(60, 50), 70: table_of(70, 80)}  # 80 has no table
+    pairs = [(10, 30), (20, 30), (30, 30), (40, 30), (50, 99), (70, 80), (70, 90), (10, 10)]
+    assert route_steps(tables, pairs, max_hops=8) == [2, 1, 0, None, None, 1, DEAD, 0]
+    assert route_steps(tables, [(10, 30)], max_hops=1) == [None]
+    assert route_steps(tables, [(70, 90)], max_hops=1) == [None]  # reaches the dead 80 with no budget left to ask
+
+
+def test_estimate_is_the_mean_reach_with_a_binomial_interval():
+    assert estimate([10, 10], 10) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
+    result = estimate([5, 7, 9, 3], 10)
+    low, high = result["ci95"]
+    assert result["estimate"] == 60.0 and low < 60 < high and high - low < 40
+
+
+@pytest.mark.parametrize("metric", ["tree", "xor"])
+def test_local_routing_gives_exactly_the_message_driven_result_on_the_same_network(make_network, metric):
+    net = make_network(48, seed=7, metric=metric)
+    assert net.net_status(routing="local") == net.net_status(routing="messages")
+    net.refresh_peers()
+    assert net.net_status(routing="local") == net.net_status(routing="messages")
+    model = ModelNetwork(7, metric)
+    model.create(48)
+    model.refresh_peers()
+    assert net.net_status(routing="local") == model.net_status()
+
+
+def test_sampled_status_is_the_same_by_messages_and_locally_and_brackets_the_exact_value(make_network):
+    messages, local = make_network(60, seed=3), make_network(60, seed=3)  # same seed: same network, same samples
+    sampled = messages.net_status(sample=40, routing="messages")
+    assert local.net_status(sample=40, routing="local") == sampled
+    exact = messages.net_status()
+    assert sampled["sample"] == 40 and sampled["n"] == 60
+    assert all(0 <= row["reachable"] <= 40 for row in sampled["peers"])
+    assert [row["tree_size"] for row in sampled["peers"]] == [row["tree_size"] for row in exact["peers"]]
+    true_reach = sum(row["reachable"] for row in exact["peers"]) / 60 ** 2 * 100
+    low, high = sampled["ci95"]
+    # Seeded, so deterministic; the margin of two half-widths (about 4 sigma) would hold for any seed but 1 in 10^4.
+    assert abs(sampled["estimate"] - true_reach) <= high - low < 10, (true_reach, sampled["ci95"])
+
+
+def test_large_networks_sample_by_default_and_sample_zero_forces_all_pairs(make_network):
+    net = make_network(12, seed=2, status_exact_limit=10, status_sample=5, status_local_above=4)
+    result = net.net_status()
+    assert result["sample"] == 5 and set(result) >= {"n", "connectivity", "peers", "hops", "estimate", "ci95"}
+    assert set(net.net_status(sample=0)) == {"n", "connectivity", "peers", "hops", "alive", "dead", "failed_hops"}
+    with pytest.raises(UsageError):
+        net.net_status(sample=-1)
+    with pytest.raises(UsageError):
+        net.net_status(routing="telepathy")
+
+
+def test_join_concurrency_one_is_the_sequential_build_and_more_builds_a_working_network(make_network):
+    sequential = make_network(30, seed=5, join_concurrency=1)
+    model = ModelNetwork(5)
+    model.create(30)
+    assert [[c.id for c in t.preorder()] for t in sequential.tables()] == model.preorders()
+    parallel = make_network(30, seed=5, join_concurrency=8)
+    status = parallel.net_status()
+    assert status["n"] == 30 and status["connectivity"] >= 50
+    assert all(row["tree_size"] >= 2 for row in status["peers"])
+    assert parallel.stats()["timeouts"] == 0
+
+
+def test_control_and_cli_take_sample_and_routing(make_network, capsys):
+    net = make_network(6, seed=1)
+    reply, _ = handle(net, b'{"cmd": "net_status", "sample": 3, "routing": "local"}')
+    assert reply["ok"] and reply["result"]["sample"] == 3
+    reply, _ = handle(net, b'{"cmd": "net_status", "sample": "3"}')
+    assert not reply["ok"]
+    assert list(cli.parse_commands(["net_status", "sample=4", "routing=local", "ping"])) == [
+        ("net_status", {"sample": 4, "routing": "local"}), ("ping", {})]
+    assert cli.main(["run", "-n", "5", "--seed", "1", "--sample", "4", "--join-concurrency", "2",
+                     "net_status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11 and all("/4 sampled peers " in line for line in lines[1:10:2])
+    assert lines[-1].startswith("Connectivity percentage ") and "95% CI" in lines[-1]
+    assert cli.main(["run", "-n", "5", "--join-concurrency", "0"]) == cli.EXIT_USAGE
+
+
+def test_local_routing_matches_messages_when_routes_run_into_dead_peers(make_network):
+    net = make_network(40, seed=5, client_timeout=0.2)
+    net.kill_peers(count=10, seed=1)
+    local, messages = net.net_status(routing="local"), net.net_status(routing="messages")
+    assert local == messages
+    assert local["failed_hops"] > 0 and len(local["dead"]) == 10 and local["n"] == 30
