@@ -172,7 +172,14 @@ def _typed_options(command, words: list[str]) -> dict:
 
 
 def _typed(command, param, text: str):
-    if param.type is bool:
+    if param.type is list:  # e.g. ids=["1", "2"]: JSON
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if type(value) is list:
+            return value
+    elif param.type is bool:
         if text.lower() in ("true", "yes", "1"):
             return True
         if text.lower() in ("false", "no", "0"):
@@ -200,6 +207,15 @@ def _format_net_status(result: dict) -> Iterator[str]:
                f"{low}-{high}%, {sample} targets per peer)")
     else:
         yield f"Connectivity percentage {result['connectivity']}%"
+    if result.get("dead"):
+        yield f"{len(result['dead'])} dead peers, {result['failed_hops']} lookups failed at a dead peer"
+
+
+def _format_peers(result: dict) -> Iterator[str]:
+    for peer in result["peers"]:
+        size = "-" if peer["tree_size"] is None else peer["tree_size"]
+        yield f"{peer['id']} {peer['state']} {size} {peer['server']} {peer['client']}"
+    yield f"{result['alive']}/{len(result['peers'])} peers alive"
 
 
 def _format_lookup(result: dict) -> Iterator[str]:
@@ -221,6 +237,11 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "ping": lambda result: iter([f"{result['n']} peers"]),
     "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
     "die": lambda result: iter(["Supervisor stopping"]),
+    "peers": _format_peers,
+    "add_peers": lambda result: iter([f"Added {len(result['added'])} peers, {result['n']} alive"]),
+    "kill_peers": lambda result: iter([f"Killed {len(result['killed'])} peers, {result['n']} alive"]),
+    "leave_peers": lambda result: iter([f"{len(result['left'])} peers left, {result['n']} alive"]),
+    "churn": lambda result: iter([json.dumps(result)]),
 }
 
 

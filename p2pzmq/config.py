@@ -31,6 +31,9 @@ class Config:
     # Waiting for the supervisor's own commands to a peer's client: a refresh walks 160 targets, each up to
     # max_hops requests of client_timeout, so it needs far longer than one request.
     command_timeout: float = 3600.0
+    # A client drops a table entry whose server timed out in this many discovery passes in a row (0: never, as
+    # the original); it takes effect when the table is rebuilt at the end of the pass.
+    evict_after: int = 0
     control_timeout: float = 10.0
     shutdown_timeout: float = 5.0
     max_message_bytes: int = 1 << 20
@@ -61,6 +64,8 @@ class Config:
             raise UsageError("max_hops must not be negative")
         if not 1 <= self.table_capacity <= CAPACITY:
             raise UsageError(f"table_capacity must be between 1 and {CAPACITY}")
+        if self.evict_after < 0:
+            raise UsageError("evict_after must not be negative (0 turns eviction off)")
         if self.max_connections < 1:
             raise UsageError("max_connections must be at least 1")
         if self.join_concurrency < 1:

@@ -54,11 +54,16 @@ class Command:
                 kwargs[param.name] = param.default
                 continue
             value = request[param.name]
+            if param.type is float and type(value) is int:
+                value = float(value)  # JSON writes 2.0 as 2
             if type(value) is not param.type:  # bool is not an int here, and 3.0 is not 3
                 raise UsageError(f"{self.name}: {param.name} must be {param.type.__name__}, not {value!r}")
             kwargs[param.name] = value
         return kwargs
 
+
+#: Which peers kill_peers and leave_peers act on: ``count`` drawn with ``seed``, or the listed ``ids``.
+_CHOOSE = (Param("count", int, None, False), Param("seed", int, None, False), Param("ids", list, None, False))
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers"),
@@ -86,6 +91,19 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "each step and writes time-lapse.json"),
     Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
     Command("die", (), lambda net: net.die(), "stop every peer and the supervisor"),
+    Command("peers", (), lambda net: net.peer_list(),
+            "every peer: id, server and client endpoints, alive flag, state and table size"),
+    Command("add_peers", (Param("n", int),), lambda net, n: net.add_peers(n),
+            "N more peers, each bootstrapped from a random alive one"),
+    Command("kill_peers", _CHOOSE, lambda net, **choice: net.kill_peers(**choice),
+            "crash peers (no goodbye): count=K [seed=S] or ids=[...]"),
+    Command("leave_peers", _CHOOSE, lambda net, **choice: net.leave_peers(**choice),
+            "peers leave gracefully, telling the peers they know: count=K [seed=S] or ids=[...]"),
+    Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
+                      Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
+                      Param("wait", bool, False, False)),
+            lambda net, **plan: net.churn(**plan),
+            "joins at JOIN_RATE/s, exponential sessions of mean 1/LEAVE_RATE s, for DURATION s, in the background"),
 )}
 
 
@@ -141,6 +159,10 @@ class ControlServer:
             while True:
                 frames = self._sock.recv()
                 reply, stop = handle(self.network, frames[-1] if len(frames) == 1 else b"")
+                if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
+                    self.network.counters["dropped.control"] += 1
+                    self.network.counters["dropped_reason.bad_request"] += 1
+                    self.network.counters["dropped"] += 1
                 self._sock.send([json.dumps(reply).encode()])
                 if stop:
                     return

@@ -27,7 +27,13 @@ class ClosedError(TransportError):
 
 
 class ProtocolError(P2PError):
-    """A message is not a well-formed p2pzmq message."""
+    """A message is not a well-formed p2pzmq message; ``reason`` says what was wrong (a short word, for the drop
+    counters in ``stats``): ``frames``, ``too_large``, ``not_msgpack``, ``not_array``, ``unknown_kind``,
+    ``field_count`` or ``bad_field``."""
+
+    def __init__(self, message: str, reason: str = "bad_field") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class ControlError(P2PError):

@@ -20,6 +20,8 @@ from .table import CAPACITY, Contact
 MAX_REQUEST_ID = 2**64 - 1
 MAX_ENDPOINT_CHARS = 256
 MAX_TARGETS = 100_000
+#: Contacts a codec shares at most (about 100 bytes each); beyond that it starts afresh.
+MAX_SHARED_CONTACTS = 200_000
 ENDPOINT_SCHEMES = ("inproc://", "tcp://")
 
 
@@ -42,6 +44,15 @@ class UpdatePeers(NamedTuple):
 
     secret: int
     table: list[Contact]
+
+
+class Leave(NamedTuple):
+    """The sender leaves the network: the server removes exactly this contact from its table, then answers
+    ``Done``. Carries no secret: it can only remove the sender's own entry, as named with both its endpoints."""
+
+    req_id: int
+    cookie: int
+    sender: Contact
 
 
 # Commands from the supervisor (or a tool) to a peer's client.
@@ -75,6 +86,13 @@ class Refresh(NamedTuple):
     cookie: int
 
 
+class Depart(NamedTuple):
+    """Ask a client to tell every peer in its table that it leaves (``Leave``); answered with ``Done``."""
+
+    req_id: int
+    cookie: int
+
+
 # Replies.
 class PeersReply(NamedTuple):
     req_id: int
@@ -103,8 +121,9 @@ class Done(NamedTuple):
 
 
 REPLIES = (PeersReply, ClosestReply, FoundPeers, Done)
-COMMANDS = (ClientPeers, FindPeers, Join, Refresh)
-_KINDS = (GetPeers, FindClosest, UpdatePeers, *COMMANDS, *REPLIES)
+COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart)
+# Wire numbers: new kinds are appended, so the numbers of the older ones never change.
+_KINDS = (GetPeers, FindClosest, UpdatePeers, ClientPeers, FindPeers, Join, Refresh, *REPLIES, Leave, Depart)
 _KIND_OF = {cls: number for number, cls in enumerate(_KINDS)}
 
 
@@ -160,25 +179,25 @@ class Codec:
     def decode(self, frames: list[bytes]):
         """The message in ``frames``; raises :class:`ProtocolError` if it is not exactly one valid message."""
         if len(frames) != 1:
-            raise ProtocolError(f"expected 1 frame, got {len(frames)}")
+            raise ProtocolError(f"expected 1 frame, got {len(frames)}", "frames")
         raw = frames[0]
         if len(raw) > self.max_bytes:
-            raise ProtocolError(f"message of {len(raw)} bytes exceeds {self.max_bytes}")
+            raise ProtocolError(f"message of {len(raw)} bytes exceeds {self.max_bytes}", "too_large")
         try:
             body = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=self.max_bytes,
                                    max_str_len=self.max_bytes, max_array_len=MAX_TARGETS, max_map_len=0,
                                    max_ext_len=0)
         except (ValueError, TypeError, msgpack.UnpackException) as exc:
-            raise ProtocolError(f"not msgpack: {exc}") from exc
+            raise ProtocolError(f"not msgpack: {exc}", "not_msgpack") from exc
         if not isinstance(body, list) or not body:
-            raise ProtocolError("message is not a non-empty array")
+            raise ProtocolError("message is not a non-empty array", "not_array")
         kind = body[0]
         if type(kind) is not int or not 0 <= kind < len(_KINDS):
-            raise ProtocolError(f"unknown message kind {kind!r}")
+            raise ProtocolError(f"unknown message kind {kind!r}", "unknown_kind")
         cls = _KINDS[kind]
         fields = body[1:]
         if len(fields) != len(cls._fields):
-            raise ProtocolError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(fields)}")
+            raise ProtocolError(f"{cls.__name__} takes {len(cls._fields)} fields, got {len(fields)}", "field_count")
         msg = cls(*[decode(value) for decode, value in zip(self._decoders[cls], fields)])
         if cls is FoundPeers and any(pick >= len(msg.contacts) for pick in msg.picks):
             raise ProtocolError("FoundPeers picks a contact it does not carry")
@@ -211,6 +230,8 @@ class Codec:
         if known is not None and known.server == server and known.client == client:
             return known  # same id bytes and endpoints as a contact that passed the checks below
         contact = Contact(_id(wire_id), _endpoint(server), _endpoint(client))
+        if len(self._contacts) >= MAX_SHARED_CONTACTS:
+            self._contacts.clear()  # hostile input naming ever new ids must not grow memory without bound
         self._contacts[wire_id] = contact
         return contact
 

@@ -7,18 +7,22 @@ greenlet or the control server's greenlet) owns that socket; a network is driven
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import json
 import logging
+import math
 import os
 import random
 import time
 from typing import Callable
 
 import gevent
+import gevent.lock
 
 from . import discovery, graph, status
 from . import messages as m
+from .churn import ChurnPlan, Schedule
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
 from .ids import new_cookie, new_id
@@ -31,7 +35,35 @@ log = logging.getLogger(__name__)
 #: At most this many commands are in flight from the supervisor at once (and as many live connections).
 COMMAND_WINDOW = 256
 #: The reply each client command must get.
-_REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done}
+_REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done,
+             m.Depart: m.Done}
+#: How many departed peers (killed or left) are remembered for ``peers`` and ``net_status``.
+MAX_DEPARTED = 10_000
+
+
+class _NoReply:
+    """The result of a command whose client did not answer in time (``_command_many(..., tolerate=True)``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_REPLY"
+
+
+NO_REPLY = _NoReply()
+
+
+def _serialized(method):
+    """Run ``method`` holding the network's lock: the supervisor socket is used by one greenlet at a time, and
+    a command (e.g. net_status) never sees the peer list change under it while churn runs in the background."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        try:
+            with self._lock:
+                return method(self, *args, **kwargs)
+        finally:
+            gevent.sleep(0)  # let a greenlet waiting for the lock have it before this one asks again
+    return run
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
 _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 #: How net_status may drive its routes (see :meth:`Network.net_status`).
@@ -71,7 +103,13 @@ class Network:
         self._sock = self._ctx.router(max_connections=COMMAND_WINDOW,
                                       handshake_timeout=self.config.client_timeout)
         self._request_ids = itertools.count(1)
-        self.peers: list[Peer] = []  # newest first, as the original keeps them
+        self.peers: list[Peer] = []  # newest first, as the original keeps them; only peers not killed or gone
+        #: Peers that were killed or left, oldest first, as (contact, "killed" | "left").
+        self.departed: collections.deque[tuple[Contact, str]] = collections.deque(maxlen=MAX_DEPARTED)
+        self._lock = gevent.lock.RLock()
+        self._churn: gevent.Greenlet | None = None
+        #: What the last churn did so far.
+        self.churned: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
@@ -93,6 +131,7 @@ class Network:
 
     # -- building -------------------------------------------------------------------------------------------------
 
+    @_serialized
     def create(self, n: int) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
 
@@ -134,54 +173,73 @@ class Network:
         return {"n": len(self.peers)}
 
     def stats(self) -> dict:
-        """Counters since start, this process's memory and file descriptors, and time spent per phase."""
+        """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
+        background churn did and how many peers departed."""
         dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
                    if key.startswith("dropped.")}
+        reasons = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
+                   if key.startswith("dropped_reason.")}
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
-                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()}}
+                "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
+                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
+                "churn": dict(self.churned), "dead": len(self.departed)}
 
+    @_serialized
     def tables(self) -> list[Table]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in self.peers])
         return [Table.from_preorder(reply.table, metric=self.config.metric, capacity=self.config.table_capacity)
                 for reply in replies]
 
+    @_serialized
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
-        """Table size and greedy-routing reach of every peer (§4.8), plus the hop counts of the routes that arrived
-        (``hops``: histogram, mean, and the overall lookup success rate).
+        """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
+        arrived (``hops``: histogram, mean, and the overall lookup success rate).
+
+        Only peers that are alive count: those killed or gone, and those whose client does not answer within
+        ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left`` or
+        ``unresponsive``); ``n`` and ``connectivity`` are over the alive ones (``alive`` = ``n``). A route whose
+        next hop is a dead peer fails (with message routing, after ``client_timeout``); ``failed_hops`` counts them.
 
         ``sample``: None routes all N² pairs up to ``status_exact_limit`` peers and samples ``status_sample``
         targets per peer above; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
         ``sample``, ``estimate`` and ``ci95`` (percent) to the result. ``routing``: ``messages`` drives every route
-        with ``find_peer`` commands, ``local`` fetches each table once and routes on them (same result, see
-        :mod:`p2pzmq.status`), ``auto`` uses messages up to ``status_local_above`` peers.
+        with ``find_peer`` commands, batched per round (each round asks every client that holds some routes for one
+        step of all of them); ``local`` fetches each table once and routes on them (same result, see
+        :mod:`p2pzmq.status`); ``auto`` uses messages up to ``status_local_above`` peers.
         """
         if sample is not None and (type(sample) is not int or sample < 0):
             raise UsageError(f"sample must be a non-negative integer, not {sample!r}")
         if routing not in ROUTINGS:
             raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
         started = time.perf_counter()
-        peers = self.peers
-        n = len(peers)
+        listed = list(self.peers)
+        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in listed], tolerate=True)
+        alive = [(index, peer, reply) for index, (peer, reply) in enumerate(zip(listed, replies), start=1)
+                 if reply is not NO_REPLY]
+        dead = [{"id": str(peer.id), "state": "unresponsive"} for peer, reply in zip(listed, replies)
+                if reply is NO_REPLY]
+        dead += [{"id": str(contact.id), "state": state} for contact, state in self.departed]
+        n = len(alive)
         if sample is None:
             sample = 0 if n <= self.config.status_exact_limit else self.config.status_sample
-        ids = [peer.id for peer in peers]
+        ids = [peer.id for _, peer, _ in alive]
         targets = [ids] * n if sample == 0 else status.sample_targets(self._status_rng, ids, sample)
-        tables = self.tables()
         if routing == "local" or (routing == "auto" and n > self.config.status_local_above):
-            reached, hops = self._route_locally(dict(zip(ids, tables)), ids, targets)
+            tables = {peer.id: Table.from_preorder(reply.table, metric=self.config.metric,
+                                                   capacity=self.config.table_capacity) for _, peer, reply in alive}
+            reached, hops, failed = self._route_locally(tables, ids, targets)
         else:
-            reached, hops = self._route_pairs([peer.contact for peer in peers], targets)
+            reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets)
         per_peer = sample or n
         rows = []
-        for index, (peer, table, count) in enumerate(zip(peers, tables, reached), start=1):
-            rows.append({"id": str(peer.id), "tgf": index, "tree_size": len(table), "reachable": count,
+        for (index, peer, reply), count in zip(alive, reached):
+            rows.append({"id": str(peer.id), "tgf": index, "tree_size": len(reply.table), "reachable": count,
                          "percent": int(count / per_peer * 100)})
-        result = {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n), "peers": rows,
-                  "hops": _hop_summary(hops, n * per_peer)}
-        if sample:
+        result = {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n) if n else 0, "peers": rows,
+                  "hops": _hop_summary(hops, n * per_peer), "alive": n, "dead": dead, "failed_hops": failed}
+        if sample and n:
             result.update(status.estimate(reached, sample), sample=sample)
         self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
         self.seconds["net_status"] += time.perf_counter() - started
@@ -193,22 +251,21 @@ class Network:
                                    self.config.max_hops)
         reached, hop_counts, position = [], collections.Counter(), 0
         for row in targets:
-            arrived = [step for step in steps[position:position + len(row)] if step is not None]
+            arrived = [step for step in steps[position:position + len(row)] if step is not None and step >= 0]
             position += len(row)
             reached.append(len(arrived))
             hop_counts.update(arrived)
-        return reached, hop_counts
+        return reached, hop_counts, steps.count(status.DEAD)
 
-    def _route_pairs(self, sources: list[Contact], targets: list[list[int]]) -> tuple[list[int], collections.Counter]:
+    def _route_pairs(self, sources: list[Contact],
+                     targets: list[list[int]]) -> tuple[list[int], collections.Counter, int]:
         """Greedy-route from each source to each of its own targets within ``max_hops`` forwarding steps, driven by
-        ``find_peer`` messages: how many targets each source reaches, and how many steps the successful routes took.
-
-        Routes advance in rounds: each round asks every client that currently holds some routes for one step of
-        all of them in a single ``find_peer`` batch, so the cost is messages per round, not per route.
-        """
+        ``find_peer`` messages: how many targets each source reaches, how many steps the successful routes took,
+        and how many routes failed because the peer holding them did not answer (dead)."""
         max_hops = self.config.max_hops
         reached = [0] * len(sources)
         hop_counts: collections.Counter = collections.Counter()
+        failed = 0
         # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
         for index, (source, row) in enumerate(zip(sources, targets)):
@@ -229,38 +286,45 @@ class Network:
                 if live:
                     asks.append((contact, live))
             replies = self._command_many([(contact, m.FindPeers, ([route[1] for route in live],))
-                                          for contact, live in asks])
+                                          for contact, live in asks], tolerate=True)
             holding = collections.defaultdict(list)
             for (contact, live), reply in zip(asks, replies):
+                if reply is NO_REPLY:
+                    failed += len(live)
+                    continue
                 if len(reply.picks) != len(live):
                     raise ProtocolError(f"find_peer answered {len(reply.picks)} of {len(live)} targets")
                 for (index, target, hops), pick in zip(live, reply.picks):
                     answer = reply.contacts[pick]
                     if answer.id != contact.id:  # a peer that names itself is as close as the route gets
                         holding[answer].append((index, target, hops - 1))
-        return reached, hop_counts
+        return reached, hop_counts, failed
 
+    @_serialized
     def refresh_peers(self) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
         started = time.perf_counter()
-        for done, peer in enumerate(self.peers, start=1):
+        for done, peer in enumerate(list(self.peers), start=1):
             self._command(peer.contact, m.Refresh)
             self._report("refresh", done, len(self.peers))
         self.seconds["refresh"] += time.perf_counter() - started
         return {"refreshed": len(self.peers)}
 
+    @_serialized
     def output_tgf(self, path: str) -> dict:
         """Write the network as TGF (§4.8) to ``path``."""
         ids = [peer.id for peer in self.peers]
         edges = graph.write_tgf(path, ids, self.tables())
         return {"path": path, "nodes": len(ids), "edges": edges}
 
+    @_serialized
     def output_graph(self, path: str, format: str = "tgf") -> dict:
         """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; see :mod:`.graph`)."""
         ids, tables, extras = self.snapshot()
         edges = graph.write_graph(path, format, ids, tables, extras)
         return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
 
+    @_serialized
     def output_png(self, path: str, width: int = 1000, height: int = 1000) -> dict:
         """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra)."""
         from . import plot
@@ -278,6 +342,7 @@ class Network:
         extras = [{"alive": peer.alive, "host": _host(peer.contact.server), "process": pid} for peer in self.peers]
         return [peer.id for peer in self.peers], self.tables(), extras
 
+    @_serialized
     def lookup(self, source: int | str, target: int | str) -> dict:
         """Look ``target`` up from peer ``source`` (ids as ints or decimal strings), two ways, without changing
         any table:
@@ -336,6 +401,7 @@ class Network:
                 return peer
         raise UsageError(f"no peer has id {wanted}")
 
+    @_serialized
     def time_lapse(self, steps: int, directory: str = ".", format: str = "tgf", status: bool = False) -> dict:
         """``steps`` times: refresh every peer, then write ``time-lapse-<i>.<format>`` in ``directory``.
 
@@ -371,10 +437,117 @@ class Network:
                 "success_rate": result["hops"]["success_rate"], "mean_hops": result["hops"]["mean"],
                 "mean_table_size": round(sum(sizes) / len(sizes), 4)}
 
+    # -- dead peers and churn --------------------------------------------------------------------------------------
+
+    @_serialized
+    def peer_list(self) -> dict:
+        """Every peer with its endpoints, whether it is alive (answers its client within ``client_timeout``), its
+        state (``alive``, ``unresponsive``, ``killed``, ``left``) and its table size (None when not alive)."""
+        listed = list(self.peers)
+        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in listed], tolerate=True)
+        rows = []
+        for peer, reply in zip(listed, replies):
+            alive = reply is not NO_REPLY
+            rows.append(_peer_row(peer.contact, "alive" if alive else "unresponsive",
+                                  len(reply.table) if alive else None))
+        rows += [_peer_row(contact, state, None) for contact, state in self.departed]
+        return {"alive": sum(row["alive"] for row in rows), "peers": rows}
+
+    @_serialized
+    def add_peers(self, n: int) -> dict:
+        """``n`` more peers, each bootstrapped from a random alive one (as ``create``)."""
+        self.create(n)
+        return {"added": [str(peer.id) for peer in self.peers[:n]], "n": len(self.peers)}
+
+    @_serialized
+    def kill_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
+        """Crash peers: ``count`` of them drawn with ``seed``, or those in ``ids``. Their greenlets are killed and
+        sockets closed, with no goodbye: whoever still lists them finds out by timing out."""
+        chosen = self._choose(count, seed, ids)
+        for peer in chosen:
+            self._remove(peer, "killed")
+        return {"killed": [str(peer.id) for peer in chosen], "n": len(self.peers)}
+
+    @_serialized
+    def leave_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
+        """Peers leave gracefully: each tells the peers in its table (``Leave``, they remove it), then stops."""
+        chosen = self._choose(count, seed, ids)
+        self._command_many([(peer.contact, m.Depart, ()) for peer in chosen], tolerate=True)
+        for peer in chosen:
+            self._remove(peer, "left")
+        return {"left": [str(peer.id) for peer in chosen], "n": len(self.peers)}
+
+    def _choose(self, count: int | None, seed: int | None, ids: list | None) -> list[Peer]:
+        """The peers named by ``ids`` (decimal strings) or ``count`` drawn with ``seed``, in list order."""
+        if (count is None) == (ids is None):
+            raise UsageError("give either count (with an optional seed) or ids")
+        if ids is not None:
+            by_id = {str(peer.id): peer for peer in self.peers}
+            unknown = [peer_id for peer_id in ids if peer_id not in by_id]
+            if unknown or len(set(ids)) != len(ids):
+                raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, unknown)) or ids}")
+            wanted = set(ids)
+            return [peer for peer in self.peers if str(peer.id) in wanted]
+        if type(count) is not int or not 0 <= count <= len(self.peers):
+            raise UsageError(f"count must be an integer between 0 and {len(self.peers)}, not {count!r}")
+        wanted = set(random.Random(seed).sample(range(len(self.peers)), count))
+        return [peer for index, peer in enumerate(self.peers) if index in wanted]
+
+    def _remove(self, peer: Peer, state: str) -> None:
+        peer.stop()
+        self.peers.remove(peer)
+        self._sock.forget(peer.contact.client)
+        self.departed.append((peer.contact, state))
+        self.counters[f"peers.{state}"] += 1
+
+    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float = 0.5,
+              seed: int | None = None, wait: bool = False) -> dict:
+        """Start churn in the background for ``duration`` seconds (see :mod:`p2pzmq.churn`); other commands keep
+        working meanwhile, each one in between churn events. With ``wait``, return only when it is over."""
+        plan = ChurnPlan(join_rate, leave_rate, crash_fraction, duration, seed)
+        if self.closed:
+            raise UsageError("the network is stopped")
+        if self._churn is not None and not self._churn.dead:
+            raise UsageError("churn is already running")
+        self.churned = {"joined": 0, "killed": 0, "left": 0, "running": True}
+        self._churn = gevent.spawn(self._run_churn, plan)
+        if wait:
+            self._churn.join()
+            return dict(self.churned)
+        return {"started": True, "duration": duration}
+
+    def _run_churn(self, plan: ChurnPlan) -> None:
+        try:
+            schedule = Schedule(plan, [peer.id for peer in self.peers], time.monotonic())
+            while (event := schedule.next()) is not None and time.monotonic() < schedule.end:
+                when, kind, peer_id = event
+                gevent.sleep(max(0.0, when - time.monotonic()))
+                if kind == "join":
+                    schedule.arrived(int(self.add_peers(1)["added"][0]), time.monotonic())
+                    self.churned["joined"] += 1
+                else:
+                    fate = plan.fate()
+                    try:
+                        (self.kill_peers if fate == "killed" else self.leave_peers)(ids=[str(peer_id)])
+                    except UsageError:
+                        continue  # a command killed it or made it leave in the meantime
+                    self.churned[fate] += 1
+            gevent.sleep(max(0.0, schedule.end - time.monotonic()))
+        finally:
+            self.churned["running"] = False
+
+    def stop_churn(self) -> None:
+        """Stop background churn now (if any)."""
+        if self._churn is not None:
+            self._churn.kill(block=True, timeout=self.config.shutdown_timeout)
+            self._churn = None
+            self.churned["running"] = False  # also when it was killed before it ever ran
+
     def die(self) -> dict:
         """Stop every peer and close every socket; nothing is left running. Idempotent."""
         if not self.closed:
             self.closed = True
+            self.stop_churn()
             for peer in self.peers:
                 peer.stop()
             self._sock.close()
@@ -392,12 +565,14 @@ class Network:
     def _command(self, contact: Contact, kind, *args):
         return self._command_many([(contact, kind, args)])[0]
 
-    def _command_many(self, calls: list[tuple[Contact, type, tuple]]) -> list:
+    def _command_many(self, calls: list[tuple[Contact, type, tuple]], tolerate: bool = False) -> list:
         """Send each command to its contact's client and return the replies in order.
 
-        Up to ``COMMAND_WINDOW`` commands are in flight at once. Join and refresh may take long (a walk of 160
-        targets), so they wait up to ``command_timeout``; other commands are quick and must show progress within
-        ``client_timeout``. A client that does not answer in time raises :class:`RpcTimeout`.
+        Up to ``COMMAND_WINDOW`` commands are in flight at once. Join, refresh and depart may take long (a walk of
+        160 targets), so they wait up to ``command_timeout``; other commands are quick and must show progress
+        within ``client_timeout``. A client that does not answer in time raises :class:`RpcTimeout`, or with
+        ``tolerate`` gets :data:`NO_REPLY` in its place (the caller decides what a dead peer means); either way the
+        connection to it is dropped, so nothing piles up for a peer that will never read it.
         """
         results: list = [None] * len(calls)
         for start in range(0, len(calls), COMMAND_WINDOW):
@@ -405,23 +580,40 @@ class Network:
             waiting = {}
             for offset, (contact, kind, args) in enumerate(window):
                 req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
-                route = self._sock.route(contact.client)
-                self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
+                try:
+                    with gevent.Timeout(self.config.client_timeout, RpcTimeout(f"cannot reach {contact.client}")):
+                        route = self._sock.route(contact.client)
+                        self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
+                except TransportError as exc:
+                    self._unanswered(contact, exc, tolerate)
+                    results[start + offset] = NO_REPLY
+                    continue
                 self.counters["requests"] += 1
-                waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind])
-            slow = any(kind in (m.Join, m.Refresh) for _, kind, _ in window)
-            self._collect(waiting, results, self.config.command_timeout if slow else self.config.client_timeout)
+                waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind], contact)
+            self._collect(waiting, results, max(self._patience(kind) for _, kind, _ in window), tolerate)
         return results
 
-    def _collect(self, waiting: dict, results: list, timeout: float) -> None:
+    def _patience(self, kind) -> float:
+        """How long the supervisor waits for the next reply to a command of ``kind``."""
+        config = self.config
+        if kind in (m.Join, m.Refresh):
+            return config.command_timeout  # a walk of 160 targets
+        if kind is m.Depart:  # tells up to a table of peers goodbye, max_connections at a time
+            return config.client_timeout * (math.ceil(config.table_capacity / config.max_connections) + 1)
+        return config.client_timeout
+
+    def _collect(self, waiting: dict, results: list, timeout: float, tolerate: bool) -> None:
         """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one."""
         while waiting:
             try:
                 with gevent.Timeout(timeout, RpcTimeout(f"{len(waiting)} peer client(s) did not answer")):
                     sender, *frames = self._sock.recv()
-            except RpcTimeout:
-                self.counters["timeouts"] += 1
-                raise  # late replies will not match any request id and cookie: they are dropped when they come
+            except RpcTimeout as exc:
+                # Late replies will not match any request id and cookie: they are dropped if they ever come.
+                for index, _, _, _, contact in waiting.values():
+                    self._unanswered(contact, exc, tolerate)
+                    results[index] = NO_REPLY
+                return
             try:
                 msg = self._codec.decode(frames)
             except ProtocolError as exc:
@@ -435,10 +627,22 @@ class Network:
             self.counters["replies"] += 1
             results[expected[0]] = msg
 
+    def _unanswered(self, contact: Contact, exc: TransportError, tolerate: bool) -> None:
+        self.counters["timeouts"] += 1
+        self._sock.forget(contact.client)
+        if not tolerate:
+            raise exc
+
     def _drop(self, why) -> None:
         self.counters["dropped.supervisor"] += 1
+        self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else 'unmatched'}"] += 1
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
+
+
+def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:
+    return {"id": str(contact.id), "server": contact.server, "client": contact.client, "alive": state == "alive",
+            "state": state, "tree_size": tree_size}
 
 
 def _hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:

@@ -58,6 +58,10 @@ class Peer:
         self.table.add(self.contact)
         self._request_ids = itertools.count(1)
         self._pending: collections.deque = collections.deque()
+        #: Consecutive discovery passes in which a peer's server timed out, for ``Config.evict_after``.
+        self._strikes: collections.Counter = collections.Counter()
+        #: Servers that timed out during the current discovery pass.
+        self._unreachable: set[int] = set()
         self._greenlets = gevent.pool.Group()
         self.alive = False
 
@@ -93,7 +97,7 @@ class Peer:
     def update_peers(self, secret: int, contacts: list[Contact]) -> bool:
         """Replace the table with ``contacts`` (preorder) if ``secret`` is this peer's; True if it was applied."""
         if secret != self.secret:
-            self.counters["dropped.bad_secret"] += 1
+            self._drop("bad_secret", "update_peers with a wrong secret")
             return False
         self.table = Table.from_preorder(contacts, metric=self.config.metric, capacity=self.config.table_capacity)
         return True
@@ -117,11 +121,21 @@ class Peer:
             elif kind is m.UpdatePeers:
                 self.update_peers(msg.secret, msg.table)
                 continue
+            elif kind is m.Leave:
+                self._answer(sock, route, m.Done(msg.req_id, msg.cookie))
+                self._forget_leaver(msg.sender)
+                continue
             else:
-                self._drop("server", f"unexpected {kind.__name__}")
+                self._drop("server", f"unexpected {kind.__name__}", "unexpected")
                 continue
             self._answer(sock, route, reply)
             self.table.add(msg.sender)
+
+    def _forget_leaver(self, sender: Contact) -> None:
+        """Remove a peer that says it leaves, only if our entry for it is exactly the contact it names."""
+        if sender.id != self.id and self.table.get(sender.id) == sender:
+            self.table.remove(sender.id)
+            self.counters["leaves"] += 1
 
     def _answer(self, sock: RouterSocket, route: bytes, reply) -> None:
         try:
@@ -130,8 +144,10 @@ class Peer:
         except TransportError as exc:
             self._drop("undeliverable", exc)
 
-    def _drop(self, where: str, why) -> None:
+    def _drop(self, where: str, why, reason: str | None = None) -> None:
+        """Count a dropped message by where it was dropped and by why (a :class:`ProtocolError`'s reason)."""
         self.counters[f"dropped.{where}"] += 1
+        self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else reason or where}"] += 1
         self.counters["dropped"] += 1
         log.debug("peer %s dropped a message at %s: %s", self.id, where, why)
 
@@ -157,7 +173,7 @@ class Peer:
                     self._drop("client", exc)
                     continue
                 if not isinstance(msg, m.COMMANDS):
-                    self._drop("client", f"unexpected {type(msg).__name__}")
+                    self._drop("client", f"unexpected {type(msg).__name__}", "unexpected")
                     continue
             self._answer(sock, route, self._command(msg))
             if not self._pending:
@@ -169,6 +185,9 @@ class Peer:
             return m.PeersReply(msg.req_id, msg.cookie, self.table.preorder())
         if kind is m.FindPeers:
             return self._find_peers(msg)
+        if kind is m.Depart:
+            self.depart()
+            return m.Done(msg.req_id, msg.cookie)
         try:
             if kind is m.Join:
                 self.join(msg.contact)
@@ -204,14 +223,74 @@ class Peer:
         """One discovery pass from our current table (§4.4 refresh)."""
         self._rebuild(self.table)
 
+    def depart(self) -> int:
+        """Tell every peer in our table that we leave (``Leave``), ``max_connections`` at a time, each window
+        waiting at most ``client_timeout`` for the acknowledgements; returns how many acknowledged. Waiting for
+        them matters: a socket closed with LINGER 0 would discard messages still queued on a tcp connection."""
+        others = [contact for contact in self.table if contact.id != self.id]
+        window = self.config.max_connections
+        acknowledged = 0
+        for start in range(0, len(others), window):
+            acknowledged += self._broadcast_leave(others[start:start + window])
+        return acknowledged
+
+    def _broadcast_leave(self, contacts: list[Contact]) -> int:
+        sock = self._client_sock
+        waiting: dict[int, tuple[bytes, int]] = {}  # request id -> (route, cookie)
+        acknowledged = 0
+        with gevent.Timeout(self.config.client_timeout, False):
+            for contact in contacts:
+                req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
+                try:
+                    route = sock.route(contact.server)
+                    sock.send_to(route, m.encode(m.Leave(req_id, cookie, self.contact)))
+                except TransportError as exc:
+                    self._drop("undeliverable", exc)
+                    continue
+                self.counters["requests"] += 1
+                waiting[req_id] = (route, cookie)
+            while waiting:
+                ack = self._await(lambda sender, msg: type(msg) is m.Done
+                                  and waiting.get(msg.req_id) == (sender, msg.cookie))
+                del waiting[ack.req_id]
+                acknowledged += 1
+        for contact in contacts:
+            sock.forget(contact.server)
+        return acknowledged
+
     def _rebuild(self, start: Table) -> None:
+        self._unreachable.clear()
         fresh = build_table(self.contact, start, self._find_closest, self.config.max_hops,
                             capacity=self.config.table_capacity)
+        if self.config.evict_after:
+            self._evict(fresh)
         # Our own server is in this process: hand it the update directly, so it is in force before we answer.
         self.update_peers(self.secret, fresh.preorder())
 
+    def _evict(self, fresh: Table) -> None:
+        """Drop from ``fresh`` every entry whose server timed out in ``evict_after`` discovery passes in a row (a
+        walk that cannot reach a server still returns it as its best guess, so only the rebuilt table can drop it).
+        Strikes of peers no longer in the table are forgotten, so they cannot pile up."""
+        for peer_id, strikes in list(self._strikes.items()):
+            if strikes >= self.config.evict_after and peer_id != self.id and fresh.remove(peer_id):
+                self.counters["evicted"] += 1
+            if strikes >= self.config.evict_after or peer_id not in fresh:
+                del self._strikes[peer_id]
+
     def _find_closest(self, contact: Contact, target: int) -> Contact:
-        return self._request(contact.server, m.FindClosest, m.ClosestReply, target).contact
+        """Ask ``contact``'s server; one that did not answer is not asked again in the same discovery pass (it
+        would cost ``client_timeout`` per target: a dead entry could make a pass last minutes)."""
+        if contact.id in self._unreachable:
+            raise RpcTimeout(f"{contact.server} did not answer earlier in this pass")
+        try:
+            reply = self._request(contact.server, m.FindClosest, m.ClosestReply, target)
+        except TransportError:
+            self._unreachable.add(contact.id)
+            if self.config.evict_after:
+                self._strikes[contact.id] += 1
+            raise
+        self._strikes.pop(contact.id, None)
+        return reply.contact
 
     def _request(self, endpoint: str, kind, reply_kind, *args):
         """Send a request with a fresh request id and cookie; wait for its reply for ``client_timeout`` seconds.
@@ -227,20 +306,30 @@ class Peer:
         try:
             with gevent.Timeout(self.config.client_timeout, RpcTimeout(f"no reply from {endpoint}")):
                 sock.send_to(route, m.encode(kind(req_id, cookie, self.contact, *args)))
-                while True:
-                    sender, *frames = sock.recv()
-                    try:
-                        msg = self._codec.decode(frames)
-                    except ProtocolError as exc:
-                        self._drop("client", exc)
-                        continue
-                    if type(msg) is reply_kind and sender == route and msg.req_id == req_id and msg.cookie == cookie:
-                        return msg
-                    if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
-                        self._pending.append((sender, msg))
-                    else:
-                        self._drop("stale_reply", f"unmatched {type(msg).__name__}")
+                return self._await(lambda sender, msg: type(msg) is reply_kind and sender == route
+                                   and msg.req_id == req_id and msg.cookie == cookie)
         except RpcTimeout:
             self.counters["timeouts"] += 1
             sock.forget(endpoint)  # a late reply must not be mistaken for the next one; the next dial is fresh
             raise
+
+    def _await(self, matches):
+        """Receive on the client socket until a message for which ``matches(sender, msg)`` holds, and return it.
+
+        Meanwhile malformed messages and other replies (late, forged, for someone else) are dropped and counted;
+        supervisor commands are queued for the client loop. The caller's ``gevent.Timeout`` bounds the wait.
+        """
+        sock = self._client_sock
+        while True:
+            sender, *frames = sock.recv()
+            try:
+                msg = self._codec.decode(frames)
+            except ProtocolError as exc:
+                self._drop("client", exc)
+                continue
+            if matches(sender, msg):
+                return msg
+            if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
+                self._pending.append((sender, msg))
+            else:
+                self._drop("stale_reply", f"unmatched {type(msg).__name__}")

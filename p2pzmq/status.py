@@ -23,9 +23,14 @@ from .table import Table
 Z95 = 1.959964
 
 
+#: In :func:`route_steps` results: the route failed because its next hop was a peer without a table (dead).
+DEAD = -1
+
+
 def route_steps(tables: dict[int, Table], pairs: Iterable[tuple[int, int]], max_hops: int) -> list[int | None]:
-    """Forwarding steps of the greedy route from each ``(source, target)`` id pair, or None where it fails (a dead
-    end, a loop, a peer without a table, or more than ``max_hops`` steps). Results are in the order of ``pairs``."""
+    """Forwarding steps of the greedy route from each ``(source, target)`` id pair; None where it fails (a dead end,
+    a loop, or more than ``max_hops`` steps), or :data:`DEAD` where it fails because it must ask a peer that has no
+    table (a dead peer) with budget left, as a message-driven route would. Results are in the order of ``pairs``."""
     pairs = list(pairs)
     by_target: dict[int, list[int]] = collections.defaultdict(list)
     for position, (_, target) in enumerate(pairs):
@@ -33,23 +38,28 @@ def route_steps(tables: dict[int, Table], pairs: Iterable[tuple[int, int]], max_
     fail = max_hops + 1
     results: list[int | None] = [None] * len(pairs)
     for target, positions in by_target.items():
-        memo: dict[int, int] = {target: 0}  # peer id -> steps to target, capped at ``fail``
+        # peer id -> steps to target (capped at ``fail``), or -(k + 1) when a dead peer is k steps ahead
+        memo: dict[int, int] = {target: 0}
         for position in positions:
-            steps = _steps(tables, memo, pairs[position][0], target, fail)
-            results[position] = steps if steps < fail else None
+            steps = _steps(tables, memo, pairs[position][0], fail)
+            results[position] = DEAD if steps < 0 else steps if steps < fail else None
     return results
 
 
-def _steps(tables: dict[int, Table], memo: dict[int, int], source: int, target: int, fail: int) -> int:
+def _steps(tables: dict[int, Table], memo: dict[int, int], source: int, fail: int) -> int:
     path: list[int] = []
     on_path: set[int] = set()
     current = source
+    target = next(iter(memo))  # the first entry of every memo is its target
     while True:
         known = memo.get(current)
         if known is not None:
             break
         table = tables.get(current)
-        if table is None or current in on_path:  # unknown peer, or a loop that never reaches the target
+        if table is None:  # a dead peer: asking it fails, if the route still has budget to ask it
+            known = -1
+            break
+        if current in on_path:  # a loop that never reaches the target
             known = fail
             break
         path.append(current)
@@ -60,7 +70,11 @@ def _steps(tables: dict[int, Table], memo: dict[int, int], source: int, target: 
             break
         current = following
     for peer in reversed(path):
-        known = min(fail, known + 1)
+        if known < 0:
+            ahead = -known  # the dead peer is this many steps ahead of ``peer``
+            known = -(ahead + 1) if ahead < fail - 1 else fail
+        else:
+            known = min(fail, known + 1)
         memo[peer] = known
     return memo[source] if path else known
 

@@ -148,6 +148,37 @@ class Table:
         if (size * size) >> len(path) == 0:  # the budget, halved once per node passed, ran out: too deep
             self._rebalance(path, leaf)
 
+    def remove(self, peer_id: int) -> bool:
+        """Delete ``peer_id`` if present (gb_trees:delete: no rebalancing); True if it was there.
+
+        The removed node is replaced by its only child, or, when it has two, by the smallest node of its right
+        subtree (gb_trees' merge/take_smallest). The original never removes entries; peers that leave or keep
+        timing out do (``Leave``, ``Config.evict_after``).
+        """
+        path, target = self._search(peer_id)
+        if target is None:
+            return False
+        if target.left is None:
+            replacement = target.right
+        elif target.right is None:
+            replacement = target.left
+        else:
+            above, replacement = target, target.right
+            while replacement.left is not None:
+                above, replacement = replacement, replacement.left
+            if above is not target:
+                above.left = replacement.right
+                replacement.right = target.right
+            replacement.left = target.left
+        if not path:
+            self._root = replacement
+        elif path[-1].left is target:
+            path[-1].left = replacement
+        else:
+            path[-1].right = replacement
+        self._ids.remove(peer_id)
+        return True
+
     def _search(self, key: int) -> tuple[list[_Node], _Node | None]:
         """The nodes a BST search for ``key`` passes, and the node holding ``key`` (None: ``path[-1]`` is where
         a new leaf would hang)."""

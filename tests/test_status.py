@@ -6,7 +6,7 @@ from model import ModelNetwork
 from p2pzmq import cli
 from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
-from p2pzmq.status import estimate, route_steps
+from p2pzmq.status import DEAD, estimate, route_steps
 from p2pzmq.table import Contact, Table
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,8 +28,9 @@ def test_route_steps_arrive_stop_at_dead_ends_loops_unknown_peers_and_the_budget
     tables = {10: table_of(10, 20), 20: table_of(20, 30), 30: table_of(30), 40: table_of(40),
               50: table_of(50, 60), 60: table_of(60, 50), 70: table_of(70, 80)}  # 80 has no table
     pairs = [(10, 30), (20, 30), (30, 30), (40, 30), (50, 99), (70, 80), (70, 90), (10, 10)]
-    assert route_steps(tables, pairs, max_hops=8) == [2, 1, 0, None, None, 1, None, 0]
+    assert route_steps(tables, pairs, max_hops=8) == [2, 1, 0, None, None, 1, DEAD, 0]
     assert route_steps(tables, [(10, 30)], max_hops=1) == [None]
+    assert route_steps(tables, [(70, 90)], max_hops=1) == [None]  # reaches the dead 80 with no budget left to ask
 
 
 def test_estimate_is_the_mean_reach_with_a_binomial_interval():
@@ -69,7 +70,7 @@ def test_large_networks_sample_by_default_and_sample_zero_forces_all_pairs(make_
     net = make_network(12, seed=2, status_exact_limit=10, status_sample=5, status_local_above=4)
     result = net.net_status()
     assert result["sample"] == 5 and set(result) >= {"n", "connectivity", "peers", "hops", "estimate", "ci95"}
-    assert set(net.net_status(sample=0)) == {"n", "connectivity", "peers", "hops"}
+    assert set(net.net_status(sample=0)) == {"n", "connectivity", "peers", "hops", "alive", "dead", "failed_hops"}
     with pytest.raises(UsageError):
         net.net_status(sample=-1)
     with pytest.raises(UsageError):
@@ -102,3 +103,11 @@ def test_control_and_cli_take_sample_and_routing(make_network, capsys):
     assert len(lines) == 11 and all("/4 sampled peers " in line for line in lines[1:10:2])
     assert lines[-1].startswith("Connectivity percentage ") and "95% CI" in lines[-1]
     assert cli.main(["run", "-n", "5", "--join-concurrency", "0"]) == cli.EXIT_USAGE
+
+
+def test_local_routing_matches_messages_when_routes_run_into_dead_peers(make_network):
+    net = make_network(40, seed=5, client_timeout=0.2)
+    net.kill_peers(count=10, seed=1)
+    local, messages = net.net_status(routing="local"), net.net_status(routing="messages")
+    assert local == messages
+    assert local["failed_hops"] > 0 and len(local["dead"]) == 10 and local["n"] == 30

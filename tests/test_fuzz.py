@@ -1,0 +1,154 @@
+"""Hostile input (issue 6): ten thousand seeded malformed messages to servers, clients and the control socket.
+
+Afterwards the network must answer exactly as the message-free oracle does for the same seed (nothing it was sent
+changed any table), every message must have been dropped and counted under its kind, and memory must be flat.
+"""
+import collections
+import json
+import random
+
+import gevent
+import msgpack
+import pytest
+from conftest import wait_until
+from model import ModelNetwork
+
+from p2pzmq import messages as m
+from p2pzmq.control import ControlClient, ControlServer
+from p2pzmq.errors import RpcTimeout
+from p2pzmq.network import _rss_bytes
+from p2pzmq.table import Contact
+
+pytestmark = pytest.mark.timeout(120)
+
+MAX_BYTES = 64 * 1024
+PER_SOCKET_KIND = {"server": 5_000, "client": 4_000, "control": 1_200}
+ROUNDS = 4  # memory is compared between the later rounds, once allocator pools have warmed up
+
+
+def _contact(rng):
+    peer_id = rng.getrandbits(160)
+    return Contact(peer_id, f"inproc://fuzz/{peer_id}", f"inproc://fuzz/{peer_id}")
+
+
+def peer_garbage(rng, to_server: bool) -> tuple[list[bytes], str]:
+    """One malformed or misdirected message for a peer socket, and the counter it must land in."""
+    where = "server" if to_server else "client"
+    choice = rng.randrange(9)
+    if choice == 0:
+        return [rng.randbytes(rng.randrange(1, 64))], where  # random bytes
+    if choice == 1:
+        whole = m.encode(m.GetPeers(rng.randrange(1, 99), rng.randrange(1, 99), _contact(rng)))[0]
+        return [whole[:rng.randrange(1, len(whole))]], where  # truncated msgpack
+    if choice == 2:
+        return [b"\x91" + b"\x00" * (MAX_BYTES + 1)], where  # above the size limit
+    if choice == 3:
+        return [msgpack.packb([rng.randrange(len(m._KINDS), 200), 1, 2])], where  # unknown message kind
+    if choice == 4:  # a known kind with fields of the wrong types
+        return [msgpack.packb([rng.randrange(len(m._KINDS)), "x", -1, [b"short", 3, None]])], where
+    if choice == 5:  # a reply to a request never sent (or with a wrong cookie)
+        reply = rng.choice([m.Done(rng.randrange(1, 2**40), rng.randrange(1, 2**32)),
+                            m.ClosestReply(rng.randrange(1, 2**40), rng.randrange(1, 2**32), _contact(rng)),
+                            m.PeersReply(7, 7, [_contact(rng) for _ in range(rng.randrange(4))])])
+        return m.encode(reply), where
+    if choice == 6:
+        return [b"\x92\x00", b"two frames"], where
+    if choice == 7:
+        return [msgpack.packb({"cmd": "get_peers"})], where  # a map, not an array
+    if to_server:  # an update with a wrong secret cookie: ignored and counted
+        contacts = [_contact(rng) for _ in range(rng.randrange(1, 5))]
+        return m.encode(m.UpdatePeers(rng.randrange(1, 2**32), contacts)), "bad_secret"
+    return m.encode(m.FindClosest(1, 1, _contact(rng), 5)), where  # a server request sent to a client
+
+
+def control_garbage(rng) -> bytes:
+    choice = rng.randrange(6)
+    if choice == 0:
+        return rng.randbytes(rng.randrange(1, 64))
+    if choice == 1:
+        return json.dumps({"cmd": "net_status"}).encode()[:rng.randrange(1, 20)]
+    if choice == 2:
+        return json.dumps(rng.choice([[1, 2], "ping", 3, None, {"command": "ping"}, {"cmd": 5}])).encode()
+    if choice == 3:
+        return json.dumps({"cmd": f"no_such_{rng.randrange(1000)}"}).encode()
+    if choice == 4:
+        return json.dumps(rng.choice([{"cmd": "time_lapse", "steps": "2"}, {"cmd": "time_lapse", "steps": -1},
+                                      {"cmd": "kill_peers"}, {"cmd": "add_peers", "n": 0},
+                                      {"cmd": "ping", "extra": 1}, {"cmd": "churn", "join_rate": 1}])).encode()
+    return b"{" * rng.randrange(1, 2000)  # deeply nested, unterminated JSON
+
+
+def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make_network):
+    seed = 21
+    net = make_network(24, seed=seed, client_timeout=1.0, max_message_bytes=MAX_BYTES)
+    server = ControlServer(net, "tcp://127.0.0.1:0").start()
+    control = ControlClient(server.endpoint, timeout=10)
+    tester = net._ctx.router()  # a hostile peer inside the same process, to reach inproc endpoints
+    rng = random.Random(seed)
+    expected: collections.Counter = collections.Counter()
+    rss = []
+    try:
+        for _ in range(ROUNDS):
+            for kind, total in PER_SOCKET_KIND.items():
+                for _ in range(total // ROUNDS):
+                    if kind == "control":
+                        reply = control.request(control_garbage(rng))
+                        assert reply["ok"] is False and reply["error"] and "\n" not in reply["error"]
+                        expected["control"] += 1
+                        continue
+                    peer = rng.choice(net.peers)
+                    frames, counter = peer_garbage(rng, kind == "server")
+                    endpoint = peer.contact.server if kind == "server" else peer.contact.client
+                    tester.send_to(tester.route(endpoint), frames)
+                    expected[counter] += 1
+            wait_until(lambda: net.counters["dropped"] >= sum(expected.values()), timeout=60)
+            gevent.sleep(0.05)  # anything beyond the expected drops would show up now
+            rss.append(_rss_bytes())
+        sent = sum(expected.values())
+        assert sent >= 10_000
+        stats = control.call("stats")
+        assert stats["dropped_by_kind"] == dict(expected) and stats["dropped"] == sent
+        reasons = stats["dropped_by_reason"]
+        assert sum(reasons.values()) == sent
+        assert set(reasons) >= {"frames", "too_large", "not_msgpack", "not_array", "unknown_kind", "bad_field",
+                                "unexpected", "bad_secret", "bad_request"}
+
+        model = ModelNetwork(seed)
+        model.create(24)
+        assert control.call("net_status") == model.net_status()  # still served, and correct
+        print("fuzz rss per round (MiB):", [round(value / 2**20, 1) for value in rss])
+        assert rss[-1] - rss[1] < 4 * 2**20, rss  # flat: later rounds of thousands of messages cost nothing lasting
+    finally:
+        tester.close()
+        control.close()
+        server.stop()
+
+
+def test_frames_above_maxmsgsize_over_tcp_cost_the_sender_its_connection_and_nothing_else(make_network):
+    """Over tcp, libzmq itself refuses a frame above MAXMSGSIZE and drops that connection (the message never reaches
+    the peer, so it is not counted); the peer and the control socket go on serving everyone else."""
+    net = make_network(4, seed=22, transport="tcp", max_message_bytes=MAX_BYTES)
+    server = ControlServer(net, "tcp://127.0.0.1:0").start()
+    tester = net._ctx.router()
+    try:
+        peer = net.peers[0]
+        with gevent.Timeout(5):
+            tester.send_to(tester.route(peer.contact.server), [b"\x00" * (2 * MAX_BYTES)])
+        with ControlClient(server.endpoint, timeout=0.5) as hostile:
+            with pytest.raises(RpcTimeout):
+                hostile.request(b"{" + b" " * (2 << 20) + b"}")  # above the control socket's 1 MiB limit
+            hostile.timeout = 30
+            assert hostile.call("ping") == {"n": 4}  # a fresh REQ socket (Lazy Pirate) is served again
+        tester.forget(peer.contact.server)
+        route = tester.route(peer.contact.server)
+        with gevent.Timeout(5):
+            tester.send_to(route, m.encode(m.ClientPeers(1, 1)))  # well-formed, though misdirected
+        wait_until(lambda: net.counters["dropped.server"] == 1)
+        model = ModelNetwork(22)
+        model.create(4)
+        with ControlClient(server.endpoint, timeout=30) as ctl:
+            assert ctl.call("net_status") == model.net_status()
+        assert net.counters["dropped"] == 1  # only the misdirected one: the oversized ones never arrived
+    finally:
+        tester.close()
+        server.stop()
