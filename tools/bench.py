@@ -371,7 +371,7 @@ def write_report(directory: str, figures: dict, lines: list[str]) -> None:
     smallest = rows[0]
     create_rates = [rate(row["create_requests"], row["create_s"][1]) for row in rows]
     text = BENCHMARKS_TEMPLATE.format(
-        targets="\n".join(target_lines(figures)), date=figures["date"], note=figures.get("note", ""),
+        targets="\n".join(target_lines(figures)), date=figures["date"],
         machine=figures["machine"], seconds=figures["seconds"], table="\n".join(lines),
         round_trips=figures.get("round_trips", 20000),
         lean_rate=figures["raw"]["lean"][1], sim_low=min(create_rates), sim_high=max(create_rates),
@@ -386,7 +386,7 @@ def write_report(directory: str, figures: dict, lines: list[str]) -> None:
 BENCHMARKS_TEMPLATE = """# Benchmarks
 
 Written by `python tools/bench.py --write` on {date} (the run took {seconds:.0f} s; load average at the end
-{load}).{note}
+{load}).
 
 Machine: {machine}. The machine is shared: other jobs ran during the benchmark, so wall-clock seconds are inflated
 by an amount that varies from minute to minute. Rates are therefore given **per CPU second of the simulator's own
