@@ -7,6 +7,7 @@ The supervisor returns data; this module turns it into the original's console li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -14,7 +15,7 @@ from typing import Callable, Iterator
 
 import gevent
 
-from . import __version__
+from . import __version__, worker
 from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
@@ -52,6 +53,13 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                        help=f"control socket endpoint (default {DEFAULT_ENDPOINT})")
 
+    member = sub.add_parser("worker", help="hold peers for a supervisor (on this or another host)",
+                            description="Start a worker process. With --supervisor it joins that running "
+                                        "supervisor and contributes -n peers; without, it waits to be attached.")
+    member.add_argument("--supervisor", metavar="ENDPOINT", help="control endpoint of a running supervisor")
+    member.add_argument("-n", type=int, default=0, help="peers to contribute (with --supervisor; default 0)")
+    member.add_argument("--host", default="127.0.0.1", help="address this worker and its peers bind")
+
     ctl = sub.add_parser("ctl", help="send one command to a running supervisor",
                          description=f"Send COMMAND ({command_names}) to a supervisor and print the reply.")
     ctl.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT")
@@ -73,6 +81,8 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
+    parser.add_argument("--workers", type=int, default=0, metavar="K",
+                        help="spread the peers over K worker processes on this host (implies --transport tcp)")
 
 
 def _positive_float(text: str) -> float:
@@ -101,7 +111,10 @@ def _duration(text: str) -> float:
 
 
 def _config(args) -> Config:
-    changes = {"seed": args.seed, "metric": args.metric, "transport": args.transport, "host": args.host,
+    if args.workers < 0:
+        raise UsageError("--workers must not be negative")
+    transport = "tcp" if args.workers else args.transport
+    changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
                "pace": args.pace}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
@@ -145,12 +158,23 @@ def _format_net_status(result: dict) -> Iterator[str]:
     yield f"Connectivity percentage {result['connectivity']}%"
 
 
+def _format_ping(result: dict) -> Iterator[str]:
+    yield f"{result['n']} peers"
+    for member in result.get("workers", ()):
+        state = "alive" if member["alive"] else "gone"
+        yield f"worker {member['endpoint']} pid {member['pid']}: {member['peers']} peers, {state}"
+    if result.get("unreachable"):
+        yield f"{result['unreachable']} peers unreachable"
+
+
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "net_status": _format_net_status,
     "refresh_peers": lambda result: iter(()),
     "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
-    "ping": lambda result: iter([f"{result['n']} peers"]),
+    "ping": lambda result: _format_ping(result),
+    "attach": lambda result: iter([f"Worker {result['worker']['endpoint']} attached with "
+                                   f"{result['worker']['peers']} peers ({result['n']} in the network)"]),
     "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
     "die": lambda result: iter(["Supervisor stopping"]),
 }
@@ -171,22 +195,58 @@ def _print_result(name: str, result: dict, as_json: bool) -> None:
 
 def _run(args) -> int:
     session = list(parse_commands(args.commands or DEFAULT_SESSION))
-    with Network(_config(args)) as network:
-        network.create(args.n)
+    with _network(args) as network:
         for name, arguments in session:
             _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
     return EXIT_OK
 
 
 def _serve(args) -> int:
-    with Network(_config(args)) as network:
-        network.create(args.n)
+    with _network(args) as network:
         server = ControlServer(network, args.control).start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, server.stop)
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
         server.wait()
         server.stop()
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _network(args) -> Iterator[Network]:
+    """A network of ``args.n`` peers, spread over ``args.workers`` local worker processes if asked; the workers
+    are stopped (and reaped) with the network."""
+    config = _config(args)
+    launched = worker.launch(args.workers, config.host, config) if args.workers else None
+    try:
+        with Network(config) as network:
+            for endpoint in launched.endpoints if launched else ():
+                network.attach(endpoint)
+            network.create(args.n)
+            yield network
+    finally:
+        if launched:
+            launched.reap(config.shutdown_timeout)
+
+
+def _worker(args) -> int:
+    if args.n < 0:
+        raise UsageError("-n must not be negative")
+    if args.n and not args.supervisor:
+        raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
+    member = worker.Worker(args.host).start()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, member.stop)
+        print(f"{worker.READY}{member.endpoint}", flush=True)
+        if args.supervisor:
+            with ControlClient(args.supervisor, member.config.command_timeout) as client:
+                result = client.call("attach", endpoint=member.endpoint, peers=args.n)
+            print(f"Attached to {args.supervisor} with {result['worker']['peers']} peers "
+                  f"({result['n']} in the network)", flush=True)
+        member.wait()
+    finally:
+        member.stop()
     return EXIT_OK
 
 
@@ -225,7 +285,7 @@ def _ctl(args) -> int:
     return EXIT_OK
 
 
-ACTIONS = {"run": _run, "serve": _serve, "ctl": _ctl}
+ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "ctl": _ctl}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
     except RpcTimeout as exc:
-        return _fail(str(exc), EXIT_NO_SUPERVISOR if args is not None and args.action == "ctl" else EXIT_FAILED)
+        asked_a_supervisor = args is not None and args.action in ("ctl", "worker")
+        return _fail(str(exc), EXIT_NO_SUPERVISOR if asked_a_supervisor else EXIT_FAILED)
     except P2PError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:

@@ -34,6 +34,12 @@ class Config:
     control_timeout: float = 10.0
     shutdown_timeout: float = 5.0
     max_message_bytes: int = 1 << 20
+    # Workers (other processes holding peers): the supervisor beats every heartbeat_interval and declares a worker
+    # gone after heartbeat_timeout of silence; a worker stops itself after the same silence from its supervisor.
+    heartbeat_interval: float = 0.5
+    heartbeat_timeout: float = 3.0
+    # One request on the link to a worker (e.g. start a batch of peers).
+    worker_timeout: float = 60.0
     tcp_backlog: int = 4096
 
     id_bits: int = ID_BITS
@@ -44,7 +50,8 @@ class Config:
             raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if self.transport not in TRANSPORTS:
             raise UsageError(f"unknown transport {self.transport!r}; choose one of {', '.join(TRANSPORTS)}")
-        for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout"):
+        for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout",
+                     "heartbeat_interval", "heartbeat_timeout", "worker_timeout"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be positive")
         if self.pace < 0:

@@ -69,6 +69,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("time_lapse", (Param("steps", int),), lambda net, steps: net.time_lapse(steps),
             "STEPS times: refresh_peers, then write time-lapse-<i>.tgf"),
     Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
+    Command("attach", (Param("endpoint", str), Param("peers", int, 0, False)),
+            lambda net, endpoint, peers: net.attach(endpoint, peers),
+            "take on the worker listening at ENDPOINT and create PEERS new peers on it"),
     Command("die", (), lambda net: net.die(), "stop every peer and the supervisor"),
 )}
 

@@ -19,8 +19,8 @@ from . import graph
 from . import messages as m
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
+from .hosting import LocalHost, RemoteHost, Watch, open_fds, rss_bytes
 from .ids import new_cookie, new_id
-from .peer import Peer
 from .table import Contact, Table
 from .transport import Context, Endpoints
 
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: At most this many commands are in flight from the supervisor at once (and as many live connections).
 COMMAND_WINDOW = 256
+#: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
+SPAWN_BATCH = 128
 #: The reply each client command must get.
 _REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done}
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
@@ -47,7 +49,13 @@ class Network:
         self._endpoints = Endpoints(self.config.transport, self._ctx.namespace, self.config.host)
         self._sock = self._ctx.router(max_connections=COMMAND_WINDOW)
         self._request_ids = itertools.count(1)
-        self.peers: list[Peer] = []  # newest first, as the original keeps them
+        self.peers: list = []  # newest first, as the original keeps them: Peer here, RemotePeer in a worker
+        self.local = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config, cookies=self._cookies,
+                               codec=self._codec, counters=self.counters)
+        self.workers: list[RemoteHost] = []
+        self._host_of: dict[str, object] = {}  # client endpoint -> the host of that peer
+        self._link = None  # socket to the workers, created with the first one
+        self._watch: Watch | None = None
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
@@ -61,31 +69,84 @@ class Network:
 
     # -- building -------------------------------------------------------------------------------------------------
 
-    def create(self, n: int) -> dict:
-        """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone)."""
+    def create(self, n: int, hosts: list | None = None) -> dict:
+        """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
+
+        Peers go round-robin to ``hosts`` (default: the live workers, else this process). Ids and bootstrap choices
+        are drawn up front in exactly the order one process would draw them, so where a peer lives never changes
+        the network. A host without room for its share refuses before any peer is made.
+        """
         if type(n) is not int or n < 1:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
+        hosts = hosts or [worker for worker in self.workers if worker.alive] or [self.local]
+        for host in hosts:
+            share = len(range(hosts.index(host), n, len(hosts)))
+            if share > host.room():
+                raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
+                                 f"limit, not {share}; add workers")
         started = time.perf_counter()
-        for _ in range(n):
-            peer = self._spawn_peer()
-            if self.peers:
-                bootstrap = self.peers[self._rng.randrange(len(self.peers))]
-                self._command(peer.contact, m.Join, bootstrap.contact)
-            self.peers.insert(0, peer)
-            if self.config.pace:
-                gevent.sleep(self.config.pace)
+        plan = []
+        for index in range(len(self.peers), len(self.peers) + n):
+            peer_id = new_id(self._rng)
+            plan.append((peer_id, self._rng.randrange(index) if index else None))
+        for start in range(0, n, SPAWN_BATCH):
+            batch = plan[start:start + SPAWN_BATCH]
+            for peer, (_, bootstrap) in zip(self._spawn(batch, hosts, start), batch):
+                if bootstrap is not None:
+                    self._command(peer.contact, m.Join, self.peers[bootstrap].contact)
+                self.peers.insert(0, peer)
+                if self.config.pace:
+                    gevent.sleep(self.config.pace)
         self.seconds["create"] += time.perf_counter() - started
         return {"n": len(self.peers), "created": n}
 
-    def _spawn_peer(self) -> Peer:
-        peer = Peer(new_id(self._rng), ctx=self._ctx, endpoints=self._endpoints, config=self.config,
-                    cookies=self._cookies, codec=self._codec, counters=self.counters)
-        return peer.start()
+    def _spawn(self, batch: list[tuple[int, int | None]], hosts: list, offset: int) -> list:
+        """Start the peers of ``batch`` on their hosts (peer ``offset + i`` on ``hosts[(offset + i) % len]``)."""
+        shares: dict[int, list[int]] = collections.defaultdict(list)
+        for position, (peer_id, _) in enumerate(batch, start=offset):
+            shares[position % len(hosts)].append(peer_id)
+        started = {slot: iter(hosts[slot].spawn(ids)) for slot, ids in shares.items()}
+        peers = []
+        for position in range(offset, offset + len(batch)):
+            host = hosts[position % len(hosts)]
+            peer = next(started[position % len(hosts)])
+            if host is not self.local:
+                self._host_of[peer.contact.client] = host
+            peers.append(peer)
+        return peers
+
+    def attach(self, endpoint: str, peers: int = 0) -> dict:
+        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it."""
+        if self.config.transport != "tcp":
+            raise UsageError("workers need --transport tcp (inproc endpoints cannot leave a process)")
+        if type(peers) is not int or peers < 0:
+            raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
+        if self._link is None:
+            self._link = self._ctx.router(max_connections=1 << 16)
+            self._watch = Watch(self._ctx, self.config)
+        worker = RemoteHost(endpoint, self._link, self.config)
+        worker.hello()
+        self.workers.append(worker)
+        self._watch.hosts.append(worker)
+        if peers:
+            self.create(peers, [worker])
+        return {"worker": worker.describe(), "n": len(self.peers)}
+
+    def _alive(self, contact: Contact) -> bool:
+        host = self._host_of.get(contact.client)
+        return host is None or host.alive
 
     # -- commands -------------------------------------------------------------------------------------------------
 
     def ping(self) -> dict:
-        return {"n": len(self.peers)}
+        """The number of peers; with workers, also each worker and how many peers are unreachable (worker gone)."""
+        if not self.workers:
+            return {"n": len(self.peers)}
+        return {"n": len(self.peers), "workers": [worker.describe() for worker in self.workers],
+                "unreachable": self._unreachable()}
+
+    def _unreachable(self) -> int:
+        return sum(len(worker.peers) for worker in self.workers if not worker.alive)
 
     def stats(self) -> dict:
         """Counters since start, this process's memory and file descriptors, and time spent per phase."""
@@ -93,14 +154,22 @@ class Network:
                    if key.startswith("dropped.")}
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
-                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()}}
+                "dropped_by_kind": dropped, "rss_bytes": rss_bytes(), "fds": open_fds(),
+                "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
+                **self._worker_stats()}
+
+    def _worker_stats(self) -> dict:
+        """Each live worker's own counters, memory and fds (a gone worker shows only that it is gone)."""
+        if not self.workers:
+            return {}
+        return {"workers": [{**worker.describe(), **(_without_link_fields(worker.stats()) if worker.alive else {})}
+                            for worker in self.workers]}
 
     def tables(self) -> list[Table]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in self.peers])
-        return [Table.from_preorder(reply.table, metric=self.config.metric, capacity=self.config.table_capacity)
-                for reply in replies]
+        return [Table.from_preorder(reply.table if reply else [], metric=self.config.metric,
+                                    capacity=self.config.table_capacity) for reply in replies]
 
     def net_status(self) -> dict:
         """Table size and greedy-routing reach of every peer (§4.8), all N² routes driven by messages, plus the
@@ -120,7 +189,10 @@ class Network:
                          "percent": int(count / n * 100)})
         connectivity = int(sum(row["percent"] for row in rows) / n)
         self.seconds["net_status"] += time.perf_counter() - started
-        return {"n": n, "connectivity": connectivity, "peers": rows, "hops": _hop_summary(hops, n * n)}
+        status = {"n": n, "connectivity": connectivity, "peers": rows, "hops": _hop_summary(hops, n * n)}
+        if self.workers:
+            status.update(workers=[worker.describe() for worker in self.workers], unreachable=self._unreachable())
+        return status
 
     def _route_all(self, sources: list[Contact], targets: list[int]) -> tuple[list[int], collections.Counter]:
         """Greedy-route from every source to every target within ``max_hops`` forwarding steps: how many targets
@@ -131,10 +203,13 @@ class Network:
         # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
         for index, source in enumerate(sources):
-            holding[source] = [(index, target, max_hops) for target in targets]
+            if self._alive(source):
+                holding[source] = [(index, target, max_hops) for target in targets]
         while holding:
             asks = []
             for contact, routes in holding.items():
+                if not self._alive(contact):
+                    continue  # its worker is gone: every route through it fails
                 live = []
                 for route in routes:
                     if route[1] == contact.id:
@@ -148,6 +223,8 @@ class Network:
                                           for contact, live in asks])
             holding = collections.defaultdict(list)
             for (contact, live), reply in zip(asks, replies):
+                if reply is None:
+                    continue  # its worker went away meanwhile
                 if len(reply.picks) != len(live):
                     raise ProtocolError(f"find_peer answered {len(reply.picks)} of {len(live)} targets")
                 for (index, target, hops), pick in zip(live, reply.picks):
@@ -159,10 +236,11 @@ class Network:
     def refresh_peers(self) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
         started = time.perf_counter()
+        refreshed = 0
         for peer in self.peers:
-            self._command(peer.contact, m.Refresh)
+            refreshed += self._command(peer.contact, m.Refresh) is not None
         self.seconds["refresh"] += time.perf_counter() - started
-        return {"refreshed": len(self.peers)}
+        return {"refreshed": refreshed}
 
     def output_tgf(self, path: str) -> dict:
         """Write the network as TGF (§4.8) to ``path``."""
@@ -186,8 +264,13 @@ class Network:
         """Stop every peer and close every socket; nothing is left running. Idempotent."""
         if not self.closed:
             self.closed = True
-            for peer in self.peers:
-                peer.stop()
+            if self._watch is not None:
+                self._watch.stop()
+            for worker in self.workers:
+                worker.stop()
+            self.local.stop()
+            if self._link is not None:
+                self._link.close()
             self._sock.close()
             self.sockets_left_open = self._ctx.term()
             if self.sockets_left_open:
@@ -204,31 +287,46 @@ class Network:
 
         Up to ``COMMAND_WINDOW`` commands are in flight at once. Join and refresh may take long (a walk of 160
         targets), so they wait up to ``command_timeout``; other commands are quick and must show progress within
-        ``client_timeout``. A client that does not answer in time raises :class:`RpcTimeout`.
+        ``client_timeout``. A client that does not answer in time raises :class:`RpcTimeout`. A peer whose worker
+        is gone gets no command; its result is None.
         """
         results: list = [None] * len(calls)
         for start in range(0, len(calls), COMMAND_WINDOW):
             window = calls[start:start + COMMAND_WINDOW]
             waiting = {}
             for offset, (contact, kind, args) in enumerate(window):
+                if not self._alive(contact):
+                    continue
                 req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
                 route = self._sock.route(contact.client)
                 self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
                 self.counters["requests"] += 1
-                waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind])
+                waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind], contact)
             slow = any(kind in (m.Join, m.Refresh) for _, kind, _ in window)
             self._collect(waiting, results, self.config.command_timeout if slow else self.config.client_timeout)
         return results
 
     def _collect(self, waiting: dict, results: list, timeout: float) -> None:
-        """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one."""
+        """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one. Requests to peers
+        whose worker is declared gone meanwhile stop being waited for (checked every ``heartbeat_interval``)."""
+        last_progress = time.monotonic()
         while waiting:
-            try:
-                with gevent.Timeout(timeout, RpcTimeout(f"{len(waiting)} peer client(s) did not answer")):
-                    sender, *frames = self._sock.recv()
-            except RpcTimeout:
-                self.counters["timeouts"] += 1
-                raise  # late replies will not match any request id and cookie: they are dropped when they come
+            frames = None
+            if self.workers:
+                with gevent.Timeout(min(timeout, self.config.heartbeat_interval), False):
+                    frames = self._sock.recv()
+            else:
+                with gevent.Timeout(timeout, False):
+                    frames = self._sock.recv()
+            if frames is None:
+                for req_id in [req for req, entry in waiting.items() if not self._alive(entry[4])]:
+                    del waiting[req_id]
+                if waiting and time.monotonic() - last_progress >= timeout:
+                    self.counters["timeouts"] += 1
+                    # Late replies will not match any request id and cookie: they are dropped when they come.
+                    raise RpcTimeout(f"{len(waiting)} peer client(s) did not answer")
+                continue
+            sender, *frames = frames
             try:
                 msg = self._codec.decode(frames)
             except ProtocolError as exc:
@@ -241,6 +339,7 @@ class Network:
             del waiting[msg.req_id]
             self.counters["replies"] += 1
             results[expected[0]] = msg
+            last_progress = time.monotonic()
 
     def _drop(self, why) -> None:
         self.counters["dropped.supervisor"] += 1
@@ -256,18 +355,5 @@ def _hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:
             "success_rate": round(successes / lookups, 6) if lookups else 0.0}
 
 
-def _rss_bytes() -> int:
-    """Resident memory of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _open_fds() -> int:
-    """Open file descriptors of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
+def _without_link_fields(reply: dict) -> dict:
+    return {key: value for key, value in reply.items() if key not in ("req", "ok")}

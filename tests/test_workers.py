@@ -1,0 +1,113 @@
+"""Peers spread over worker processes: the same network as one process, and a supervisor that outlives a worker."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import wait_until
+from model import ModelNetwork
+from p2pzmq import cli, worker
+from p2pzmq.config import Config
+from p2pzmq.errors import UsageError
+
+pytestmark = pytest.mark.timeout(120)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def without_workers(status: dict) -> dict:
+    return {key: value for key, value in status.items() if key not in ("workers", "unreachable")}
+
+
+def test_a_network_over_two_workers_equals_the_oracle(make_network):
+    net = make_network(seed=3, transport="tcp")
+    launched = worker.launch(2, "127.0.0.1", net.config)
+    try:
+        for endpoint in launched.endpoints:
+            net.attach(endpoint)
+        net.create(30)
+        model = ModelNetwork(3)
+        model.create(30)
+        assert [p.id for p in net.peers] == [p.id for p in model.peers]
+        assert [[c.id for c in t.preorder()] for t in net.tables()] == model.preorders()
+        net.refresh_peers()
+        model.refresh_peers()
+        status = net.net_status()
+        assert without_workers(status) == model.net_status()
+        assert [w["peers"] for w in status["workers"]] == [15, 15] and status["unreachable"] == 0
+        assert {p.contact.server.rsplit(":", 1)[0] for p in net.peers} == {"tcp://127.0.0.1"}
+        assert len({w["pid"] for w in status["workers"]} | {os.getpid()}) == 3
+        stats = net.stats()
+        assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
+    finally:
+        net.die()
+        launched.reap(5)
+    assert [process.returncode for process in launched.processes] == [0, 0]
+
+
+def test_workers_need_tcp(make_network):
+    with pytest.raises(UsageError):
+        make_network(seed=1).attach("tcp://127.0.0.1:1")
+
+
+def ctl(capsys, endpoint, *argv):
+    code = cli.main(["ctl", "--control", endpoint, "--timeout", "20", "--json", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)["result"]
+
+
+def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
+    serve = subprocess.Popen([sys.executable, "-m", "p2pzmq", "serve", "-n", "100", "--seed", "5", "--workers", "2",
+                              "--control", "tcp://127.0.0.1:0"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = serve.stdout.readline()
+        assert line.startswith("Network created and supervisor listening on "), line
+        endpoint = line.rsplit(" ", 1)[1].strip()
+        ping = ctl(capsys, endpoint, "ping")
+        assert ping["n"] == 100 and ping["unreachable"] == 0
+        assert [(w["peers"], w["alive"]) for w in ping["workers"]] == [(50, True), (50, True)]
+        status = ctl(capsys, endpoint, "net_status")
+        assert status["n"] == 100 and status["connectivity"] > 50
+        victim, survivor = (w["pid"] for w in ping["workers"])
+        os.kill(victim, signal.SIGKILL)
+        gone = wait_until(lambda: [w for w in ctl(capsys, endpoint, "ping")["workers"] if not w["alive"]], 10, 0.2)
+        assert [w["pid"] for w in gone] == [victim]
+        status = ctl(capsys, endpoint, "net_status")
+        assert status["unreachable"] == 50
+        dead = {w["endpoint"] for w in gone}  # (a refresh would now wait client_timeout per dead peer asked)
+        assert sum(row["reachable"] == 0 for row in status["peers"]) >= 50
+        assert ctl(capsys, endpoint, "output_tgf", str(tmp_path / "half.tgf"))["nodes"] == 100
+        assert dead and ctl(capsys, endpoint, "die") == {"stopping": True}
+        assert serve.wait(timeout=30) == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{survivor}") or _zombie(survivor), 10)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def test_a_worker_refuses_peers_beyond_its_fd_budget(make_network):
+    net = make_network(seed=1, transport="tcp")
+    launched = worker.launch(1, "127.0.0.1", Config())
+    try:
+        net.attach(launched.endpoints[0])
+        room = net.workers[0].room()
+        assert 0 < room < 20_000
+        with pytest.raises(UsageError, match="room for"):
+            net.create(room + 1)
+        assert net.ping()["n"] == 0 and net.workers[0].stats()["fds"] < 100
+    finally:
+        net.die()
+        launched.reap(5)
