@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 
 import gevent
 
-from . import __version__, worker
+from . import __version__, security, worker
 from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
@@ -59,6 +59,12 @@ def _build_parser() -> argparse.ArgumentParser:
     member.add_argument("--supervisor", metavar="ENDPOINT", help="control endpoint of a running supervisor")
     member.add_argument("-n", type=int, default=0, help="peers to contribute (with --supervisor; default 0)")
     member.add_argument("--host", default="127.0.0.1", help="address this worker and its peers bind")
+    _security_options(member)
+
+    keys = sub.add_parser("keys", help="generate the CURVE key pair of a network",
+                          description="Write DIR/network.key (public) and DIR/network.key_secret (secret). Give "
+                                      "the same --curve-dir to serve, worker and ctl.")
+    keys.add_argument("--curve-dir", required=True, metavar="DIR")
 
     ctl = sub.add_parser("ctl", help="send one command to a running supervisor",
                          description=f"Send COMMAND ({command_names}) to a supervisor and print the reply.")
@@ -66,6 +72,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
                      help="seconds to wait for the reply (default 10); exit 3 if none comes")
     ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    ctl.add_argument("--curve-dir", metavar="DIR", help="the network's CURVE keys (if the supervisor uses them)")
     ctl.add_argument("command", metavar="COMMAND")
     ctl.add_argument("args", nargs="*", metavar="ARG")
     return parser
@@ -83,6 +90,14 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
     parser.add_argument("--workers", type=int, default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
+    _security_options(parser)
+
+
+def _security_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--curve-dir", metavar="DIR", help="serve the control socket and worker link with these "
+                                                           "CURVE keys (see p2p-network keys)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback control socket or worker link without CURVE keys")
 
 
 def _positive_float(text: str) -> float:
@@ -115,7 +130,7 @@ def _config(args) -> Config:
         raise UsageError("--workers must not be negative")
     transport = "tcp" if args.workers else args.transport
     changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
-               "pace": args.pace}
+               "pace": args.pace, "curve_dir": args.curve_dir}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
     return Config(**changes)
@@ -202,8 +217,9 @@ def _run(args) -> int:
 
 
 def _serve(args) -> int:
+    _check_exposure("control socket", args.control, args)
     with _network(args) as network:
-        server = ControlServer(network, args.control).start()
+        server = ControlServer(network, args.control, security.load(args.curve_dir)).start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, server.stop)
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
@@ -217,7 +233,10 @@ def _network(args) -> Iterator[Network]:
     """A network of ``args.n`` peers, spread over ``args.workers`` local worker processes if asked; the workers
     are stopped (and reaped) with the network."""
     config = _config(args)
-    launched = worker.launch(args.workers, config.host, config) if args.workers else None
+    launched = None
+    if args.workers:
+        _check_exposure("worker link", config.host, args)
+        launched = worker.launch(args.workers, config.host, config, _security_arguments(args))
     try:
         with Network(config) as network:
             for endpoint in launched.endpoints if launched else ():
@@ -234,13 +253,15 @@ def _worker(args) -> int:
         raise UsageError("-n must not be negative")
     if args.n and not args.supervisor:
         raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
-    member = worker.Worker(args.host).start()
+    _check_exposure("worker link", args.host, args)
+    keys = security.load(args.curve_dir)
+    member = worker.Worker(args.host, keys=keys).start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, member.stop)
         print(f"{worker.READY}{member.endpoint}", flush=True)
         if args.supervisor:
-            with ControlClient(args.supervisor, member.config.command_timeout) as client:
+            with ControlClient(args.supervisor, member.config.command_timeout, keys) as client:
                 result = client.call("attach", endpoint=member.endpoint, peers=args.n)
             print(f"Attached to {args.supervisor} with {result['worker']['peers']} peers "
                   f"({result['n']} in the network)", flush=True)
@@ -274,7 +295,7 @@ def _ctl_arguments(name: str, words: list[str]) -> dict:
 
 def _ctl(args) -> int:
     arguments = _ctl_arguments(args.command, args.args)
-    with ControlClient(args.control, args.timeout) as client:
+    with ControlClient(args.control, args.timeout, security.load(args.curve_dir)) as client:
         reply = client.request({"cmd": args.command, **arguments})
     if args.json:
         print(json.dumps(reply), flush=True)
@@ -285,7 +306,26 @@ def _ctl(args) -> int:
     return EXIT_OK
 
 
-ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "ctl": _ctl}
+def _keys(args) -> int:
+    security.generate(args.curve_dir)
+    print(f"Wrote {security.PUBLIC_FILE} and {security.SECRET_FILE} (keep it secret) in {args.curve_dir}", flush=True)
+    return EXIT_OK
+
+
+def _check_exposure(what: str, endpoint: str, args) -> None:
+    warning = security.check_exposure(what, endpoint, security.load(args.curve_dir), args.insecure)
+    if warning:
+        print(f"{PROG}: {warning}", file=sys.stderr, flush=True)
+
+
+def _security_arguments(args) -> tuple[str, ...]:
+    """The options that make local workers as secure as their supervisor."""
+    if args.curve_dir:
+        return ("--curve-dir", args.curve_dir)
+    return ("--insecure",) if args.insecure else ()
+
+
+ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl": _ctl}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,8 @@ class Config:
     # One request on the link to a worker (e.g. start a batch of peers).
     worker_timeout: float = 60.0
     tcp_backlog: int = 4096
+    # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
+    curve_dir: str | None = None
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE

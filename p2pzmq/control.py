@@ -107,11 +107,14 @@ class ControlServer:
     Requests that arrive during a long command wait their turn in ZeroMQ's queue and are answered in order.
     """
 
-    def __init__(self, network, endpoint: str = DEFAULT_ENDPOINT) -> None:
+    def __init__(self, network, endpoint: str = DEFAULT_ENDPOINT, keys=None) -> None:
+        """With ``keys`` (:class:`~p2pzmq.security.Keys`) only CURVE clients holding the network's key get answers."""
         self.network = network
         self._ctx = Context(max_sockets=16)
         self._sock = self._ctx.rep()
         try:
+            if keys is not None:
+                keys.serve(self._sock)
             self.endpoint = self._sock.bind(endpoint)
         except P2PError:
             self._ctx.term()
@@ -155,9 +158,10 @@ class ControlClient:
     and a fresh one used next time (the ZeroMQ guide's Lazy Pirate), since a REQ socket cannot send twice in a row.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, keys=None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self._keys = keys  # security.Keys: talk CURVE (a CURVE server never answers a client without them)
         self._ctx = Context(max_sockets=16)
         self._sock = None
 
@@ -172,6 +176,8 @@ class ControlClient:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if self._sock is None:
             self._sock = self._ctx.req()
+            if self._keys is not None:
+                self._keys.dial(self._sock)
             self._sock.connect(self.endpoint)
         try:
             with gevent.Timeout(self.timeout, RpcTimeout(f"no supervisor answered at {self.endpoint} "

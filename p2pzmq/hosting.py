@@ -32,8 +32,9 @@ from .transport import Context, Endpoints, RouterSocket
 
 log = logging.getLogger(__name__)
 
-#: Every peer holds two sockets (server and client), one fd each (DESIGN.md §3).
-FDS_PER_PEER = 2
+#: Every peer holds two sockets (server and client), one fd each (their mailboxes, DESIGN.md §3); over tcp each
+#: socket also holds its listening socket.
+FDS_PER_PEER = {"inproc": 2, "tcp": 4}
 #: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
 #: window, control and link sockets, logs.
 FD_HEADROOM = 768
@@ -56,12 +57,12 @@ def rss_bytes() -> int:
         return 0
 
 
-def peer_room() -> int:
-    """How many more peers this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
+def peer_room(transport: str) -> int:
+    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit == resource.RLIM_INFINITY:
         limit = 1 << 20
-    return max(0, (limit - open_fds() - FD_HEADROOM) // FDS_PER_PEER)
+    return max(0, (limit - open_fds() - FD_HEADROOM) // FDS_PER_PEER[transport])
 
 
 class LocalHost:
@@ -81,7 +82,7 @@ class LocalHost:
         self.peers: list[Peer] = []
 
     def room(self) -> int:
-        return peer_room()
+        return peer_room(self._endpoints.transport)
 
     def spawn(self, ids: list[int]) -> list[Peer]:
         """Start a peer for each id (sockets bound, not yet joined). Refuses, creating none, beyond the fd budget."""
@@ -211,15 +212,18 @@ class Watch:
     """Heartbeats to every worker from one greenlet that owns its own link socket; a worker that has not answered
     for ``heartbeat_timeout`` is marked gone (its peers then count as unreachable and no command waits for them)."""
 
-    def __init__(self, ctx: Context, config: Config) -> None:
+    def __init__(self, ctx: Context, config: Config, keys=None) -> None:
         self._ctx = ctx
         self.config = config
+        self._keys = keys  # security.Keys of the network, or None
         self.hosts: list[RemoteHost] = []
         self._greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
         sock = self._ctx.router(max_connections=1 << 16)
         try:
+            if self._keys is not None:
+                self._keys.dial(sock)
             while True:
                 sent = time.monotonic()
                 for host in self.hosts:

@@ -15,7 +15,7 @@ import time
 
 import gevent
 
-from . import graph
+from . import graph, security
 from . import messages as m
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
@@ -55,6 +55,7 @@ class Network:
         self.workers: list[RemoteHost] = []
         self._host_of: dict[str, object] = {}  # client endpoint -> the host of that peer
         self._link = None  # socket to the workers, created with the first one
+        self._keys = security.load(self.config.curve_dir)
         self._watch: Watch | None = None
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
@@ -123,7 +124,9 @@ class Network:
             raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
         if self._link is None:
             self._link = self._ctx.router(max_connections=1 << 16)
-            self._watch = Watch(self._ctx, self.config)
+            if self._keys is not None:
+                self._keys.dial(self._link)
+            self._watch = Watch(self._ctx, self.config, self._keys)
         worker = RemoteHost(endpoint, self._link, self.config)
         worker.hello()
         self.workers.append(worker)
@@ -167,7 +170,10 @@ class Network:
 
     def tables(self) -> list[Table]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
-        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in self.peers])
+        return self._tables_of(self.peers)
+
+    def _tables_of(self, peers: list) -> list[Table]:
+        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in peers])
         return [Table.from_preorder(reply.table if reply else [], metric=self.config.metric,
                                     capacity=self.config.table_capacity) for reply in replies]
 
@@ -193,6 +199,22 @@ class Network:
         if self.workers:
             status.update(workers=[worker.describe() for worker in self.workers], unreachable=self._unreachable())
         return status
+
+    def route_sample(self, size: int, seed: int = 0) -> dict:
+        """Greedy routing between ``size`` sources and ``size`` targets drawn with ``random.Random(seed)``: the
+        same hop summary as :meth:`net_status` at a cost of size² routes instead of N² (for very large networks)."""
+        if type(size) is not int or size < 1:
+            raise UsageError(f"the sample size must be a positive integer, not {size!r}")
+        started = time.perf_counter()
+        picker = random.Random(seed)
+        sources = picker.sample(self.peers, min(size, len(self.peers)))
+        targets = picker.sample(self.peers, min(size, len(self.peers)))
+        sizes = [len(table) for table in self._tables_of(sources)]
+        _, hops = self._route_all([peer.contact for peer in sources], [peer.id for peer in targets])
+        self.seconds["net_status"] += time.perf_counter() - started
+        return {"n": len(self.peers), "sources": len(sources), "targets": len(targets),
+                "mean_tree_size": round(sum(sizes) / len(sizes), 3), "hops": _hop_summary(hops, len(sources) *
+                                                                                           len(targets))}
 
     def _route_all(self, sources: list[Contact], targets: list[int]) -> tuple[list[int], collections.Counter]:
         """Greedy-route from every source to every target within ``max_hops`` forwarding steps: how many targets

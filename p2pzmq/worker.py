@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import random
+import resource
 import sys
 
 import gevent
@@ -36,12 +37,15 @@ READY = "Worker listening on "
 class Worker:
     """Peers for a remote supervisor, served from one greenlet that owns the link socket."""
 
-    def __init__(self, host: str = "127.0.0.1", config: Config | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", config: Config | None = None, keys=None) -> None:
+        """A worker whose link binds ``host``; with ``keys`` (:class:`~p2pzmq.security.Keys`) it speaks CURVE only."""
         self.config = (config or Config()).replace(transport="tcp", host=host)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
         self._sock = self._ctx.router()
         try:
+            if keys is not None:
+                keys.serve(self._sock)
             self.endpoint = self._sock.bind(self._endpoints.new("worker"))
         except P2PError:
             self._ctx.term()
@@ -112,20 +116,22 @@ class Worker:
             self.peers = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters)
-        return {"ok": True, "pid": os.getpid(), "host": self.config.host, "room": peer_room()}
+        return {"ok": True, "pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
 
     def _spawn(self, ids: list) -> dict:
         if self.peers is None:
             raise ValueError("spawn before hello")
         peers = self.peers.spawn([int(text) for text in ids])
-        return {"ok": True, "contacts": [pack_contact(peer.contact) for peer in peers], "room": peer_room()}
+        return {"ok": True, "contacts": [pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
 
     def _stats(self) -> dict:
         dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
                    if key.startswith("dropped.")}
         return {"ok": True, "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "rss_bytes": rss_bytes(), "fds": open_fds()}
+                "dropped_by_kind": dropped, "rss_bytes": rss_bytes(),
+                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "fds": open_fds(),
+                "peers": len(self.peers.peers) if self.peers else 0}
 
     def wait(self) -> None:
         """Block until the supervisor said stop (or went silent), or :meth:`stop` was called."""
