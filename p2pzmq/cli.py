@@ -261,8 +261,7 @@ def _worker(args) -> int:
             gevent.signal_handler(signum, member.stop)
         print(f"{worker.READY}{member.endpoint}", flush=True)
         if args.supervisor:
-            with ControlClient(args.supervisor, member.config.command_timeout, keys) as client:
-                result = client.call("attach", endpoint=member.endpoint, peers=args.n)
+            result = _attach(member, args.supervisor, args.n, keys)
             print(f"Attached to {args.supervisor} with {result['worker']['peers']} peers "
                   f"({result['n']} in the network)", flush=True)
         member.wait()
@@ -304,6 +303,23 @@ def _ctl(args) -> int:
     if not reply["ok"]:
         raise ControlError(reply.get("error", "unknown error"))
     return EXIT_OK
+
+
+def _attach(member, supervisor: str, peers: int, keys) -> dict:
+    """Ask ``supervisor`` to take on ``member`` with ``peers`` peers. Building them may take long, but a supervisor
+    that never gets in touch lets the worker stop after ``control_timeout``: then no supervisor answered."""
+    def call() -> dict:
+        with ControlClient(supervisor, member.config.command_timeout, keys) as client:
+            return client.call("attach", endpoint=member.endpoint, peers=peers)
+
+    attaching = gevent.spawn(call)
+    try:
+        gevent.wait([attaching, member.stopped], count=1)
+        if not attaching.ready():
+            raise RpcTimeout(f"no supervisor answered at {supervisor} within {member.config.control_timeout:g} s")
+        return attaching.get()
+    finally:
+        attaching.kill()
 
 
 def _keys(args) -> int:

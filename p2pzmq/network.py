@@ -304,7 +304,7 @@ class Network:
     def _command(self, contact: Contact, kind, *args):
         return self._command_many([(contact, kind, args)])[0]
 
-    def _command_many(self, calls: list[tuple[Contact, type, tuple]]) -> list:
+    def _command_many(self, calls: list[tuple[Contact, type, tuple]], window: int = COMMAND_WINDOW) -> list:
         """Send each command to its contact's client and return the replies in order.
 
         Up to ``COMMAND_WINDOW`` commands are in flight at once. Join and refresh may take long (a walk of 160
@@ -313,10 +313,10 @@ class Network:
         is gone gets no command; its result is None.
         """
         results: list = [None] * len(calls)
-        for start in range(0, len(calls), COMMAND_WINDOW):
-            window = calls[start:start + COMMAND_WINDOW]
+        for start in range(0, len(calls), window):
+            batch = calls[start:start + window]
             waiting = {}
-            for offset, (contact, kind, args) in enumerate(window):
+            for offset, (contact, kind, args) in enumerate(batch):
                 if not self._alive(contact):
                     continue
                 req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
@@ -324,7 +324,7 @@ class Network:
                 self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
                 self.counters["requests"] += 1
                 waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind], contact)
-            slow = any(kind in (m.Join, m.Refresh) for _, kind, _ in window)
+            slow = any(kind in (m.Join, m.Refresh) for _, kind, _ in batch)
             self._collect(waiting, results, self.config.command_timeout if slow else self.config.client_timeout)
         return results
 

@@ -111,3 +111,27 @@ def test_a_worker_refuses_peers_beyond_its_fd_budget(make_network):
     finally:
         net.die()
         launched.reap(5)
+
+
+def test_a_worker_without_a_supervisor_exits_3(capsys, monkeypatch):
+    monkeypatch.setattr(Config, "control_timeout", 0.5)
+    code = cli.main(["worker", "--supervisor", "tcp://127.0.0.1:9", "-n", "3"])
+    out, err = capsys.readouterr()
+    assert code == 3 and "no supervisor answered" in err and out.startswith(worker.READY)
+
+
+def test_run_over_workers_prints_what_one_process_prints(capsys, tmp_path, monkeypatch):
+    outputs = []
+    for extra in ([], ["--workers", "2"]):
+        monkeypatch.chdir(tmp_path)
+        assert cli.main(["run", "-n", "16", "--seed", "1", *extra]) == 0
+        outputs.append((capsys.readouterr().out, (tmp_path / "network.tgf").read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
+    net = make_network(seed=1)
+    room = net.local.room()
+    with pytest.raises(UsageError, match="room for"):
+        net.create(room + 1)
+    assert net.peers == [] and net.local.peers == []

@@ -18,8 +18,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from p2pzmq import worker  # noqa: E402
+from p2pzmq import messages as m, worker  # noqa: E402
 from p2pzmq.config import Config  # noqa: E402
+from p2pzmq.ids import new_id  # noqa: E402
 from p2pzmq.hosting import open_fds, rss_bytes  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
@@ -30,6 +31,20 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
+def create_windowed(net: Network, count: int, window: int) -> None:
+    """Like ``net.create(count)`` but up to ``window`` joins at once: each peer of a window bootstraps from a random
+    peer that had joined before the window began (ids and choices still come from the network's seeded RNG)."""
+    for start in range(0, count, window):
+        size = min(window, count - start)
+        plan = [(new_id(net._rng), net._rng.randrange(len(net.peers)) if net.peers else None) for _ in range(size)]
+        hosts = [host for host in net.workers if host.alive]
+        peers = net._spawn(plan, hosts, len(net.peers))
+        joins = [(peer.contact, m.Join, (net.peers[bootstrap].contact,))
+                 for peer, (_, bootstrap) in zip(peers, plan) if bootstrap is not None]
+        net._command_many(joins, window=window)
+        net.peers[:0] = peers[::-1]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20000)
@@ -38,10 +53,16 @@ def main(argv=None) -> int:
     parser.add_argument("--sample", type=int, default=200, help="sources and targets of the sampled status")
     parser.add_argument("--chunk", type=int, default=1000, help="report progress every CHUNK peers created")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--window", type=int, default=1,
+                        help="join and refresh up to WINDOW peers at once (default 1: the original's one at a time, "
+                             "the network equals the oracle's; more: faster, a different network of the same kind)")
+    parser.add_argument("--sequential", type=int, default=1000,
+                        help="with --window: the first peers still join one at a time, so that the later windows "
+                             "join a well-connected network (default 1000)")
     parser.add_argument("--quick", action="store_true", help="200 peers over 2 workers")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.workers, args.sample, args.chunk = 200, 2, 50, 100
+        args.n, args.workers, args.sample, args.chunk, args.sequential = 200, 2, 50, 100, 100
     config = Config(seed=args.seed, transport="tcp")
     figures = {"n": args.n, "workers": args.workers, "seed": args.seed}
     started = time.perf_counter()
@@ -53,14 +74,21 @@ def main(argv=None) -> int:
             say(f"{args.workers} workers attached in {time.perf_counter() - started:.1f} s; creating {args.n} peers")
             created = time.perf_counter()
             while len(net.peers) < args.n:
-                net.create(min(args.chunk, args.n - len(net.peers)))
+                count = min(args.chunk, args.n - len(net.peers))
+                if args.window > 1 and len(net.peers) >= args.sequential:
+                    create_windowed(net, count, args.window)
+                else:
+                    net.create(count)
                 elapsed = time.perf_counter() - created
                 say(f"{len(net.peers)} peers in {elapsed:.0f} s ({len(net.peers) / elapsed:.1f} joins/s)")
             figures["create_seconds"] = round(time.perf_counter() - created, 1)
             figures["status_after_create"] = net.route_sample(args.sample, args.seed)
             say(f"sampled status after create: {json.dumps(figures['status_after_create'])}")
             refreshed = time.perf_counter()
-            net.refresh_peers()
+            if args.window > 1:
+                net._command_many([(peer.contact, m.Refresh, ()) for peer in net.peers], window=args.window)
+            else:
+                net.refresh_peers()
             figures["refresh_seconds"] = round(time.perf_counter() - refreshed, 1)
             say(f"refreshed every peer once in {figures['refresh_seconds']} s")
             sampled = time.perf_counter()
