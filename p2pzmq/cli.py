@@ -59,6 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     member.add_argument("--supervisor", metavar="ENDPOINT", help="control endpoint of a running supervisor")
     member.add_argument("-n", type=int, default=0, help="peers to contribute (with --supervisor; default 0)")
     member.add_argument("--host", default="127.0.0.1", help="address this worker and its peers bind")
+    member.add_argument("--timeout", type=_positive_float, default=Config.control_timeout, metavar="S",
+                        help="give up (exit 3) if no supervisor gets in touch within S seconds (default %(default)s)")
     _security_options(member)
 
     keys = sub.add_parser("keys", help="generate the CURVE key pair of a network",
@@ -255,7 +257,7 @@ def _worker(args) -> int:
         raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
     _check_exposure("worker link", args.host, args)
     keys = security.load(args.curve_dir)
-    member = worker.Worker(args.host, keys=keys).start()
+    member = worker.Worker(args.host, Config(control_timeout=args.timeout), keys).start()
     try:
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, member.stop)

@@ -193,7 +193,7 @@ class RemoteHost:
                 if not self.alive:
                     raise TransportError(f"worker {self.name} is gone")
                 continue
-            reply = _decode(frames[1:])
+            reply = decode_link(frames[1:])
             if frames[0] != self._route or reply.get("req") != req:
                 continue  # a late answer to an earlier request that timed out
             if not reply.get("ok"):
@@ -226,14 +226,18 @@ class Watch:
                 self._keys.dial(sock)
             while True:
                 sent = time.monotonic()
+                beat = [json.dumps({"op": "beat", "req": 0}).encode()]
                 for host in self.hosts:
                     if host.alive:
-                        try:
-                            sock.send_to(sock.route(host.endpoint), [json.dumps({"op": "beat", "req": 0}).encode()])
-                        except ClosedError:
-                            raise
-                        except TransportError:
-                            pass  # not connected (yet, or any more): the missing answer is what counts
+                        # A connection not up (yet, or any more) makes send_to retry: bound it; the missing answer
+                        # is what counts.
+                        with gevent.Timeout(self.config.heartbeat_interval / 4, False):
+                            try:
+                                sock.send_to(sock.route(host.endpoint), beat)
+                            except ClosedError:
+                                raise
+                            except TransportError as exc:
+                                log.debug("no heartbeat to worker %s: %s", host.name, exc)
                 self._receive(sock, sent + self.config.heartbeat_interval)
                 now = time.monotonic()
                 for host in self.hosts:
@@ -261,7 +265,8 @@ class Watch:
         self._greenlet.kill(block=True, timeout=self.config.shutdown_timeout)
 
 
-def _decode(frames: list[bytes]) -> dict:
+def decode_link(frames: list[bytes]) -> dict:
+    """One link message as a dict; raises :class:`ProtocolError` for anything else."""
     try:
         reply = json.loads(frames[-1]) if len(frames) == 1 else None
     except ValueError:
@@ -280,7 +285,3 @@ def _contact(item) -> Contact:
 def pack_contact(contact: Contact) -> list[str]:
     return [str(contact.id), contact.server, contact.client]
 
-
-def decode_link(frames: list[bytes]) -> dict:
-    """One link message as a dict; raises :class:`ProtocolError` for anything else."""
-    return _decode(frames)

@@ -113,9 +113,8 @@ def test_a_worker_refuses_peers_beyond_its_fd_budget(make_network):
         launched.reap(5)
 
 
-def test_a_worker_without_a_supervisor_exits_3(capsys, monkeypatch):
-    monkeypatch.setattr(Config, "control_timeout", 0.5)
-    code = cli.main(["worker", "--supervisor", "tcp://127.0.0.1:9", "-n", "3"])
+def test_a_worker_without_a_supervisor_exits_3(capsys):
+    code = cli.main(["worker", "--supervisor", "tcp://127.0.0.1:9", "-n", "3", "--timeout", "0.5"])
     out, err = capsys.readouterr()
     assert code == 3 and "no supervisor answered" in err and out.startswith(worker.READY)
 
@@ -135,3 +134,15 @@ def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
     with pytest.raises(UsageError, match="room for"):
         net.create(room + 1)
     assert net.peers == [] and net.local.peers == []
+
+
+def test_the_scale_tool_runs_quick(tmp_path):
+    figures_path = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--json",
+                           str(figures_path)], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(figures_path.read_text())
+    assert figures["n"] == 100 and figures["create_seconds"] > 0 and figures["refresh_seconds"] > 0
+    assert [p["peers"] for p in figures["processes"]] == [0, 50, 50]
+    assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
+    assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
