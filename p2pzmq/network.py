@@ -321,16 +321,37 @@ class Network:
                     continue
                 req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
                 route = self._sock.route(contact.client)
-                self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
+                if not self._send(contact, route, m.encode(kind(req_id, cookie, *args))):
+                    continue
                 self.counters["requests"] += 1
                 waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind], contact)
             slow = any(kind in (m.Join, m.Refresh) for _, kind, _ in batch)
             self._collect(waiting, results, self.config.command_timeout if slow else self.config.client_timeout)
         return results
 
+    def _send(self, contact: Contact, route: bytes, frames: list[bytes]) -> bool:
+        """Send a command to ``contact``'s client; False if its worker is (declared) gone before it could be sent.
+
+        A tcp connection to a process that died never comes up again, and ``send_to`` would retry it forever: the
+        retries are cut into ``heartbeat_interval`` slices, checking the worker's liveness between them.
+        """
+        deadline = time.monotonic() + self.config.heartbeat_timeout + self.config.client_timeout
+        while True:
+            with gevent.Timeout(self.config.heartbeat_interval, False):
+                self._sock.send_to(route, frames)
+                return True
+            if not self._alive(contact):
+                return False
+            if time.monotonic() > deadline:
+                self.counters["timeouts"] += 1
+                raise RpcTimeout(f"cannot reach the client of peer {contact.id}")
+
     def _collect(self, waiting: dict, results: list, timeout: float) -> None:
         """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one. Requests to peers
-        whose worker is declared gone meanwhile stop being waited for (checked every ``heartbeat_interval``)."""
+        whose worker is declared gone meanwhile stop being waited for (checked every ``heartbeat_interval``), and
+        with workers the wait is ``heartbeat_timeout`` longer, so that a death is declared before we give up."""
+        if self.workers:
+            timeout += self.config.heartbeat_timeout
         last_progress = time.monotonic()
         while waiting:
             frames = None

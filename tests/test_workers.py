@@ -146,3 +146,20 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert [p["peers"] for p in figures["processes"]] == [0, 50, 50]
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
+
+
+def test_a_command_in_flight_when_a_worker_dies_still_ends(make_network):
+    net = make_network(seed=2, transport="tcp")
+    launched = worker.launch(2, "127.0.0.1", net.config)
+    try:
+        for endpoint in launched.endpoints:
+            net.attach(endpoint)
+        net.create(20)
+        os.kill(net.workers[0].pid, signal.SIGKILL)
+        status = net.net_status()  # sent before the heartbeats tell: must not wait for the dead clients forever
+        assert status["unreachable"] == 10 and [w["alive"] for w in status["workers"]] == [False, True]
+        assert sum(row["reachable"] == 0 for row in status["peers"]) == 10
+        assert net.ping()["unreachable"] == 10
+    finally:
+        net.die()
+        launched.reap(5)
