@@ -37,7 +37,7 @@ class Config:
     # Workers (other processes holding peers): the supervisor beats every heartbeat_interval and declares a worker
     # gone after heartbeat_timeout of silence; a worker stops itself after the same silence from its supervisor.
     heartbeat_interval: float = 0.5
-    heartbeat_timeout: float = 3.0
+    heartbeat_timeout: float = 5.0
     # One request on the link to a worker (e.g. start a batch of peers).
     worker_timeout: float = 60.0
     tcp_backlog: int = 4096

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 #: At most this many commands are in flight from the supervisor at once (and as many live connections).
 COMMAND_WINDOW = 256
 #: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
-SPAWN_BATCH = 128
+SPAWN_BATCH = 64
 #: The reply each client command must get.
 _REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done}
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them

@@ -73,7 +73,7 @@ def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
         assert status["n"] == 100 and status["connectivity"] > 50
         victim, survivor = (w["pid"] for w in ping["workers"])
         os.kill(victim, signal.SIGKILL)
-        gone = wait_until(lambda: [w for w in ctl(capsys, endpoint, "ping")["workers"] if not w["alive"]], 10, 0.2)
+        gone = wait_until(lambda: [w for w in ctl(capsys, endpoint, "ping")["workers"] if not w["alive"]], 15, 0.2)
         assert [w["pid"] for w in gone] == [victim]
         status = ctl(capsys, endpoint, "net_status")
         assert status["unreachable"] == 50
