@@ -94,7 +94,7 @@ class LocalHost:
         for peer_id in ids:
             peers.append(Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                               cookies=self._cookies, codec=self._codec, counters=self._counters).start())
-        self.peers.extend(peers)
+            self.peers.append(peers[-1])  # at once: if a later bind fails, stop() still stops this one
         return peers
 
     def stop(self) -> None:
