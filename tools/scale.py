@@ -1,7 +1,7 @@
 """Build a large network over worker processes, refresh it once, and measure it (issue 4's scale run).
 
     python tools/scale.py -n 20000 --workers 4 [--sample 200] [--seed 1] [--json out.json]
-    python tools/scale.py --quick          # 100 peers over 2 workers, half of them joined in windows: a smoke run
+    python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
 
 It prints, as it goes, the time of each phase, then one line per process (the supervisor and each worker): peers,
 peak and current resident memory, open fds. Status at this size is sampled: greedy routes between --sample random
@@ -59,10 +59,10 @@ def main(argv=None) -> int:
     parser.add_argument("--sequential", type=int, default=1000,
                         help="with --window: the first peers still join one at a time, so that the later windows "
                              "join a well-connected network (default 1000)")
-    parser.add_argument("--quick", action="store_true", help="100 peers over 2 workers (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="60 peers over 2 workers (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 100, 2, 20, 50, 50, 8
+        args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, 2, 20, 30, 30, 6
     config = Config(seed=args.seed, transport="tcp")
     figures = {"n": args.n, "workers": args.workers, "seed": args.seed}
     started = time.perf_counter()
