@@ -238,7 +238,7 @@ def _network(args) -> Iterator[Network]:
     launched = None
     if args.workers:
         _check_exposure("worker link", config.host, args)
-        launched = worker.launch(args.workers, config.host, config, _security_arguments(args))
+        launched = worker.launch([config.host] * args.workers, config, _security_arguments(args))
     try:
         with Network(config) as network:
             for endpoint in launched.endpoints if launched else ():

@@ -168,16 +168,17 @@ class Launched:
                 process.stdout.close()
 
 
-def launch(count: int, host: str, config: Config, extra_args: tuple[str, ...] = ()) -> Launched:
-    """Start ``count`` worker processes (``p2p-network worker``) on this host and read back their endpoints."""
+def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -> Launched:
+    """Start one worker process (``p2p-network worker``) per address in ``hosts`` (all on this machine: e.g. the
+    same address K times, or several loopback addresses) and read back their endpoints."""
     processes, endpoints = [], []
     launched = Launched(processes, endpoints)
-    command = [sys.executable, "-m", "p2pzmq", "worker", "--host", host, *extra_args]
     # The workers import this very package, installed or not.
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
     try:
-        for _ in range(count):
+        for host in hosts:
+            command = [sys.executable, "-m", "p2pzmq", "worker", "--host", host, *extra_args]
             processes.append(gevent.subprocess.Popen(command, stdout=gevent.subprocess.PIPE, text=True, env=env))
         for process in processes:
             line = ""

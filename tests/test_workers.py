@@ -23,7 +23,7 @@ def without_workers(status: dict) -> dict:
 
 def test_a_network_over_two_workers_equals_the_oracle(make_network):
     net = make_network(seed=3, transport="tcp")
-    launched = worker.launch(2, "127.0.0.1", net.config)
+    launched = worker.launch(["127.0.0.1"] * 2, net.config)
     try:
         for endpoint in launched.endpoints:
             net.attach(endpoint)
@@ -100,7 +100,7 @@ def _zombie(pid: int) -> bool:
 
 def test_a_worker_refuses_peers_beyond_its_fd_budget(make_network):
     net = make_network(seed=1, transport="tcp")
-    launched = worker.launch(1, "127.0.0.1", Config())
+    launched = worker.launch(["127.0.0.1"], Config())
     try:
         net.attach(launched.endpoints[0])
         room = net.workers[0].room()
@@ -150,7 +150,7 @@ def test_the_scale_tool_runs_quick(tmp_path):
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(make_network):
     net = make_network(seed=2, transport="tcp")
-    launched = worker.launch(2, "127.0.0.1", net.config)
+    launched = worker.launch(["127.0.0.1"] * 2, net.config)
     try:
         for endpoint in launched.endpoints:
             net.attach(endpoint)

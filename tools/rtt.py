@@ -39,7 +39,7 @@ def main(argv=None) -> int:
             net.create(1)
             results[label] = round_trips(net, args.count)
     config = Config(seed=1, transport="tcp")
-    launched = worker.launch(1, "127.0.0.1", config)
+    launched = worker.launch(["127.0.0.1"], config)
     try:
         with Network(config) as net:
             net.attach(launched.endpoints[0], 1)
