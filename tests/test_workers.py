@@ -21,12 +21,27 @@ def without_workers(status: dict) -> dict:
     return {key: value for key, value in status.items() if key not in ("workers", "unreachable")}
 
 
-def test_a_network_over_two_workers_equals_the_oracle(make_network):
-    net = make_network(seed=3, transport="tcp")
-    launched = worker.launch(["127.0.0.1"] * 2, net.config)
-    try:
-        for endpoint in launched.endpoints:
+@pytest.fixture
+def over_two_workers(make_network):
+    """Factory ``(seed) -> Network`` with two local workers attached; the workers are reaped after the test."""
+    launches = []
+
+    def make(seed: int):
+        net = make_network(seed=seed, transport="tcp")
+        launches.append(worker.launch(["127.0.0.1"] * 2, net.config))
+        for endpoint in launches[-1].endpoints:
             net.attach(endpoint)
+        return net
+
+    yield make
+    for launched in launches:
+        launched.reap(5)
+        assert [process.returncode for process in launched.processes] in ([0, 0], [-9, 0])
+
+
+def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
+    net = over_two_workers(3)
+    try:
         net.create(30)
         model = ModelNetwork(3)
         model.create(30)
@@ -43,8 +58,6 @@ def test_a_network_over_two_workers_equals_the_oracle(make_network):
         assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
     finally:
         net.die()
-        launched.reap(5)
-    assert [process.returncode for process in launched.processes] == [0, 0]
 
 
 def test_workers_need_tcp(make_network):
@@ -148,12 +161,9 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
 
 
-def test_a_command_in_flight_when_a_worker_dies_still_ends(make_network):
-    net = make_network(seed=2, transport="tcp")
-    launched = worker.launch(["127.0.0.1"] * 2, net.config)
+def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
+    net = over_two_workers(2)
     try:
-        for endpoint in launched.endpoints:
-            net.attach(endpoint)
         net.create(20)
         os.kill(net.workers[0].pid, signal.SIGKILL)
         status = net.net_status()  # sent before the heartbeats tell: must not wait for the dead clients forever
@@ -162,4 +172,3 @@ def test_a_command_in_flight_when_a_worker_dies_still_ends(make_network):
         assert net.ping()["unreachable"] == 10
     finally:
         net.die()
-        launched.reap(5)
