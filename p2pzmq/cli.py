@@ -8,6 +8,7 @@ Long operations draw progress bars on stderr when it is a terminal and ``--json`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -15,7 +16,7 @@ from typing import Callable, Iterator
 
 import gevent
 
-from . import __version__, plot
+from . import __version__, plot, security, worker
 from .config import Config, TRANSPORTS
 from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
@@ -60,12 +61,28 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                        help=f"control socket endpoint (default {DEFAULT_ENDPOINT})")
 
+    member = sub.add_parser("worker", help="hold peers for a supervisor (on this or another host)",
+                            description="Start a worker process. With --supervisor it joins that running "
+                                        "supervisor and contributes -n peers; without, it waits to be attached.")
+    member.add_argument("--supervisor", metavar="ENDPOINT", help="control endpoint of a running supervisor")
+    member.add_argument("-n", type=int, default=0, help="peers to contribute (with --supervisor; default 0)")
+    member.add_argument("--host", default="127.0.0.1", help="address this worker and its peers bind")
+    member.add_argument("--timeout", type=_positive_float, default=Config.control_timeout, metavar="S",
+                        help="give up (exit 3) if no supervisor gets in touch within S seconds (default %(default)s)")
+    _security_options(member)
+
+    keys = sub.add_parser("keys", help="generate the CURVE key pair of a network",
+                          description="Write DIR/network.key (public) and DIR/network.key_secret (secret). Give "
+                                      "the same --curve-dir to serve, worker and ctl.")
+    keys.add_argument("--curve-dir", required=True, metavar="DIR")
+
     ctl = sub.add_parser("ctl", help="send one command to a running supervisor",
                          description=f"Send COMMAND ({command_names}) to a supervisor and print the reply.")
     ctl.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT")
     ctl.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
                      help="seconds to wait for the reply (default 10); exit 3 if none comes")
     ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
+    ctl.add_argument("--curve-dir", metavar="DIR", help="the network's CURVE keys (if the supervisor uses them)")
     ctl.add_argument("command", metavar="COMMAND")
     ctl.add_argument("args", nargs="*", metavar="ARG")
 
@@ -95,6 +112,16 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--join-concurrency", type=int, default=1, metavar="J",
                         help="up to J peers join at once (default 1, the original's sequential build; more is "
                              "faster, but tables then depend on scheduling)")
+    parser.add_argument("--workers", type=int, default=0, metavar="K",
+                        help="spread the peers over K worker processes on this host (implies --transport tcp)")
+    _security_options(parser)
+
+
+def _security_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--curve-dir", metavar="DIR", help="serve the control socket and worker link with these "
+                                                           "CURVE keys (see p2p-network keys)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="allow a non-loopback control socket or worker link without CURVE keys")
 
 
 def _positive_float(text: str) -> float:
@@ -123,8 +150,11 @@ def _duration(text: str) -> float:
 
 
 def _config(args) -> Config:
-    changes = {"seed": args.seed, "metric": args.metric, "transport": args.transport, "host": args.host,
-               "pace": args.pace, "join_concurrency": args.join_concurrency}
+    if args.workers < 0:
+        raise UsageError("--workers must not be negative")
+    transport = "tcp" if args.workers else args.transport
+    changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
+               "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
     return Config(**changes)
@@ -226,6 +256,15 @@ def _format_lookup(result: dict) -> Iterator[str]:
     yield f"Walk from {result['from']} finds {found} after {walk['queried']} queries: {' -> '.join(walk['path'])}"
 
 
+def _format_ping(result: dict) -> Iterator[str]:
+    yield f"{result['n']} peers"
+    for member in result.get("workers", ()):
+        state = "alive" if member["alive"] else "gone"
+        yield f"worker {member['endpoint']} pid {member['pid']}: {member['peers']} peers, {state}"
+    if result.get("unreachable"):
+        yield f"{result['unreachable']} peers unreachable"
+
+
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "net_status": _format_net_status,
     "refresh_peers": lambda result: iter(()),
@@ -234,7 +273,9 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]),
     "lookup": _format_lookup,
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
-    "ping": lambda result: iter([f"{result['n']} peers"]),
+    "ping": lambda result: _format_ping(result),
+    "attach": lambda result: iter([f"Worker {result['worker']['endpoint']} attached with "
+                                   f"{result['worker']['peers']} peers ({result['n']} in the network)"]),
     "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
     "die": lambda result: iter(["Supervisor stopping"]),
     "peers": _format_peers,
@@ -275,8 +316,7 @@ def _run(args) -> int:
                 arguments["routing"] = args.routing
     progress = _progress(args)
     try:
-        with Network(_config(args), progress=progress) as network:
-            network.create(args.n)
+        with _network(args, progress) as network:
             for name, arguments in session:
                 _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
     finally:
@@ -286,15 +326,57 @@ def _run(args) -> int:
 
 
 def _serve(args) -> int:
-    with Network(_config(args), progress=_progress(args)) as network:
-        network.create(args.n)
+    _check_exposure("control socket", args.control, args)
+    with _network(args, _progress(args)) as network:
         network.progress = None  # only the creation: the control socket's commands report to their own caller
-        server = ControlServer(network, args.control).start()
+        server = ControlServer(network, args.control, security.load(args.curve_dir)).start()
         for signum in (signal.SIGINT, signal.SIGTERM):
             gevent.signal_handler(signum, server.stop)
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
         server.wait()
         server.stop()
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _network(args, progress=None) -> Iterator[Network]:
+    """A network of ``args.n`` peers, spread over ``args.workers`` local worker processes if asked; the workers
+    are stopped (and reaped) with the network. ``progress`` is told how the build goes."""
+    config = _config(args)
+    launched = None
+    if args.workers:
+        _check_exposure("worker link", config.host, args)
+        launched = worker.launch([config.host] * args.workers, config, _security_arguments(args))
+    try:
+        with Network(config, progress=progress) as network:
+            for endpoint in launched.endpoints if launched else ():
+                network.attach(endpoint)
+            network.create(args.n)
+            yield network
+    finally:
+        if launched:
+            launched.reap(config.shutdown_timeout)
+
+
+def _worker(args) -> int:
+    if args.n < 0:
+        raise UsageError("-n must not be negative")
+    if args.n and not args.supervisor:
+        raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
+    _check_exposure("worker link", args.host, args)
+    keys = security.load(args.curve_dir)
+    member = worker.Worker(args.host, Config(control_timeout=args.timeout), keys).start()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            gevent.signal_handler(signum, member.stop)
+        print(f"{worker.READY}{member.endpoint}", flush=True)
+        if args.supervisor:
+            result = _attach(member, args.supervisor, args.n, keys)
+            print(f"Attached to {args.supervisor} with {result['worker']['peers']} peers "
+                  f"({result['n']} in the network)", flush=True)
+        member.wait()
+    finally:
+        member.stop()
     return EXIT_OK
 
 
@@ -324,7 +406,7 @@ def _ctl_arguments(name: str, words: list[str]) -> dict:
 
 def _ctl(args) -> int:
     arguments = _ctl_arguments(args.command, args.args)
-    with ControlClient(args.control, args.timeout) as client:
+    with ControlClient(args.control, args.timeout, security.load(args.curve_dir)) as client:
         reply = client.request({"cmd": args.command, **arguments})
     if args.json:
         print(json.dumps(reply), flush=True)
@@ -349,7 +431,43 @@ def _plot(args) -> int:
     return EXIT_OK
 
 
-ACTIONS = {"run": _run, "serve": _serve, "ctl": _ctl, "plot": _plot}
+def _attach(member, supervisor: str, peers: int, keys) -> dict:
+    """Ask ``supervisor`` to take on ``member`` with ``peers`` peers. Building them may take long, but a supervisor
+    that never gets in touch lets the worker stop after ``control_timeout``: then no supervisor answered."""
+    def call() -> dict:
+        with ControlClient(supervisor, member.config.command_timeout, keys) as client:
+            return client.call("attach", endpoint=member.endpoint, peers=peers)
+
+    attaching = gevent.spawn(call)
+    try:
+        gevent.wait([attaching, member.stopped], count=1)
+        if not attaching.ready():
+            raise RpcTimeout(f"no supervisor answered at {supervisor} within {member.config.control_timeout:g} s")
+        return attaching.get()
+    finally:
+        attaching.kill()
+
+
+def _keys(args) -> int:
+    security.generate(args.curve_dir)
+    print(f"Wrote {security.PUBLIC_FILE} and {security.SECRET_FILE} (keep it secret) in {args.curve_dir}", flush=True)
+    return EXIT_OK
+
+
+def _check_exposure(what: str, endpoint: str, args) -> None:
+    warning = security.check_exposure(what, endpoint, security.load(args.curve_dir), args.insecure)
+    if warning:
+        print(f"{PROG}: {warning}", file=sys.stderr, flush=True)
+
+
+def _security_arguments(args) -> tuple[str, ...]:
+    """The options that make local workers as secure as their supervisor."""
+    if args.curve_dir:
+        return ("--curve-dir", args.curve_dir)
+    return ("--insecure",) if args.insecure else ()
+
+
+ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl": _ctl, "plot": _plot}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
     except RpcTimeout as exc:
-        return _fail(str(exc), EXIT_NO_SUPERVISOR if args is not None and args.action == "ctl" else EXIT_FAILED)
+        asked_a_supervisor = args is not None and args.action in ("ctl", "worker")
+        return _fail(str(exc), EXIT_NO_SUPERVISOR if asked_a_supervisor else EXIT_FAILED)
     except P2PError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:

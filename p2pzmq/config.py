@@ -37,6 +37,12 @@ class Config:
     control_timeout: float = 10.0
     shutdown_timeout: float = 5.0
     max_message_bytes: int = 1 << 20
+    # Workers (other processes holding peers): the supervisor beats every heartbeat_interval and declares a worker
+    # gone after heartbeat_timeout of silence; a worker stops itself after the same silence from its supervisor.
+    heartbeat_interval: float = 0.5
+    heartbeat_timeout: float = 5.0
+    # One request on the link to a worker (e.g. start a batch of peers).
+    worker_timeout: float = 60.0
     tcp_backlog: int = 4096
     # Up to this many peers bootstrap at the same time during create (1 = the original's sequential build, which
     # the message-free oracle reproduces exactly; more is faster but tables then depend on scheduling).
@@ -46,6 +52,8 @@ class Config:
     status_sample: int = 100
     # net_status's "auto" routing drives routes by messages up to this N, and routes locally on fetched tables above.
     status_local_above: int = 256
+    # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
+    curve_dir: str | None = None
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE
@@ -55,7 +63,8 @@ class Config:
             raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if self.transport not in TRANSPORTS:
             raise UsageError(f"unknown transport {self.transport!r}; choose one of {', '.join(TRANSPORTS)}")
-        for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout"):
+        for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout",
+                     "heartbeat_interval", "heartbeat_timeout", "worker_timeout"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"{name} must be positive")
         if self.pace < 0:

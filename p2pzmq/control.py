@@ -90,6 +90,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "STEPS times: refresh_peers, then write time-lapse-<i>.<format>; status=true also runs net_status "
             "each step and writes time-lapse.json"),
     Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
+    Command("attach", (Param("endpoint", str), Param("peers", int, 0, False)),
+            lambda net, endpoint, peers: net.attach(endpoint, peers),
+            "take on the worker listening at ENDPOINT and create PEERS new peers on it"),
     Command("die", (), lambda net: net.die(), "stop every peer and the supervisor"),
     Command("peers", (), lambda net: net.peer_list(),
             "every peer: id, server and client endpoints, alive flag, state and table size"),
@@ -138,11 +141,14 @@ class ControlServer:
     Requests that arrive during a long command wait their turn in ZeroMQ's queue and are answered in order.
     """
 
-    def __init__(self, network, endpoint: str = DEFAULT_ENDPOINT) -> None:
+    def __init__(self, network, endpoint: str = DEFAULT_ENDPOINT, keys=None) -> None:
+        """With ``keys`` (:class:`~p2pzmq.security.Keys`) only CURVE clients holding the network's key get answers."""
         self.network = network
         self._ctx = Context(max_sockets=16)
         self._sock = self._ctx.rep()
         try:
+            if keys is not None:
+                keys.serve(self._sock)
             self.endpoint = self._sock.bind(endpoint)
         except P2PError:
             self._ctx.term()
@@ -190,9 +196,10 @@ class ControlClient:
     and a fresh one used next time (the ZeroMQ guide's Lazy Pirate), since a REQ socket cannot send twice in a row.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, keys=None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self._keys = keys  # security.Keys: talk CURVE (a CURVE server never answers a client without them)
         self._ctx = Context(max_sockets=16)
         self._sock = None
 
@@ -207,6 +214,8 @@ class ControlClient:
         raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         if self._sock is None:
             self._sock = self._ctx.req()
+            if self._keys is not None:
+                self._keys.dial(self._sock)
             self._sock.connect(self.endpoint)
         try:
             with gevent.Timeout(self.timeout, RpcTimeout(f"no supervisor answered at {self.endpoint} "

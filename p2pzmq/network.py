@@ -20,11 +20,12 @@ from typing import Callable
 import gevent
 import gevent.lock
 
-from . import discovery, graph, status
+from . import discovery, graph, security, status
 from . import messages as m
 from .churn import ChurnPlan, Schedule
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
+from .hosting import LocalHost, RemoteHost, Watch, open_fds, rss_bytes
 from .ids import new_cookie, new_id
 from .peer import Peer
 from .table import Contact, Table
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: At most this many commands are in flight from the supervisor at once (and as many live connections).
 COMMAND_WINDOW = 256
+#: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
+SPAWN_BATCH = 64
 #: The reply each client command must get.
 _REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done,
              m.Depart: m.Done}
@@ -103,13 +106,21 @@ class Network:
         self._sock = self._ctx.router(max_connections=COMMAND_WINDOW,
                                       handshake_timeout=self.config.client_timeout)
         self._request_ids = itertools.count(1)
-        self.peers: list[Peer] = []  # newest first, as the original keeps them; only peers not killed or gone
+        self.peers: list = []  # newest first, as the original keeps them; Peer here, RemotePeer in a worker; only
+        # peers not killed or gone
         #: Peers that were killed or left, oldest first, as (contact, "killed" | "left").
         self.departed: collections.deque[tuple[Contact, str]] = collections.deque(maxlen=MAX_DEPARTED)
         self._lock = gevent.lock.RLock()
         self._churn: gevent.Greenlet | None = None
         #: What the last churn did so far.
         self.churned: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
+        self.local = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config, cookies=self._cookies,
+                               codec=self._codec, counters=self.counters)
+        self.workers: list[RemoteHost] = []
+        self._host_of: dict[str, object] = {}  # client endpoint -> the host of that peer
+        self._link = None  # socket to the workers, created with the first one
+        self._keys = security.load(self.config.curve_dir)
+        self._watch: Watch | None = None
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
@@ -132,8 +143,12 @@ class Network:
     # -- building -------------------------------------------------------------------------------------------------
 
     @_serialized
-    def create(self, n: int) -> dict:
+    def create(self, n: int, hosts: list | None = None) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
+
+        Peers go round-robin to ``hosts`` (default: the live workers, else this process). Ids and bootstrap choices
+        are drawn up front in exactly the order one process would draw them, so where a peer lives never changes
+        the network. A host without room for its share refuses before any peer is made.
 
         With ``join_concurrency`` J > 1, up to J new peers join at once, each from a peer that existed before its
         batch, and tables depend on how the joins interleave: the result no longer matches the sequential build
@@ -141,36 +156,88 @@ class Network:
         """
         if type(n) is not int or n < 1:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
+        hosts = hosts or [worker for worker in self.workers if worker.alive] or [self.local]
+        for host in hosts:
+            share = len(range(hosts.index(host), n, len(hosts)))
+            if share > host.room():
+                raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
+                                 f"limit, not {share}; add workers")
         started = time.perf_counter()
-        remaining = n
-        while remaining:
-            batch = 1 if not self.peers else min(self.config.join_concurrency, remaining)
-            joins, fresh = [], []
-            for _ in range(batch):
-                peer = self._spawn_peer()
-                fresh.append(peer)
-                if self.peers:
-                    bootstrap = self.peers[self._rng.randrange(len(self.peers))]
-                    joins.append((peer.contact, m.Join, (bootstrap.contact,)))
-            self._command_many(joins)
+        batches: list[list[tuple[int, int | None]]] = []  # join batches of (id, index of the bootstrap peer)
+        count = len(self.peers)
+        while count < len(self.peers) + n:
+            size = 1 if count == 0 else min(self.config.join_concurrency, len(self.peers) + n - count)
+            batches.append([(new_id(self._rng), self._rng.randrange(count) if count else None)
+                            for _ in range(size)])
+            count += size
+        plan = [item for batch in batches for item in batch]
+        spawned: collections.deque = collections.deque()
+        done = 0
+        for batch in batches:
+            while len(spawned) < len(batch):  # start peers on their hosts SPAWN_BATCH at a time
+                chunk = plan[done + len(spawned): done + len(spawned) + SPAWN_BATCH]
+                spawned.extend(self._spawn(chunk, hosts, done + len(spawned)))
+            fresh = [spawned.popleft() for _ in batch]
+            self._command_many([(peer.contact, m.Join, (self.peers[bootstrap].contact,))
+                                for peer, (_, bootstrap) in zip(fresh, batch) if bootstrap is not None])
             for peer in fresh:
                 self.peers.insert(0, peer)
-            remaining -= batch
-            self._report("create", n - remaining, n)
+            done += len(batch)
+            self._report("create", done, n)
             if self.config.pace:
                 gevent.sleep(self.config.pace)
         self.seconds["create"] += time.perf_counter() - started
         return {"n": len(self.peers), "created": n}
 
-    def _spawn_peer(self) -> Peer:
-        peer = Peer(new_id(self._rng), ctx=self._ctx, endpoints=self._endpoints, config=self.config,
-                    cookies=self._cookies, codec=self._codec, counters=self.counters)
-        return peer.start()
+    def _spawn(self, batch: list[tuple[int, int | None]], hosts: list, offset: int) -> list:
+        """Start the peers of ``batch`` on their hosts (peer ``offset + i`` on ``hosts[(offset + i) % len]``)."""
+        shares: dict[int, list[int]] = collections.defaultdict(list)
+        for position, (peer_id, _) in enumerate(batch, start=offset):
+            shares[position % len(hosts)].append(peer_id)
+        started = {slot: iter(hosts[slot].spawn(ids)) for slot, ids in shares.items()}
+        peers = []
+        for position in range(offset, offset + len(batch)):
+            host = hosts[position % len(hosts)]
+            peer = next(started[position % len(hosts)])
+            if host is not self.local:
+                self._host_of[peer.contact.client] = host
+            peers.append(peer)
+        return peers
+
+    def attach(self, endpoint: str, peers: int = 0) -> dict:
+        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it."""
+        if self.config.transport != "tcp":
+            raise UsageError("workers need --transport tcp (inproc endpoints cannot leave a process)")
+        if type(peers) is not int or peers < 0:
+            raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
+        if self._link is None:
+            self._link = self._ctx.router(max_connections=1 << 16)
+            if self._keys is not None:
+                self._keys.dial(self._link)
+            self._watch = Watch(self._ctx, self.config, self._keys)
+        worker = RemoteHost(endpoint, self._link, self.config)
+        worker.hello()
+        self.workers.append(worker)
+        self._watch.hosts.append(worker)
+        if peers:
+            self.create(peers, [worker])
+        return {"worker": worker.describe(), "n": len(self.peers)}
+
+    def _alive(self, contact: Contact) -> bool:
+        host = self._host_of.get(contact.client)
+        return host is None or host.alive
 
     # -- commands -------------------------------------------------------------------------------------------------
 
     def ping(self) -> dict:
-        return {"n": len(self.peers)}
+        """The number of peers; with workers, also each worker and how many peers are unreachable (worker gone)."""
+        if not self.workers:
+            return {"n": len(self.peers)}
+        return {"n": len(self.peers), "workers": [worker.describe() for worker in self.workers],
+                "unreachable": self._unreachable()}
+
+    def _unreachable(self) -> int:
+        return sum(len(worker.peers) for worker in self.workers if not worker.alive)
 
     def stats(self) -> dict:
         """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
@@ -181,16 +248,26 @@ class Network:
                    if key.startswith("dropped_reason.")}
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": _rss_bytes(), "fds": _open_fds(),
+                "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": rss_bytes(), "fds": open_fds(),
                 "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
-                "churn": dict(self.churned), "dead": len(self.departed)}
+                "churn": dict(self.churned), "dead": len(self.departed), **self._worker_stats()}
+
+    def _worker_stats(self) -> dict:
+        """Each live worker's own counters, memory and fds (a gone worker shows only that it is gone)."""
+        if not self.workers:
+            return {}
+        return {"workers": [{**worker.describe(), **(_without_link_fields(worker.stats()) if worker.alive else {})}
+                            for worker in self.workers]}
 
     @_serialized
     def tables(self) -> list[Table]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
-        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in self.peers])
-        return [Table.from_preorder(reply.table, metric=self.config.metric, capacity=self.config.table_capacity)
-                for reply in replies]
+        return self._tables_of(self.peers)
+
+    def _tables_of(self, peers: list) -> list[Table]:
+        replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in peers])
+        return [Table.from_preorder(reply.table if reply else [], metric=self.config.metric,
+                                    capacity=self.config.table_capacity) for reply in replies]
 
     @_serialized
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
@@ -218,9 +295,9 @@ class Network:
         listed = list(self.peers)
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in listed], tolerate=True)
         alive = [(index, peer, reply) for index, (peer, reply) in enumerate(zip(listed, replies), start=1)
-                 if reply is not NO_REPLY]
-        dead = [{"id": str(peer.id), "state": "unresponsive"} for peer, reply in zip(listed, replies)
-                if reply is NO_REPLY]
+                 if reply is not NO_REPLY and reply is not None]
+        dead = [{"id": str(peer.id), "state": _state_of(reply)} for peer, reply in zip(listed, replies)
+                if reply is NO_REPLY or reply is None]
         dead += [{"id": str(contact.id), "state": state} for contact, state in self.departed]
         n = len(alive)
         if sample is None:
@@ -244,7 +321,25 @@ class Network:
             result.update(status.estimate(reached, sample), sample=sample)
         self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
         self.seconds["net_status"] += time.perf_counter() - started
+        if self.workers:
+            result.update(workers=[worker.describe() for worker in self.workers], unreachable=self._unreachable())
         return result
+
+    def route_sample(self, size: int, seed: int = 0) -> dict:
+        """Greedy routing between ``size`` sources and ``size`` targets drawn with ``random.Random(seed)``: the
+        same hop summary as :meth:`net_status` at a cost of size² routes instead of N² (for very large networks)."""
+        if type(size) is not int or size < 1:
+            raise UsageError(f"the sample size must be a positive integer, not {size!r}")
+        started = time.perf_counter()
+        picker = random.Random(seed)
+        sources = picker.sample(self.peers, min(size, len(self.peers)))
+        targets = [peer.id for peer in picker.sample(self.peers, min(size, len(self.peers)))]
+        sizes = [len(table) for table in self._tables_of(sources)]
+        _, hops, _ = self._route_pairs([peer.contact for peer in sources], [targets] * len(sources))
+        self.seconds["net_status"] += time.perf_counter() - started
+        return {"n": len(self.peers), "sources": len(sources), "targets": len(targets),
+                "mean_tree_size": round(sum(sizes) / len(sizes), 3), "hops": _hop_summary(hops, len(sources) *
+                                                                                           len(targets))}
 
     def _route_locally(self, tables: dict[int, Table], ids: list[int], targets: list[list[int]]):
         """Like :meth:`_route_pairs`, computed on the tables instead of by messages."""
@@ -270,13 +365,16 @@ class Network:
         # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
         holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
         for index, (source, row) in enumerate(zip(sources, targets)):
-            holding[source] = [(index, target, max_hops) for target in row]
+            if self._alive(source):
+                holding[source] = [(index, target, max_hops) for target in row]
         rounds = 0
         while holding:
             self._report("net_status", rounds, max_hops + 1)  # a route takes at most max_hops + 1 rounds
             rounds += 1
             asks = []
             for contact, routes in holding.items():
+                if not self._alive(contact):
+                    continue  # its worker is gone: every route through it fails
                 live = []
                 for route in routes:
                     if route[1] == contact.id:
@@ -290,7 +388,7 @@ class Network:
                                           for contact, live in asks], tolerate=True)
             holding = collections.defaultdict(list)
             for (contact, live), reply in zip(asks, replies):
-                if reply is NO_REPLY:
+                if reply is NO_REPLY or reply is None:  # a dead peer, or its worker went away meanwhile
                     failed += len(live)
                     continue
                 if len(reply.picks) != len(live):
@@ -305,11 +403,12 @@ class Network:
     def refresh_peers(self) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
         started = time.perf_counter()
+        refreshed = 0
         for done, peer in enumerate(list(self.peers), start=1):
-            self._command(peer.contact, m.Refresh)
+            refreshed += self._command(peer.contact, m.Refresh) is not None
             self._report("refresh", done, len(self.peers))
         self.seconds["refresh"] += time.perf_counter() - started
-        return {"refreshed": len(self.peers)}
+        return {"refreshed": refreshed}
 
     @_serialized
     def output_tgf(self, path: str) -> dict:
@@ -448,9 +547,8 @@ class Network:
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in listed], tolerate=True)
         rows = []
         for peer, reply in zip(listed, replies):
-            alive = reply is not NO_REPLY
-            rows.append(_peer_row(peer.contact, "alive" if alive else "unresponsive",
-                                  len(reply.table) if alive else None))
+            state = _state_of(reply)
+            rows.append(_peer_row(peer.contact, state, len(reply.table) if state == "alive" else None))
         rows += [_peer_row(contact, state, None) for contact, state in self.departed]
         return {"alive": sum(row["alive"] for row in rows), "peers": rows}
 
@@ -488,11 +586,18 @@ class Network:
             if unknown or len(set(ids)) != len(ids):
                 raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, unknown)) or ids}")
             wanted = set(ids)
-            return [peer for peer in self.peers if str(peer.id) in wanted]
+            return self._local_only([peer for peer in self.peers if str(peer.id) in wanted])
         if type(count) is not int or not 0 <= count <= len(self.peers):
             raise UsageError(f"count must be an integer between 0 and {len(self.peers)}, not {count!r}")
         wanted = set(random.Random(seed).sample(range(len(self.peers)), count))
-        return [peer for index, peer in enumerate(self.peers) if index in wanted]
+        return self._local_only([peer for index, peer in enumerate(self.peers) if index in wanted])
+
+    @staticmethod
+    def _local_only(peers: list) -> list[Peer]:
+        """``peers`` if they all live in this process: the worker link cannot stop a single peer (yet)."""
+        if any(not isinstance(peer, Peer) for peer in peers):
+            raise UsageError("only peers in the supervisor's own process can be killed or made to leave")
+        return peers
 
     def _remove(self, peer: Peer, state: str) -> None:
         peer.stop()
@@ -549,8 +654,13 @@ class Network:
         if not self.closed:
             self.closed = True
             self.stop_churn()
-            for peer in self.peers:
-                peer.stop()
+            if self._watch is not None:
+                self._watch.stop()
+            for worker in self.workers:
+                worker.stop()
+            self.local.stop()
+            if self._link is not None:
+                self._link.close()
             self._sock.close()
             self.sockets_left_open = self._ctx.term()
             if self.sockets_left_open:
@@ -566,32 +676,36 @@ class Network:
     def _command(self, contact: Contact, kind, *args):
         return self._command_many([(contact, kind, args)])[0]
 
-    def _command_many(self, calls: list[tuple[Contact, type, tuple]], tolerate: bool = False) -> list:
+    def _command_many(self, calls: list[tuple[Contact, type, tuple]], tolerate: bool = False,
+                      window: int = COMMAND_WINDOW) -> list:
         """Send each command to its contact's client and return the replies in order.
 
-        Up to ``COMMAND_WINDOW`` commands are in flight at once. Join, refresh and depart may take long (a walk of
+        Up to ``window`` commands are in flight at once. Join, refresh and depart may take long (a walk of
         160 targets), so they wait up to ``command_timeout``; other commands are quick and must show progress
         within ``client_timeout``. A client that does not answer in time raises :class:`RpcTimeout`, or with
         ``tolerate`` gets :data:`NO_REPLY` in its place (the caller decides what a dead peer means); either way the
-        connection to it is dropped, so nothing piles up for a peer that will never read it.
+        connection to it is dropped, so nothing piles up for a peer that will never read it. A peer whose worker
+        is gone gets no command; its result is None.
         """
         results: list = [None] * len(calls)
-        for start in range(0, len(calls), COMMAND_WINDOW):
-            window = calls[start:start + COMMAND_WINDOW]
+        for start in range(0, len(calls), window):
+            batch = calls[start:start + window]
             waiting = {}
-            for offset, (contact, kind, args) in enumerate(window):
+            for offset, (contact, kind, args) in enumerate(batch):
+                if not self._alive(contact):
+                    continue
                 req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
                 try:
-                    with gevent.Timeout(self.config.client_timeout, RpcTimeout(f"cannot reach {contact.client}")):
-                        route = self._sock.route(contact.client)
-                        self._sock.send_to(route, m.encode(kind(req_id, cookie, *args)))
+                    route = self._sock.route(contact.client)
+                    if not self._send(contact, route, m.encode(kind(req_id, cookie, *args))):
+                        continue
                 except TransportError as exc:
                     self._unanswered(contact, exc, tolerate)
                     results[start + offset] = NO_REPLY
                     continue
                 self.counters["requests"] += 1
                 waiting[req_id] = (start + offset, cookie, route, _REPLY_TO[kind], contact)
-            self._collect(waiting, results, max(self._patience(kind) for _, kind, _ in window), tolerate)
+            self._collect(waiting, results, max(self._patience(kind) for _, kind, _ in batch), tolerate)
         return results
 
     def _patience(self, kind) -> float:
@@ -603,18 +717,48 @@ class Network:
             return config.client_timeout * (math.ceil(config.table_capacity / config.max_connections) + 1)
         return config.client_timeout
 
+    def _send(self, contact: Contact, route: bytes, frames: list[bytes]) -> bool:
+        """Send a command to ``contact``'s client; False if its worker is (declared) gone before it could be sent.
+
+        A tcp connection to a process that died never comes up again: the retries are cut into
+        ``heartbeat_interval`` slices, checking the worker's liveness between them. Raises :class:`RpcTimeout`
+        (or the transport's error) if the peer cannot be reached.
+        """
+        deadline = time.monotonic() + self.config.heartbeat_timeout + self.config.client_timeout
+        while True:
+            with gevent.Timeout(self.config.heartbeat_interval, False):
+                self._sock.send_to(route, frames)
+                return True
+            if not self._alive(contact):
+                return False
+            if time.monotonic() > deadline:
+                raise RpcTimeout(f"cannot reach the client of peer {contact.id}")
+
     def _collect(self, waiting: dict, results: list, timeout: float, tolerate: bool) -> None:
-        """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one."""
+        """Receive the replies in ``waiting``; ``timeout`` bounds the wait for each next one. Requests to peers
+        whose worker is declared gone meanwhile stop being waited for (checked every ``heartbeat_interval``), and
+        with workers the wait is ``heartbeat_timeout`` longer, so that a death is declared before we give up.
+        Requests still unanswered then raise, or with ``tolerate`` get :data:`NO_REPLY`."""
+        if self.workers:
+            timeout += self.config.heartbeat_timeout
+        slice_ = min(timeout, self.config.heartbeat_interval) if self.workers else timeout
+        last_progress = time.monotonic()
         while waiting:
-            try:
-                with gevent.Timeout(timeout, RpcTimeout(f"{len(waiting)} peer client(s) did not answer")):
-                    sender, *frames = self._sock.recv()
-            except RpcTimeout as exc:
-                # Late replies will not match any request id and cookie: they are dropped if they ever come.
-                for index, _, _, _, contact in waiting.values():
-                    self._unanswered(contact, exc, tolerate)
-                    results[index] = NO_REPLY
-                return
+            frames = None
+            with gevent.Timeout(slice_, False):
+                frames = self._sock.recv()
+            if frames is None:
+                for req_id in [req for req, entry in waiting.items() if not self._alive(entry[4])]:
+                    del waiting[req_id]
+                if waiting and time.monotonic() - last_progress >= timeout:
+                    # Late replies will not match any request id and cookie: they are dropped if they ever come.
+                    exc = RpcTimeout(f"{len(waiting)} peer client(s) did not answer")
+                    for index, _, _, _, contact in waiting.values():
+                        self._unanswered(contact, exc, tolerate)
+                        results[index] = NO_REPLY
+                    return
+                continue
+            sender, *frames = frames
             try:
                 msg = self._codec.decode(frames)
             except ProtocolError as exc:
@@ -627,6 +771,7 @@ class Network:
             del waiting[msg.req_id]
             self.counters["replies"] += 1
             results[expected[0]] = msg
+            last_progress = time.monotonic()
 
     def _unanswered(self, contact: Contact, exc: TransportError, tolerate: bool) -> None:
         self.counters["timeouts"] += 1
@@ -639,6 +784,13 @@ class Network:
         self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else 'unmatched'}"] += 1
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
+
+
+def _state_of(reply) -> str:
+    """A listed peer's state from its answer to a command: no answer in time, or its worker is gone."""
+    if reply is NO_REPLY:
+        return "unresponsive"
+    return "unreachable" if reply is None else "alive"
 
 
 def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:
@@ -669,18 +821,5 @@ def _host(endpoint: str) -> str:
     return "inproc" if scheme == "inproc" else rest.rsplit(":", 1)[0]
 
 
-def _rss_bytes() -> int:
-    """Resident memory of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _open_fds() -> int:
-    """Open file descriptors of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
+def _without_link_fields(reply: dict) -> dict:
+    return {key: value for key, value in reply.items() if key not in ("req", "ok")}

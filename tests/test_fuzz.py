@@ -16,7 +16,7 @@ from model import ModelNetwork
 from p2pzmq import messages as m
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import RpcTimeout
-from p2pzmq.network import _rss_bytes
+from p2pzmq.hosting import rss_bytes
 from p2pzmq.table import Contact
 
 pytestmark = pytest.mark.timeout(120)
@@ -103,7 +103,7 @@ def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make
                     expected[counter] += 1
             wait_until(lambda: net.counters["dropped"] >= sum(expected.values()), timeout=60)
             gevent.sleep(0.05)  # anything beyond the expected drops would show up now
-            rss.append(_rss_bytes())
+            rss.append(rss_bytes())
         sent = sum(expected.values())
         assert sent >= 10_000
         stats = control.call("stats")

@@ -136,3 +136,38 @@ def test_sending_to_a_closed_peer_fails_promptly_instead_of_retrying_forever(ctx
     finally:
         server.close()
         client.close()
+@pytest.mark.parametrize("transport", ["inproc", "tcp"])
+def test_request_reply_timeout_and_close_conform(ctx, transport):
+    endpoints = Endpoints(transport, ctx.namespace)
+    server = ctx.router()
+    address = server.bind(endpoints.new("server"))
+    assert address.startswith(f"{transport}://")
+    serving = gevent.spawn(echo_server, server)
+    client = ctx.router(max_connections=2)
+    try:
+        route = client.route(address)
+        with gevent.Timeout(5):
+            client.send_to(route, [b"a", b"b"])  # multipart survives as it is
+            assert client.recv() == [route, b"a", b"b"]
+        with pytest.raises(RpcTimeout):  # nothing more is coming: the caller's timeout ends the wait
+            with gevent.Timeout(0.05, RpcTimeout("none")):
+                client.recv()
+        serving.kill()
+        assert server.closed
+        client.forget(address)
+        assert client.connections == 0
+    finally:
+        serving.kill()
+        client.close()
+    with pytest.raises(ClosedError):
+        client.recv()
+
+
+def test_tcp_endpoints_bind_the_requested_host_on_a_random_port(ctx):
+    sock = ctx.router()
+    try:
+        first = sock.bind(Endpoints("tcp", ctx.namespace, "127.0.0.1").new("server"))
+        second = sock.bind(Endpoints("tcp", ctx.namespace, "127.0.0.1").new("server"))
+        assert first.startswith("tcp://127.0.0.1:") and first != second
+    finally:
+        sock.close()

@@ -379,8 +379,24 @@ def write_report(directory: str, figures: dict, lines: list[str]) -> None:
         small_n=smallest["n"], small_wall=smallest["create_s"][0], small_cpu=smallest["create_s"][1],
         small_ms=smallest["create_s"][0] / smallest["n"] * 1000,
         original_s=smallest["n"] * ORIGINAL_SECONDS_PER_PEER)
-    with open(os.path.join(directory, "BENCHMARKS.md"), "w", encoding="utf-8") as out:
-        out.write(text)
+    path = os.path.join(directory, "BENCHMARKS.md")
+    kept = _kept_sections(path)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(text + kept)
+
+
+#: Sections of BENCHMARKS.md written by other tools (tools/scale.py), kept when this one rewrites the file.
+KEPT_SECTION = "\n## Multi-process"
+
+
+def _kept_sections(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as existing:
+            old = existing.read()
+    except OSError:
+        return ""
+    start = old.find(KEPT_SECTION)
+    return "" if start < 0 else old[start:]
 
 
 BENCHMARKS_TEMPLATE = """# Benchmarks

@@ -33,7 +33,8 @@ import greenlet
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.network import Network, _open_fds, _rss_bytes  # noqa: E402
+from p2pzmq.hosting import open_fds, rss_bytes  # noqa: E402
+from p2pzmq.network import Network  # noqa: E402
 
 GREENLET_MARGIN = 4
 FD_MARGIN = 16
@@ -66,7 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def soak(args: argparse.Namespace) -> dict:
     gevent.get_hub().loop  # the event loop's own descriptors exist before the baseline, not because of us
-    fds_before = _open_fds()
+    fds_before = open_fds()
     greenlets_before = live_greenlets()
     config = Config(seed=args.seed, client_timeout=args.client_timeout, evict_after=1)
     samples, failures = [], []
@@ -74,7 +75,7 @@ def soak(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         net.create(args.peers)
         created = time.monotonic() - started
-        fds_base = _open_fds() - 2 * len(net.peers)
+        fds_base = open_fds() - 2 * len(net.peers)
         net.churn(join_rate=args.join_rate, leave_rate=args.join_rate / args.peers, duration=args.duration,
                   crash_fraction=args.crash_fraction, seed=args.seed)
         churn_started = time.monotonic()
@@ -86,7 +87,7 @@ def soak(args: argparse.Namespace) -> dict:
             alive = len(tables)
             sample = {"t": round(time.monotonic() - churn_started, 2), "alive": alive,
                       "connectivity": status["connectivity"], "failed_hops": status["failed_hops"],
-                      "rss": _rss_bytes(), "fds": _open_fds(), "greenlets": live_greenlets() - greenlets_before}
+                      "rss": rss_bytes(), "fds": open_fds(), "greenlets": live_greenlets() - greenlets_before}
             samples.append(sample)
             bad = [peer.id for peer, table in tables if peer.id not in table or len(table) > 160]
             if bad:
@@ -99,7 +100,7 @@ def soak(args: argparse.Namespace) -> dict:
         churned = dict(net.churned)
         stats = net.stats()
     left = live_greenlets() - greenlets_before
-    fds_after = _open_fds()
+    fds_after = open_fds()
     if left > 0:
         failures.append(f"{left} greenlets left after die")
     if net.sockets_left_open:

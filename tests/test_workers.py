@@ -1,0 +1,176 @@
+"""Peers spread over worker processes: the same network as one process, and a supervisor that outlives a worker."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import wait_until
+from model import ModelNetwork
+from p2pzmq import cli, worker
+from p2pzmq.config import Config
+from p2pzmq.errors import UsageError
+
+pytestmark = pytest.mark.timeout(120)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def without_workers(status: dict) -> dict:
+    return {key: value for key, value in status.items() if key not in ("workers", "unreachable")}
+
+
+@pytest.fixture
+def over_two_workers(make_network):
+    """Factory ``(seed) -> Network`` with two local workers attached; the workers are reaped after the test."""
+    launches = []
+
+    def make(seed: int):
+        net = make_network(seed=seed, transport="tcp")
+        launches.append(worker.launch(["127.0.0.1"] * 2, net.config))
+        for endpoint in launches[-1].endpoints:
+            net.attach(endpoint)
+        return net
+
+    yield make
+    for launched in launches:
+        launched.reap(5)
+        assert [process.returncode for process in launched.processes] in ([0, 0], [-9, 0])
+
+
+def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
+    net = over_two_workers(3)
+    try:
+        net.create(30)
+        model = ModelNetwork(3)
+        model.create(30)
+        assert [p.id for p in net.peers] == [p.id for p in model.peers]
+        assert [[c.id for c in t.preorder()] for t in net.tables()] == model.preorders()
+        net.refresh_peers()
+        model.refresh_peers()
+        status = net.net_status()
+        assert without_workers(status) == model.net_status()
+        assert [w["peers"] for w in status["workers"]] == [15, 15] and status["unreachable"] == 0
+        assert {p.contact.server.rsplit(":", 1)[0] for p in net.peers} == {"tcp://127.0.0.1"}
+        assert len({w["pid"] for w in status["workers"]} | {os.getpid()}) == 3
+        stats = net.stats()
+        assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
+    finally:
+        net.die()
+
+
+def test_workers_need_tcp(make_network):
+    with pytest.raises(UsageError):
+        make_network(seed=1).attach("tcp://127.0.0.1:1")
+
+
+def ctl(capsys, endpoint, *argv):
+    code = cli.main(["ctl", "--control", endpoint, "--timeout", "20", "--json", *argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)["result"]
+
+
+def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
+    serve = subprocess.Popen([sys.executable, "-m", "p2pzmq", "serve", "-n", "100", "--seed", "5", "--workers", "2",
+                              "--control", "tcp://127.0.0.1:0"], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = serve.stdout.readline()
+        assert line.startswith("Network created and supervisor listening on "), line
+        endpoint = line.rsplit(" ", 1)[1].strip()
+        ping = ctl(capsys, endpoint, "ping")
+        assert ping["n"] == 100 and ping["unreachable"] == 0
+        assert [(w["peers"], w["alive"]) for w in ping["workers"]] == [(50, True), (50, True)]
+        status = ctl(capsys, endpoint, "net_status")
+        assert status["n"] == 100 and status["connectivity"] > 50
+        victim, survivor = (w["pid"] for w in ping["workers"])
+        os.kill(victim, signal.SIGKILL)
+        gone = wait_until(lambda: [w for w in ctl(capsys, endpoint, "ping")["workers"] if not w["alive"]], 15, 0.2)
+        assert [w["pid"] for w in gone] == [victim]
+        status = ctl(capsys, endpoint, "net_status")
+        assert status["unreachable"] == 50
+        dead = {w["endpoint"] for w in gone}  # (a refresh would now wait client_timeout per dead peer asked)
+        # the gone worker's peers are listed as dead (unreachable); status is over the 50 that remain
+        assert [row["state"] for row in status["dead"]] == ["unreachable"] * 50
+        assert status["n"] == status["alive"] == 50 and len(status["peers"]) == 50
+        assert ctl(capsys, endpoint, "output_tgf", str(tmp_path / "half.tgf"))["nodes"] == 100
+        assert dead and ctl(capsys, endpoint, "die") == {"stopping": True}
+        assert serve.wait(timeout=30) == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{survivor}") or _zombie(survivor), 10)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        serve.stdout.close()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def test_a_worker_refuses_peers_beyond_its_fd_budget(make_network):
+    net = make_network(seed=1, transport="tcp")
+    launched = worker.launch(["127.0.0.1"], Config())
+    try:
+        net.attach(launched.endpoints[0])
+        room = net.workers[0].room()
+        assert 0 < room < 20_000
+        with pytest.raises(UsageError, match="room for"):
+            net.create(room + 1)
+        assert net.ping()["n"] == 0 and net.workers[0].stats()["fds"] < 100
+    finally:
+        net.die()
+        launched.reap(5)
+
+
+def test_a_worker_without_a_supervisor_exits_3(capsys):
+    code = cli.main(["worker", "--supervisor", "tcp://127.0.0.1:9", "-n", "3", "--timeout", "0.5"])
+    out, err = capsys.readouterr()
+    assert code == 3 and "no supervisor answered" in err and out.startswith(worker.READY)
+
+
+def test_run_over_workers_prints_what_one_process_prints(capsys, tmp_path, monkeypatch):
+    outputs = []
+    for extra in ([], ["--workers", "2"]):
+        monkeypatch.chdir(tmp_path)
+        assert cli.main(["run", "-n", "16", "--seed", "1", *extra]) == 0
+        outputs.append((capsys.readouterr().out, (tmp_path / "network.tgf").read_bytes()))
+    assert outputs[0] == outputs[1]
+
+
+def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
+    net = make_network(seed=1)
+    room = net.local.room()
+    with pytest.raises(UsageError, match="room for"):
+        net.create(room + 1)
+    assert net.peers == [] and net.local.peers == []
+
+
+def test_the_scale_tool_runs_quick(tmp_path):
+    figures_path = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--json",
+                           str(figures_path)], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(figures_path.read_text())
+    assert figures["n"] == 60 and figures["create_seconds"] > 0 and figures["refresh_seconds"] > 0
+    assert [p["peers"] for p in figures["processes"]] == [0, 30, 30]
+    assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
+    assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
+
+
+def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
+    net = over_two_workers(2)
+    try:
+        net.create(20)
+        os.kill(net.workers[0].pid, signal.SIGKILL)
+        status = net.net_status()  # sent before the heartbeats tell: must not wait for the dead clients forever
+        assert status["unreachable"] == 10 and [w["alive"] for w in status["workers"]] == [False, True]
+        assert [row["state"] for row in status["dead"]] == ["unreachable"] * 10 and status["n"] == 10
+        assert net.ping()["unreachable"] == 10
+    finally:
+        net.die()

@@ -1,0 +1,127 @@
+"""Build a large network over worker processes, refresh it once, and measure it (issue 4's scale run).
+
+    python tools/scale.py -n 20000 --workers 4 [--sample 200] [--seed 1] [--json out.json]
+    python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
+
+It prints, as it goes, the time of each phase, then one line per process (the supervisor and each worker): peers,
+peak and current resident memory, open fds. Status at this size is sampled: greedy routes between --sample random
+sources and --sample random targets (Network.route_sample) instead of all N² routes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from p2pzmq import messages as m, worker  # noqa: E402
+from p2pzmq.config import Config  # noqa: E402
+from p2pzmq.ids import new_id  # noqa: E402
+from p2pzmq.hosting import open_fds, rss_bytes  # noqa: E402
+from p2pzmq.network import Network  # noqa: E402
+
+MB = 1 << 20
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def create_windowed(net: Network, count: int, window: int) -> None:
+    """Like ``net.create(count)`` but up to ``window`` joins at once: each peer of a window bootstraps from a random
+    peer that had joined before the window began (ids and choices still come from the network's seeded RNG)."""
+    for start in range(0, count, window):
+        size = min(window, count - start)
+        plan = [(new_id(net._rng), net._rng.randrange(len(net.peers)) if net.peers else None) for _ in range(size)]
+        hosts = [host for host in net.workers if host.alive]
+        peers = net._spawn(plan, hosts, len(net.peers))
+        joins = [(peer.contact, m.Join, (net.peers[bootstrap].contact,))
+                 for peer, (_, bootstrap) in zip(peers, plan) if bootstrap is not None]
+        net._command_many(joins, window=window)
+        net.peers[:0] = peers[::-1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=20000)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=200, help="sources and targets of the sampled status")
+    parser.add_argument("--chunk", type=int, default=1000, help="report progress every CHUNK peers created")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--window", type=int, default=1,
+                        help="join and refresh up to WINDOW peers at once (default 1: the original's one at a time, "
+                             "the network equals the oracle's; more: faster, a different network of the same kind)")
+    parser.add_argument("--sequential", type=int, default=1000,
+                        help="with --window: the first peers still join one at a time, so that the later windows "
+                             "join a well-connected network (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="60 peers over 2 workers (a smoke run)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, 2, 20, 30, 30, 6
+    config = Config(seed=args.seed, transport="tcp")
+    figures = {"n": args.n, "workers": args.workers, "seed": args.seed}
+    started = time.perf_counter()
+    # Each tcp peer listens on two ports, and one address has only the ephemeral port range (32768-60999 here,
+    # 28,232 ports): 20,000 peers on 127.0.0.1 run out at about 12,000. So each worker gets its own loopback address.
+    launched = worker.launch([f"127.0.1.{index}" for index in range(1, args.workers + 1)], config)
+    try:
+        with Network(config) as net:
+            for endpoint in launched.endpoints:
+                net.attach(endpoint)
+            say(f"{args.workers} workers attached in {time.perf_counter() - started:.1f} s; creating {args.n} peers")
+            created = time.perf_counter()
+            while len(net.peers) < args.n:
+                count = min(args.chunk, args.n - len(net.peers))
+                if args.window > 1 and len(net.peers) >= args.sequential:
+                    create_windowed(net, count, args.window)
+                else:
+                    net.create(count)
+                elapsed = time.perf_counter() - created
+                say(f"{len(net.peers)} peers in {elapsed:.0f} s ({len(net.peers) / elapsed:.1f} joins/s)")
+            figures["create_seconds"] = round(time.perf_counter() - created, 1)
+            figures["status_after_create"] = net.route_sample(args.sample, args.seed)
+            say(f"sampled status after create: {json.dumps(figures['status_after_create'])}")
+            refreshed = time.perf_counter()
+            if args.window > 1:
+                net._command_many([(peer.contact, m.Refresh, ()) for peer in net.peers], window=args.window)
+            else:
+                net.refresh_peers()
+            figures["refresh_seconds"] = round(time.perf_counter() - refreshed, 1)
+            say(f"refreshed every peer once in {figures['refresh_seconds']} s")
+            sampled = time.perf_counter()
+            figures["status_after_refresh"] = net.route_sample(args.sample, args.seed)
+            figures["status_seconds"] = round(time.perf_counter() - sampled, 1)
+            say(f"sampled status after refresh ({figures['status_seconds']} s): "
+                f"{json.dumps(figures['status_after_refresh'])}")
+            stats = net.stats()
+            processes = [{"role": "supervisor", "pid": os.getpid(), "peers": 0, "rss_mb": rss_bytes() / MB,
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          "fds": open_fds()}]
+            for member in stats["workers"]:
+                processes.append({"role": "worker", "pid": member["pid"], "peers": member["peers"],
+                                  "rss_mb": member["rss_bytes"] / MB, "peak_rss_mb": member["peak_rss_bytes"] / MB,
+                                  "fds": member["fds"], "timeouts": member["timeouts"]})
+            figures["processes"] = processes
+            figures["requests"] = sum(member["requests"] for member in stats["workers"])
+            figures["timeouts"] = sum(member["timeouts"] for member in stats["workers"])
+            for process in processes:
+                say(f"{process['role']} pid {process['pid']}: {process['peers']} peers, "
+                    f"peak {process['peak_rss_mb']:.0f} MB, now {process['rss_mb']:.0f} MB, {process['fds']} fds")
+            say(f"peer requests {figures['requests']}, timeouts {figures['timeouts']}")
+    finally:
+        launched.reap(config.shutdown_timeout)
+    figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    say(f"done in {figures['total_seconds']} s")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(figures, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
