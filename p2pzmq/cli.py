@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 from typing import Callable, Iterator
@@ -487,6 +488,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         return _fail("Aborted!", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # e.g. `p2p-network ctl stats | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush is quiet
+        return EXIT_FAILED
 
 
 def _fail(message: str, code: int) -> int:
