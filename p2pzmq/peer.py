@@ -107,11 +107,8 @@ class Peer:
     def _serve(self) -> None:
         sock = self._server_sock
         while True:
-            route, *frames = sock.recv()
-            try:
-                msg = self._codec.decode(frames)
-            except ProtocolError as exc:
-                self._drop("server", exc)
+            route, msg = self._receive(sock, "server")
+            if msg is None:
                 continue
             kind = type(msg)
             if kind is m.FindClosest:
@@ -159,18 +156,15 @@ class Peer:
             if self._pending:
                 route, msg = self._pending.popleft()
             else:
-                frames = None
+                received = None
                 with gevent.Timeout(self.config.refresh_interval, False):
-                    frames = sock.recv()
-                if frames is None:
+                    received = self._receive(sock, "client")
+                if received is None:
                     self.refresh()  # nobody asked for anything for refresh_interval: refresh by ourselves (§4.4)
                     sock.forget_all()
                     continue
-                route, *frames = frames
-                try:
-                    msg = self._codec.decode(frames)
-                except ProtocolError as exc:
-                    self._drop("client", exc)
+                route, msg = received
+                if msg is None:
                     continue
                 if not isinstance(msg, m.COMMANDS):
                     self._drop("client", f"unexpected {type(msg).__name__}", "unexpected")
@@ -313,6 +307,16 @@ class Peer:
             sock.forget(endpoint)  # a late reply must not be mistaken for the next one; the next dial is fresh
             raise
 
+    def _receive(self, sock: RouterSocket, where: str):
+        """The next message on ``sock`` as (route, message); a malformed one is dropped, counted at ``where`` and
+        returned as (route, None)."""
+        route, *frames = sock.recv()
+        try:
+            return route, self._codec.decode(frames)
+        except ProtocolError as exc:
+            self._drop(where, exc)
+            return route, None
+
     def _await(self, matches):
         """Receive on the client socket until a message for which ``matches(sender, msg)`` holds, and return it.
 
@@ -321,11 +325,8 @@ class Peer:
         """
         sock = self._client_sock
         while True:
-            sender, *frames = sock.recv()
-            try:
-                msg = self._codec.decode(frames)
-            except ProtocolError as exc:
-                self._drop("client", exc)
+            sender, msg = self._receive(sock, "client")
+            if msg is None:
                 continue
             if matches(sender, msg):
                 return msg
