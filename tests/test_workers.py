@@ -174,3 +174,14 @@ def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
         assert net.ping()["unreachable"] == 10
     finally:
         net.die()
+
+
+def test_killing_a_peer_held_by_a_worker_is_refused_not_half_done(over_two_workers):
+    net = over_two_workers(1)
+    try:
+        net.create(6)
+        with pytest.raises(UsageError, match="own process"):
+            net.kill_peers(count=2, seed=1)
+        assert net.ping()["n"] == 6
+    finally:
+        net.die()
