@@ -114,11 +114,6 @@ class Context:
         self._sockets.add(sock)
         return sock
 
-    @property
-    def open_sockets(self) -> int:
-        """How many sockets of this context are still open (0 after a clean shutdown)."""
-        return sum(1 for sock in list(self._sockets) if not sock.closed)
-
     def term(self) -> int:
         """Terminate the context, first closing whatever sockets their owners left open; returns how many that was
         (0 after a clean shutdown). Never blocks: every socket has LINGER 0."""
