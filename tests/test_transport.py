@@ -15,6 +15,14 @@ def ctx():
     assert context.term() == 0, "a test left a socket open"
 
 
+def serve_echo(ctx, transport):
+    """A bound ROUTER answering every message with itself, served by its own greenlet:
+    (greenlet, socket, address)."""
+    server = ctx.router()
+    address = server.bind(Endpoints(transport, ctx.namespace).new("server"))
+    return gevent.spawn(echo_server, server), server, address
+
+
 def echo_server(sock):
     try:
         while True:
@@ -26,11 +34,8 @@ def echo_server(sock):
 
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
 def test_router_request_reply_many(ctx, transport):
-    endpoints = Endpoints(transport, ctx.namespace)
-    server = ctx.router()
-    address = server.bind(endpoints.new("server"))
+    serving, server, address = serve_echo(ctx, transport)
     assert address.startswith(transport + "://") and not address.endswith(":0")
-    serving = gevent.spawn(echo_server, server)
     client = ctx.router()
     try:
         route = client.route(address)
@@ -138,11 +143,8 @@ def test_sending_to_a_closed_peer_fails_promptly_instead_of_retrying_forever(ctx
         client.close()
 @pytest.mark.parametrize("transport", ["inproc", "tcp"])
 def test_request_reply_timeout_and_close_conform(ctx, transport):
-    endpoints = Endpoints(transport, ctx.namespace)
-    server = ctx.router()
-    address = server.bind(endpoints.new("server"))
+    serving, server, address = serve_echo(ctx, transport)
     assert address.startswith(f"{transport}://")
-    serving = gevent.spawn(echo_server, server)
     client = ctx.router(max_connections=2)
     try:
         route = client.route(address)
