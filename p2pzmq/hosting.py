@@ -7,8 +7,8 @@ unreachable.
 
 The link speaks one JSON object per message over a ROUTER pair (ids as decimal strings): the supervisor sends
 ``{"op": ..., "req": n, ...}`` and the worker answers ``{"req": n, "ok": true, ...}`` (see :mod:`p2pzmq.worker`).
-Each link socket belongs to one greenlet: the network's driving greenlet for commands (``hello``, ``spawn``, ``stats``,
-``stop``) and the :class:`Watch` greenlet for heartbeats.
+Each link socket belongs to one greenlet: the network's driving greenlet for commands (``hello``, ``spawn``, ``kill``,
+``stats``, ``stop``) and the :class:`Watch` greenlet for heartbeats.
 """
 from __future__ import annotations
 
@@ -97,6 +97,21 @@ class LocalHost:
             self.peers.append(peers[-1])  # at once: if a later bind fails, stop() still stops this one
         return peers
 
+    def kill(self, peers: list[Peer]) -> None:
+        """Stop ``peers`` (greenlets killed, sockets closed: their fds are free again) and forget them."""
+        doomed = {peer.contact.client for peer in peers}
+        for peer in peers:
+            peer.stop()
+        self.peers = [peer for peer in self.peers if peer.contact.client not in doomed]
+
+    def kill_ids(self, ids: list[int]) -> None:
+        """:meth:`kill` the peers with these ids; refuses, killing none, if one of them is not held here."""
+        by_id = {peer.id: peer for peer in self.peers}
+        unknown = [peer_id for peer_id in ids if peer_id not in by_id]
+        if unknown:
+            raise UsageError(f"no peer with id {unknown[0]} lives here")
+        self.kill([by_id[peer_id] for peer_id in ids])
+
     def stop(self) -> None:
         for peer in self.peers:
             peer.stop()
@@ -156,6 +171,19 @@ class RemoteHost:
         peers = [RemotePeer(contact, self) for contact in contacts]
         self.peers.extend(peers)
         return peers
+
+    def kill(self, peers: list[RemotePeer]) -> None:
+        """Have the worker stop ``peers`` (one link request) and forget them. Peers of a worker that is gone, or
+        goes while asked, are dead already: they are forgotten all the same."""
+        if self.alive:
+            try:
+                self._room = self.request("kill", ids=[str(peer.id) for peer in peers])["room"]
+            except TransportError as exc:
+                if self.alive:
+                    raise
+                log.warning("worker %s went away while stopping peers: %s", self.name, exc)
+        doomed = {peer.contact.client for peer in peers}
+        self.peers = [peer for peer in self.peers if peer.contact.client not in doomed]
 
     def stats(self) -> dict:
         return self.request("stats")

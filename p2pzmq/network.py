@@ -56,6 +56,17 @@ class _NoReply:
 NO_REPLY = _NoReply()
 
 
+class _Departed:
+    """Where a killed or departed peer lives in ``Network._host_of``: nowhere, so no command is sent to it (a command
+    to a dead tcp peer would cost ``client_timeout``, and with workers ``heartbeat_timeout`` more)."""
+
+    __slots__ = ()
+    alive = False
+
+
+DEPARTED = _Departed()
+
+
 def _serialized(method):
     """Run ``method`` holding the network's lock: the supervisor socket is used by one greenlet at a time, and
     a command (e.g. net_status) never sees the peer list change under it while churn runs in the background."""
@@ -117,7 +128,7 @@ class Network:
         self.local = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config, cookies=self._cookies,
                                codec=self._codec, counters=self.counters)
         self.workers: list[RemoteHost] = []
-        self._host_of: dict[str, object] = {}  # client endpoint -> the host of that peer
+        self._host_of: dict[str, object] = {}  # client endpoint -> the host of a worker's or a departed peer
         self._link = None  # socket to the workers, created with the first one
         self._keys = security.load(self.config.curve_dir)
         self._watch: Watch | None = None
@@ -277,8 +288,8 @@ class Network:
         Only peers that are alive count: those killed or gone, and those whose client does not answer within
         ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left`` or
         ``unresponsive``); ``n`` and ``connectivity`` are over the alive ones (``alive`` = ``n``). A route whose
-        next hop is a dead peer fails (with message routing: over tcp after ``client_timeout``, over inproc at once);
-        ``failed_hops`` counts them.
+        next hop is a dead peer fails (peers killed or gone are not asked; an unresponsive one costs
+        ``client_timeout`` with message routing); ``failed_hops`` counts them.
 
         ``sample``: None routes all N² pairs up to ``status_exact_limit`` peers and samples ``status_sample``
         targets per peer above; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
@@ -373,8 +384,9 @@ class Network:
             rounds += 1
             asks = []
             for contact, routes in holding.items():
-                if not self._alive(contact):
-                    continue  # its worker is gone: every route through it fails
+                if not self._alive(contact):  # departed, or its worker is gone: routes that must ask it fail
+                    failed += sum(1 for route in routes if route[2] > 0)
+                    continue
                 live = []
                 for route in routes:
                     if route[1] == contact.id:
@@ -563,8 +575,7 @@ class Network:
         """Crash peers: ``count`` of them drawn with ``seed``, or those in ``ids``. Their greenlets are killed and
         sockets closed, with no goodbye: whoever still lists them finds out by timing out."""
         chosen = self._choose(count, seed, ids)
-        for peer in chosen:
-            self._remove(peer, "killed")
+        self._remove(chosen, "killed")
         return {"killed": [str(peer.id) for peer in chosen], "n": len(self.peers)}
 
     @_serialized
@@ -572,11 +583,10 @@ class Network:
         """Peers leave gracefully: each tells the peers in its table (``Leave``, they remove it), then stops."""
         chosen = self._choose(count, seed, ids)
         self._command_many([(peer.contact, m.Depart, ()) for peer in chosen], tolerate=True)
-        for peer in chosen:
-            self._remove(peer, "left")
+        self._remove(chosen, "left")
         return {"left": [str(peer.id) for peer in chosen], "n": len(self.peers)}
 
-    def _choose(self, count: int | None, seed: int | None, ids: list | None) -> list[Peer]:
+    def _choose(self, count: int | None, seed: int | None, ids: list | None) -> list:
         """The peers named by ``ids`` (decimal strings) or ``count`` drawn with ``seed``, in list order."""
         if (count is None) == (ids is None):
             raise UsageError("give either count (with an optional seed) or ids")
@@ -586,25 +596,26 @@ class Network:
             if unknown or len(set(ids)) != len(ids):
                 raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, unknown)) or ids}")
             wanted = set(ids)
-            return self._local_only([peer for peer in self.peers if str(peer.id) in wanted])
+            return [peer for peer in self.peers if str(peer.id) in wanted]
         if type(count) is not int or not 0 <= count <= len(self.peers):
             raise UsageError(f"count must be an integer between 0 and {len(self.peers)}, not {count!r}")
         wanted = set(random.Random(seed).sample(range(len(self.peers)), count))
-        return self._local_only([peer for index, peer in enumerate(self.peers) if index in wanted])
+        return [peer for index, peer in enumerate(self.peers) if index in wanted]
 
-    @staticmethod
-    def _local_only(peers: list) -> list[Peer]:
-        """``peers`` if they all live in this process: the worker link cannot stop a single peer (yet)."""
-        if any(not isinstance(peer, Peer) for peer in peers):
-            raise UsageError("only peers in the supervisor's own process can be killed or made to leave")
-        return peers
-
-    def _remove(self, peer: Peer, state: str) -> None:
-        peer.stop()
-        self.peers.remove(peer)
-        self._sock.forget(peer.contact.client)
-        self.departed.append((peer.contact, state))
-        self.counters[f"peers.{state}"] += 1
+    def _remove(self, peers: list, state: str) -> None:
+        """Stop ``peers`` where they live (one link request per worker holding some) and list them as departed."""
+        by_host: dict = collections.defaultdict(list)
+        for peer in peers:
+            by_host[self._host_of.get(peer.contact.client, self.local)].append(peer)
+        for host, held in by_host.items():
+            host.kill(held)
+        doomed = {peer.contact.client for peer in peers}
+        self.peers = [peer for peer in self.peers if peer.contact.client not in doomed]
+        for peer in peers:
+            self._sock.forget(peer.contact.client)
+            self._host_of[peer.contact.client] = DEPARTED
+            self.departed.append((peer.contact, state))
+            self.counters[f"peers.{state}"] += 1
 
     def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float = 0.5,
               seed: int | None = None, wait: bool = False) -> dict:

@@ -2,9 +2,10 @@
 
 The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests, one JSON object each
 (see :mod:`p2pzmq.hosting`): ``hello`` (the network's settings), ``spawn`` (start peers with the given ids),
-``beat``, ``stats`` and ``stop``. Its peers are ordinary :class:`~p2pzmq.peer.Peer` objects on tcp endpoints; they
-talk to every other peer directly. A worker that hears nothing from its supervisor for ``heartbeat_timeout`` (or,
-before the first ``hello``, for ``control_timeout``) stops its peers and ends: no orphan outlives its network.
+``kill`` (stop peers with the given ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary
+:class:`~p2pzmq.peer.Peer` objects on tcp endpoints; they talk to every other peer directly. A worker that hears
+nothing from its supervisor for ``heartbeat_timeout`` (or, before the first ``hello``, for ``control_timeout``)
+stops its peers and ends: no orphan outlives its network.
 
 :func:`launch` starts local worker processes for ``serve --workers K`` and reads back their endpoints.
 """
@@ -99,6 +100,8 @@ class Worker:
                 return self._hello(request["config"]), False
             if op == "spawn":
                 return self._spawn(request["ids"]), False
+            if op == "kill":
+                return self._kill(request["ids"]), False
             if op == "stats":
                 return self._stats(), False
             if op == "stop":
@@ -123,6 +126,12 @@ class Worker:
             raise ValueError("spawn before hello")
         peers = self.peers.spawn([int(text) for text in ids])
         return {"ok": True, "contacts": [pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
+
+    def _kill(self, ids: list) -> dict:
+        if self.peers is None:
+            raise ValueError("kill before hello")
+        self.peers.kill_ids([int(text) for text in ids])
+        return {"ok": True, "room": peer_room("tcp")}
 
     def _stats(self) -> dict:
         dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())

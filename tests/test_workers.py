@@ -23,11 +23,12 @@ def without_workers(status: dict) -> dict:
 
 @pytest.fixture
 def over_two_workers(make_network):
-    """Factory ``(seed) -> Network`` with two local workers attached; the workers are reaped after the test."""
+    """Factory ``(seed, **config) -> Network`` with two local workers attached; the workers are reaped after the
+    test."""
     launches = []
 
-    def make(seed: int):
-        net = make_network(seed=seed, transport="tcp")
+    def make(seed: int, **config):
+        net = make_network(seed=seed, transport="tcp", **config)
         launches.append(worker.launch(["127.0.0.1"] * 2, net.config))
         for endpoint in launches[-1].endpoints:
             net.attach(endpoint)
@@ -176,12 +177,44 @@ def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
         net.die()
 
 
-def test_killing_a_peer_held_by_a_worker_is_refused_not_half_done(over_two_workers):
-    net = over_two_workers(1)
+def preorders(net):
+    return [[c.id for c in table.preorder()] for table in net.tables()]
+
+
+def test_peers_held_by_workers_leave_and_are_killed_as_in_one_process(over_two_workers):
+    # client_timeout: generous, so that a loaded machine never takes a live peer for a dead one (exact comparisons)
+    net = over_two_workers(9, client_timeout=0.5)
     try:
-        net.create(6)
-        with pytest.raises(UsageError, match="own process"):
-            net.kill_peers(count=2, seed=1)
-        assert net.ping()["n"] == 6
+        net.create(32)
+        model = ModelNetwork(9)
+        model.create(32)
+        before = net.stats()["workers"]
+        left = net.leave_peers(count=6, seed=2)["left"]
+        model.leave({int(peer_id) for peer_id in left})
+        killed = net.kill_peers(count=6, seed=3)["killed"]
+        model.kill({int(peer_id) for peer_id in killed})
+        assert preorders(net) == model.preorders()
+        status = net.net_status()
+        assert without_workers(status) == model.net_status() and status["failed_hops"] > 0
+        assert without_workers(net.net_status(routing="local")) == without_workers(status)
+        assert {row["state"] for row in status["dead"]} == {"left", "killed"} and status["unreachable"] == 0
+        after = net.stats()["workers"]
+        assert sum(w["peers"] for w in after) == 20 and all(0 < w["peers"] < 16 for w in after)
+        # the departed peers' sockets are closed in their workers: fewer fds, more room
+        assert [a["fds"] < b["fds"] for a, b in zip(after, before)] == [True, True]
+    finally:
+        net.die()
+
+
+def test_churn_over_workers_joins_kills_and_leaves(over_two_workers):
+    net = over_two_workers(4, client_timeout=0.5)
+    try:
+        net.create(16)
+        churned = net.churn(join_rate=4.0, leave_rate=1.0, duration=3.0, crash_fraction=0.5, seed=4, wait=True)
+        assert churned["joined"] > 0 and churned["killed"] + churned["left"] > 0
+        assert len(net.peers) == 16 + churned["joined"] - churned["killed"] - churned["left"]
+        assert sum(w["peers"] for w in net.ping()["workers"]) == len(net.peers)
+        status = net.net_status()
+        assert status["alive"] == len(net.peers) and len(status["dead"]) == churned["killed"] + churned["left"]
     finally:
         net.die()
