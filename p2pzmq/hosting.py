@@ -57,6 +57,14 @@ def rss_bytes() -> int:
         return 0
 
 
+def process_usage() -> dict:
+    """This process's resident memory (now and peak), open fds and CPU seconds (user + system) so far."""
+    usage, rss = resource.getrusage(resource.RUSAGE_SELF), rss_bytes()
+    # ru_maxrss (KiB) and statm count slightly differently: the peak is never shown below the current figure
+    return {"rss_bytes": rss, "peak_rss_bytes": max(usage.ru_maxrss * 1024, rss), "fds": open_fds(),
+            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}
+
+
 def peer_room(transport: str) -> int:
     """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -25,7 +25,7 @@ from . import messages as m
 from .churn import ChurnPlan, Schedule
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
-from .hosting import LocalHost, RemoteHost, Watch, open_fds, rss_bytes
+from .hosting import LocalHost, RemoteHost, Watch, process_usage
 from .ids import new_cookie, new_id
 from .peer import Peer
 from .table import Contact, Table
@@ -259,7 +259,7 @@ class Network:
                    if key.startswith("dropped_reason.")}
         return {"peers": len(self.peers), "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "dropped_by_reason": reasons, "rss_bytes": rss_bytes(), "fds": open_fds(),
+                "dropped_by_kind": dropped, "dropped_by_reason": reasons, **process_usage(),
                 "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                 "churn": dict(self.churned), "dead": len(self.departed), **self._worker_stats()}
 

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import random
-import resource
 import sys
 
 import gevent
@@ -26,7 +25,7 @@ import gevent.subprocess
 from . import messages as m
 from .config import Config
 from .errors import P2PError, ProtocolError, TransportError
-from .hosting import LocalHost, WORKER_SETTINGS, decode_link, open_fds, pack_contact, peer_room, rss_bytes
+from .hosting import LocalHost, WORKER_SETTINGS, decode_link, pack_contact, peer_room, process_usage
 from .transport import Context, Endpoints
 
 log = logging.getLogger(__name__)
@@ -138,9 +137,7 @@ class Worker:
                    if key.startswith("dropped.")}
         return {"ok": True, "requests": self.counters["requests"], "replies": self.counters["replies"],
                 "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, "rss_bytes": rss_bytes(),
-                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "fds": open_fds(),
-                "peers": len(self.peers.peers) if self.peers else 0}
+                "dropped_by_kind": dropped, **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
 
     def wait(self) -> None:
         """Block until the supervisor said stop (or went silent), or :meth:`stop` was called."""

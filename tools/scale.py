@@ -1,18 +1,20 @@
 """Build a large network over worker processes, refresh it once, and measure it (issue 4's scale run).
 
-    python tools/scale.py -n 20000 --workers 4 [--sample 200] [--seed 1] [--json out.json]
+    python tools/scale.py -n 20000 --workers 6 --window 32 --sequential 2000 [--json out.json]
+    python tools/scale.py -n 2000 --workers 4      # one join at a time: the network equals the oracle's
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
 
-It prints, as it goes, the time of each phase, then one line per process (the supervisor and each worker): peers,
-peak and current resident memory, open fds. Status at this size is sampled: greedy routes between --sample random
-sources and --sample random targets (Network.route_sample) instead of all N² routes.
+A tcp peer costs about 4.2 fds and a process may hold 20,000, so 20,000 peers need at least 5 workers (6 leave
+headroom). It prints, as it goes, the time of each phase, then one line per process (the supervisor and each
+worker): peers, peak and current resident memory, open fds, CPU seconds; and how many cores the run used. Status at
+this size is sampled: greedy routes between --sample random sources and --sample random targets
+(Network.route_sample) instead of all N² routes.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 
@@ -21,7 +23,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from p2pzmq import messages as m, worker  # noqa: E402
 from p2pzmq.config import Config  # noqa: E402
 from p2pzmq.ids import new_id  # noqa: E402
-from p2pzmq.hosting import open_fds, rss_bytes  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20
@@ -43,6 +44,13 @@ def create_windowed(net: Network, count: int, window: int) -> None:
                  for peer, (_, bootstrap) in zip(peers, plan) if bootstrap is not None]
         net._command_many(joins, window=window)
         net.peers[:0] = peers[::-1]
+
+
+def _process_row(role: str, pid: int, stats: dict) -> dict:
+    """One process's line of figures from its ``stats`` (the supervisor's or a worker's)."""
+    return {"role": role, "pid": pid, "peers": stats["peers"] if role == "worker" else 0,
+            "rss_mb": round(stats["rss_bytes"] / MB, 1), "peak_rss_mb": round(stats["peak_rss_bytes"] / MB, 1),
+            "fds": stats["fds"], "cpu_seconds": stats["cpu_seconds"], "timeouts": stats["timeouts"]}
 
 
 def main(argv=None) -> int:
@@ -99,19 +107,19 @@ def main(argv=None) -> int:
             say(f"sampled status after refresh ({figures['status_seconds']} s): "
                 f"{json.dumps(figures['status_after_refresh'])}")
             stats = net.stats()
-            processes = [{"role": "supervisor", "pid": os.getpid(), "peers": 0, "rss_mb": rss_bytes() / MB,
-                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                          "fds": open_fds()}]
-            for member in stats["workers"]:
-                processes.append({"role": "worker", "pid": member["pid"], "peers": member["peers"],
-                                  "rss_mb": member["rss_bytes"] / MB, "peak_rss_mb": member["peak_rss_bytes"] / MB,
-                                  "fds": member["fds"], "timeouts": member["timeouts"]})
+            wall = time.perf_counter() - started
+            processes = [_process_row("supervisor", os.getpid(), stats)]
+            processes += [_process_row("worker", member["pid"], member) for member in stats["workers"]]
             figures["processes"] = processes
             figures["requests"] = sum(member["requests"] for member in stats["workers"])
             figures["timeouts"] = sum(member["timeouts"] for member in stats["workers"])
+            # CPU seconds of every process over the wall time so far: how many of the machine's cores the run used
+            figures["cores_used"] = round(sum(process["cpu_seconds"] for process in processes) / wall, 2)
             for process in processes:
                 say(f"{process['role']} pid {process['pid']}: {process['peers']} peers, "
-                    f"peak {process['peak_rss_mb']:.0f} MB, now {process['rss_mb']:.0f} MB, {process['fds']} fds")
+                    f"peak {process['peak_rss_mb']:.0f} MB, now {process['rss_mb']:.0f} MB, {process['fds']} fds, "
+                    f"{process['cpu_seconds']:.0f} CPU s")
+            say(f"cores used: {figures['cores_used']} of {os.cpu_count()} (CPU seconds of all processes / wall)")
             say(f"peer requests {figures['requests']}, timeouts {figures['timeouts']}")
     finally:
         launched.reap(config.shutdown_timeout)
