@@ -111,8 +111,8 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
     parser.add_argument("--join-concurrency", type=int, default=1, metavar="J",
-                        help="up to J peers join at once (default 1, the original's sequential build; more is "
-                             "faster, but tables then depend on scheduling)")
+                        help="up to J peers join, and refresh, at once (default 1, the original's sequential "
+                             "order; more is faster over workers, but tables then depend on scheduling)")
     parser.add_argument("--workers", type=int, default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
     _security_options(parser)

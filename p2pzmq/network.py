@@ -154,19 +154,20 @@ class Network:
     # -- building -------------------------------------------------------------------------------------------------
 
     @_serialized
-    def create(self, n: int, hosts: list | None = None) -> dict:
+    def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
 
         Peers go round-robin to ``hosts`` (default: the live workers, else this process). Ids and bootstrap choices
         are drawn up front in exactly the order one process would draw them, so where a peer lives never changes
         the network. A host without room for its share refuses before any peer is made.
 
-        With ``join_concurrency`` J > 1, up to J new peers join at once, each from a peer that existed before its
+        With ``concurrency`` (default: ``join_concurrency``) J > 1, up to J new peers join at once, each from a peer that existed before its
         batch, and tables depend on how the joins interleave: the result no longer matches the sequential build
         (nor the message-free oracle), though the same seed and J still draw the same ids and bootstrap choices.
         """
         if type(n) is not int or n < 1:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
+        concurrency = _concurrency(concurrency, self.config)
         hosts = hosts or [worker for worker in self.workers if worker.alive] or [self.local]
         for host in hosts:
             share = len(range(hosts.index(host), n, len(hosts)))
@@ -177,7 +178,7 @@ class Network:
         batches: list[list[tuple[int, int | None]]] = []  # join batches of (id, index of the bootstrap peer)
         count = len(self.peers)
         while count < len(self.peers) + n:
-            size = 1 if count == 0 else min(self.config.join_concurrency, len(self.peers) + n - count)
+            size = 1 if count == 0 else min(concurrency, len(self.peers) + n - count)
             batches.append([(new_id(self._rng), self._rng.randrange(count) if count else None)
                             for _ in range(size)])
             count += size
@@ -412,13 +413,19 @@ class Network:
         return reached, hop_counts, failed
 
     @_serialized
-    def refresh_peers(self) -> dict:
-        """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``."""
+    def refresh_peers(self, concurrency: int | None = None) -> dict:
+        """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``; with
+        ``concurrency`` (default: ``join_concurrency``) J > 1, J at a time (faster over workers; the tables then
+        depend on how the walks interleave)."""
+        concurrency = _concurrency(concurrency, self.config)
         started = time.perf_counter()
+        listed = list(self.peers)
         refreshed = 0
-        for done, peer in enumerate(list(self.peers), start=1):
-            refreshed += self._command(peer.contact, m.Refresh) is not None
-            self._report("refresh", done, len(self.peers))
+        for start in range(0, len(listed), concurrency):
+            batch = listed[start:start + concurrency]
+            replies = self._command_many([(peer.contact, m.Refresh, ()) for peer in batch], window=concurrency)
+            refreshed += sum(reply is not None for reply in replies)
+            self._report("refresh", start + len(batch), len(listed))
         self.seconds["refresh"] += time.perf_counter() - started
         return {"refreshed": refreshed}
 
@@ -795,6 +802,15 @@ class Network:
         self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else 'unmatched'}"] += 1
         self.counters["dropped"] += 1
         log.debug("supervisor dropped a message: %s", why)
+
+
+def _concurrency(value: int | None, config: Config) -> int:
+    """How many joins or refreshes run at once: ``value``, or the configured ``join_concurrency``."""
+    if value is None:
+        return config.join_concurrency
+    if type(value) is not int or value < 1:
+        raise UsageError(f"concurrency must be a positive integer, not {value!r}")
+    return value
 
 
 def _state_of(reply) -> str:

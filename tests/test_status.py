@@ -82,11 +82,17 @@ def test_join_concurrency_one_is_the_sequential_build_and_more_builds_a_working_
     model = ModelNetwork(5)
     model.create(30)
     assert [[c.id for c in t.preorder()] for t in sequential.tables()] == model.preorders()
+    sequential.refresh_peers(concurrency=1)
+    model.refresh_peers()
+    assert [[c.id for c in t.preorder()] for t in sequential.tables()] == model.preorders()
     parallel = make_network(30, seed=5, join_concurrency=8)
     status = parallel.net_status()
     assert status["n"] == 30 and status["connectivity"] >= 50
     assert all(row["tree_size"] >= 2 for row in status["peers"])
+    assert parallel.refresh_peers() == {"refreshed": 30} and parallel.net_status()["connectivity"] >= 50
     assert parallel.stats()["timeouts"] == 0
+    with pytest.raises(UsageError):
+        parallel.refresh_peers(concurrency=0)
 
 
 def test_control_and_cli_take_sample_and_routing(make_network, capsys):

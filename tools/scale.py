@@ -20,9 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from p2pzmq import messages as m, worker  # noqa: E402
+from p2pzmq import worker  # noqa: E402
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.ids import new_id  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20
@@ -30,20 +29,6 @@ MB = 1 << 20
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def create_windowed(net: Network, count: int, window: int) -> None:
-    """Like ``net.create(count)`` but up to ``window`` joins at once: each peer of a window bootstraps from a random
-    peer that had joined before the window began (ids and choices still come from the network's seeded RNG)."""
-    for start in range(0, count, window):
-        size = min(window, count - start)
-        plan = [(new_id(net._rng), net._rng.randrange(len(net.peers)) if net.peers else None) for _ in range(size)]
-        hosts = [host for host in net.workers if host.alive]
-        peers = net._spawn(plan, hosts, len(net.peers))
-        joins = [(peer.contact, m.Join, (net.peers[bootstrap].contact,))
-                 for peer, (_, bootstrap) in zip(peers, plan) if bootstrap is not None]
-        net._command_many(joins, window=window)
-        net.peers[:0] = peers[::-1]
 
 
 def _process_row(role: str, pid: int, stats: dict) -> dict:
@@ -85,20 +70,16 @@ def main(argv=None) -> int:
             created = time.perf_counter()
             while len(net.peers) < args.n:
                 count = min(args.chunk, args.n - len(net.peers))
-                if args.window > 1 and len(net.peers) >= args.sequential:
-                    create_windowed(net, count, args.window)
-                else:
-                    net.create(count)
+                if len(net.peers) < args.sequential:
+                    count = min(count, args.sequential - len(net.peers))
+                net.create(count, concurrency=args.window if len(net.peers) >= args.sequential else 1)
                 elapsed = time.perf_counter() - created
                 say(f"{len(net.peers)} peers in {elapsed:.0f} s ({len(net.peers) / elapsed:.1f} joins/s)")
             figures["create_seconds"] = round(time.perf_counter() - created, 1)
             figures["status_after_create"] = net.route_sample(args.sample, args.seed)
             say(f"sampled status after create: {json.dumps(figures['status_after_create'])}")
             refreshed = time.perf_counter()
-            if args.window > 1:
-                net._command_many([(peer.contact, m.Refresh, ()) for peer in net.peers], window=args.window)
-            else:
-                net.refresh_peers()
+            net.refresh_peers(concurrency=args.window)
             figures["refresh_seconds"] = round(time.perf_counter() - refreshed, 1)
             say(f"refreshed every peer once in {figures['refresh_seconds']} s")
             sampled = time.perf_counter()
