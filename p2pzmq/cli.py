@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -472,7 +473,8 @@ ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``p2p-network``; returns the process exit code."""
+    """Entry point of ``p2p-network``; returns the process exit code. Called without ``argv`` it is the program
+    itself (reading ``sys.argv``), and the process ends when it returns."""
     args = None
     try:
         args = _build_parser().parse_args(argv)
@@ -491,6 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `p2p-network ctl stats | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the interpreter's final flush is quiet
         return EXIT_FAILED
+    finally:
+        if argv is None:
+            # Everything is stopped and the process ends next. Its final garbage collections would walk every
+            # object left, such as the tables of thousands of stopped peers: 0.8 s of a worker's exit with 3,000
+            # peers (0.03 s frozen), long enough that a 20,000-peer die outlived shutdown_timeout.
+            gc.freeze()
 
 
 def _fail(message: str, code: int) -> int:
