@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import sys
+import time
 
 import gevent
 import gevent.event
@@ -162,10 +163,12 @@ class Launched:
         self.endpoints = endpoints
 
     def reap(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for each process to end (they stop on ``die``); kill what is left."""
+        """Wait up to ``timeout`` in all for the processes to end (they stop on ``die``, at the same time); kill
+        what is left."""
+        deadline = time.monotonic() + timeout
         for process in self.processes:
             try:
-                process.wait(timeout=timeout)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except gevent.subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop: killing it", process.pid)
                 process.kill()
