@@ -162,6 +162,7 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert [p["peers"] for p in figures["processes"]] == [0, 30, 30]
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
+    assert figures["worker_exit_codes"] == [0, 0] and figures["cores_used"] > 0
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):

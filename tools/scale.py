@@ -102,8 +102,13 @@ def main(argv=None) -> int:
                     f"{process['cpu_seconds']:.0f} CPU s")
             say(f"cores used: {figures['cores_used']} of {os.cpu_count()} (CPU seconds of all processes / wall)")
             say(f"peer requests {figures['requests']}, timeouts {figures['timeouts']}")
+            stopping = time.perf_counter()
     finally:
         launched.reap(config.shutdown_timeout)
+    # die, then every worker process gone: exit code 0 is a clean stop, -9 one reap had to kill
+    figures["stop_seconds"] = round(time.perf_counter() - stopping, 2)
+    figures["worker_exit_codes"] = [process.returncode for process in launched.processes]
+    say(f"die: every worker ended within {figures['stop_seconds']} s, exit codes {figures['worker_exit_codes']}")
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
     say(f"done in {figures['total_seconds']} s")
     if args.json:
