@@ -11,7 +11,7 @@ from conftest import wait_until
 from model import ModelNetwork
 from p2pzmq import cli, worker
 from p2pzmq.config import Config
-from p2pzmq.errors import UsageError
+from p2pzmq.errors import TransportError, UsageError
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,6 +203,9 @@ def test_peers_held_by_workers_leave_and_are_killed_as_in_one_process(over_two_w
         assert sum(w["peers"] for w in after) == 20 and all(0 < w["peers"] < 16 for w in after)
         # the departed peers' sockets are closed in their workers: fewer fds, more room
         assert [a["fds"] < b["fds"] for a, b in zip(after, before)] == [True, True]
+        with pytest.raises(TransportError, match="no peer with id 12345"):  # a worker refuses ids it does not hold
+            net.workers[0].request("kill", ids=["12345", str(net.workers[0].peers[0].id)])
+        assert net.workers[0].stats()["peers"] == after[0]["peers"]  # ...and then kills none of them
     finally:
         net.die()
 
