@@ -348,7 +348,7 @@ def _network(args, progress=None) -> Iterator[Network]:
     launched = None
     if args.workers:
         _check_exposure("worker link", config.host, args)
-        launched = worker.launch([config.host] * args.workers, config, _security_arguments(args))
+        launched = worker.launch(worker.local_hosts(config.host, args.workers), config, _security_arguments(args))
     try:
         with Network(config, progress=progress) as network:
             for endpoint in launched.endpoints if launched else ():

@@ -12,6 +12,7 @@ stops its peers and ends: no orphan outlives its network.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import json
 import logging
 import os
@@ -175,6 +176,20 @@ class Launched:
                 process.wait()
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def local_hosts(host: str, count: int) -> list[str]:
+    """Addresses for ``count`` local workers of a network on ``host``. On an IPv4 loopback ``host`` each worker gets
+    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on two ports and one address has only
+    the ephemeral port range (about 28,000 ports), so about 14,000 peers fill one address. Elsewhere all use ``host``.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return [host] * count
+    if address.version == 4 and address.is_loopback:
+        return [str(ipaddress.IPv4Address("127.0.1.0") + index) for index in range(1, count + 1)]
+    return [host] * count
 
 
 def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -> Launched:

@@ -61,6 +61,13 @@ def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
         net.die()
 
 
+def test_local_workers_on_loopback_get_an_address_each():
+    assert worker.local_hosts("127.0.0.1", 3) == ["127.0.1.1", "127.0.1.2", "127.0.1.3"]
+    assert worker.local_hosts("127.0.0.1", 300)[-1] == "127.0.2.44"
+    assert worker.local_hosts("198.18.0.1", 2) == ["198.18.0.1"] * 2
+    assert worker.local_hosts("::1", 2) == ["::1"] * 2 and worker.local_hosts("localhost", 1) == ["localhost"]
+
+
 def test_workers_need_tcp(make_network):
     with pytest.raises(UsageError):
         make_network(seed=1).attach("tcp://127.0.0.1:1")
@@ -83,6 +90,7 @@ def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
         ping = ctl(capsys, endpoint, "ping")
         assert ping["n"] == 100 and ping["unreachable"] == 0
         assert [(w["peers"], w["alive"]) for w in ping["workers"]] == [(50, True), (50, True)]
+        assert [w["host"] for w in ping["workers"]] == ["127.0.1.1", "127.0.1.2"]  # one loopback address each
         status = ctl(capsys, endpoint, "net_status")
         assert status["n"] == 100 and status["connectivity"] > 50
         victim, survivor = (w["pid"] for w in ping["workers"])

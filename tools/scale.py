@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     config = Config(seed=args.seed, transport="tcp")
     figures = {"n": args.n, "workers": args.workers, "seed": args.seed}
     started = time.perf_counter()
-    # Each tcp peer listens on two ports, and one address has only the ephemeral port range (32768-60999 here,
-    # 28,232 ports): 20,000 peers on 127.0.0.1 run out at about 12,000. So each worker gets its own loopback address.
-    launched = worker.launch([f"127.0.1.{index}" for index in range(1, args.workers + 1)], config)
+    # Each worker gets its own loopback address, as with serve --workers: 20,000 tcp peers on 127.0.0.1 run out of
+    # ephemeral ports (32768-60999 here) at about 12,000.
+    launched = worker.launch(worker.local_hosts("127.0.0.1", args.workers), config)
     try:
         with Network(config) as net:
             for endpoint in launched.endpoints:
