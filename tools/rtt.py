@@ -48,7 +48,8 @@ def main(argv=None) -> int:
         launched.reap(config.shutdown_timeout)
     base = results["inproc, one process"]
     for label, seconds in results.items():
-        print(f"{label:40s} {seconds * 1e6:8.1f} us per round trip  ({1 / seconds:8.0f}/s, {seconds / base:.2f}x inproc)")
+        print(f"{label:40s} {seconds * 1e6:8.1f} us per round trip  "
+              f"({1 / seconds:8.0f}/s, {seconds / base:.2f}x inproc)")
     return 0
 
 
