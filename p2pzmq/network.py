@@ -19,6 +19,7 @@ from typing import Callable
 
 import gevent
 import gevent.lock
+from gevent.threadpool import ThreadPool
 
 from . import discovery, graph, security, status
 from . import messages as m
@@ -78,6 +79,8 @@ def _serialized(method):
         finally:
             gevent.sleep(0)  # let a greenlet waiting for the lock have it before this one asks again
     return run
+
+
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
 _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 #: How net_status may drive its routes (see :meth:`Network.net_status`).
@@ -132,6 +135,7 @@ class Network:
         self._link = None  # socket to the workers, created with the first one
         self._keys = security.load(self.config.curve_dir)
         self._watch: Watch | None = None
+        self._pool: ThreadPool | None = None  # one native thread for pure CPU work, made on first use
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
@@ -161,9 +165,10 @@ class Network:
         are drawn up front in exactly the order one process would draw them, so where a peer lives never changes
         the network. A host without room for its share refuses before any peer is made.
 
-        With ``concurrency`` (default: ``join_concurrency``) J > 1, up to J new peers join at once, each from a peer that existed before its
-        batch, and tables depend on how the joins interleave: the result no longer matches the sequential build
-        (nor the message-free oracle), though the same seed and J still draw the same ids and bootstrap choices.
+        With ``concurrency`` (default: ``join_concurrency``) J > 1, up to J new peers join at once, each from a
+        peer that existed before its batch, and tables depend on how the joins interleave: the result no longer
+        matches the sequential build (nor the message-free oracle), though the same seed and J still draw the same
+        ids and bootstrap choices.
         """
         if type(n) is not int or n < 1:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
@@ -278,8 +283,11 @@ class Network:
 
     def _tables_of(self, peers: list) -> list[Table]:
         replies = self._command_many([(peer.contact, m.ClientPeers, ()) for peer in peers])
-        return [Table.from_preorder(reply.table if reply else [], metric=self.config.metric,
-                                    capacity=self.config.table_capacity) for reply in replies]
+        return self._off_loop(self._tables_from, [reply.table if reply else [] for reply in replies])
+
+    def _tables_from(self, preorders: list[list[Contact]]) -> list[Table]:
+        return [Table.from_preorder(preorder, metric=self.config.metric, capacity=self.config.table_capacity)
+                for preorder in preorders]
 
     @_serialized
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
@@ -315,11 +323,10 @@ class Network:
         if sample is None:
             sample = 0 if n <= self.config.status_exact_limit else self.config.status_sample
         ids = [peer.id for _, peer, _ in alive]
-        targets = [ids] * n if sample == 0 else status.sample_targets(self._status_rng, ids, sample)
+        targets = [ids] * n if sample == 0 else self._off_loop(status.sample_targets, self._status_rng, ids, sample)
         if routing == "local" or (routing == "auto" and n > self.config.status_local_above):
-            tables = {peer.id: Table.from_preorder(reply.table, metric=self.config.metric,
-                                                   capacity=self.config.table_capacity) for _, peer, reply in alive}
-            reached, hops, failed = self._route_locally(tables, ids, targets)
+            preorders = [reply.table for _, _, reply in alive]
+            reached, hops, failed = self._off_loop(self._route_locally, preorders, ids, targets)
         else:
             reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets)
         per_peer = sample or n
@@ -353,8 +360,10 @@ class Network:
                 "mean_tree_size": round(sum(sizes) / len(sizes), 3), "hops": _hop_summary(hops, len(sources) *
                                                                                            len(targets))}
 
-    def _route_locally(self, tables: dict[int, Table], ids: list[int], targets: list[list[int]]):
-        """Like :meth:`_route_pairs`, computed on the tables instead of by messages."""
+    def _route_locally(self, preorders: list[list[Contact]], ids: list[int], targets: list[list[int]]):
+        """Like :meth:`_route_pairs`, computed on the tables (``preorders``, of the peers ``ids``) instead of by
+        messages. Pure: run it with :meth:`_off_loop`."""
+        tables = dict(zip(ids, self._tables_from(preorders)))
         steps = status.route_steps(tables, ((source, target) for source, row in zip(ids, targets) for target in row),
                                    self.config.max_hops)
         reached, hop_counts, position = [], collections.Counter(), 0
@@ -433,14 +442,14 @@ class Network:
     def output_tgf(self, path: str) -> dict:
         """Write the network as TGF (§4.8) to ``path``."""
         ids = [peer.id for peer in self.peers]
-        edges = graph.write_tgf(path, ids, self.tables())
+        edges = self._off_loop(graph.write_tgf, path, ids, self.tables())
         return {"path": path, "nodes": len(ids), "edges": edges}
 
     @_serialized
     def output_graph(self, path: str, format: str = "tgf") -> dict:
         """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; see :mod:`.graph`)."""
         ids, tables, extras = self.snapshot()
-        edges = graph.write_graph(path, format, ids, tables, extras)
+        edges = self._off_loop(graph.write_graph, path, format, ids, tables, extras)
         return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
 
     @_serialized
@@ -449,8 +458,8 @@ class Network:
         from . import plot
 
         ids, tables, extras = self.snapshot()
-        drawn = graph.to_networkx(ids, tables, extras)
-        plot.draw_overlay(drawn, path, width, height)
+        drawn = self._off_loop(graph.to_networkx, ids, tables, extras)
+        self._off_loop(plot.draw_overlay, drawn, path, width, height)
         return {"path": path, "width": width, "height": height, "nodes": drawn.number_of_nodes(),
                 "edges": drawn.number_of_edges()}
 
@@ -677,6 +686,10 @@ class Network:
             for worker in self.workers:
                 worker.stop()
             self.local.stop()
+            if self._pool is not None:
+                self._pool.kill()  # its thread ends when its task (if any) is done: bounded, then left to exit
+                with gevent.Timeout(self.config.shutdown_timeout, False):
+                    self._pool.join()
             if self._link is not None:
                 self._link.close()
             self._sock.close()
@@ -684,6 +697,19 @@ class Network:
             if self.sockets_left_open:
                 log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
         return {"stopping": True}
+
+    def _off_loop(self, function: Callable, *args):
+        """``function(*args)``, computed in this network's native thread while the calling greenlet waits.
+
+        For pure CPU work on a snapshot of tables: routing a sampled status or writing a graph of 20,000 peers
+        takes tens of seconds. Done in a greenlet it would stop this process's event loop for as long: no heartbeat
+        would reach the workers (which stop by themselves after ``heartbeat_timeout`` of silence) and the control
+        socket would not answer a ping. In a thread the loop gets the GIL back every few milliseconds (the
+        interpreter's switch interval). ``function`` must not touch sockets or greenlets.
+        """
+        if self._pool is None:
+            self._pool = ThreadPool(1)
+        return self._pool.apply(function, args)
 
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:

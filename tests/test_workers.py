@@ -4,12 +4,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from conftest import wait_until
 from model import ModelNetwork
-from p2pzmq import cli, worker
+from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
 from p2pzmq.errors import TransportError, UsageError
 
@@ -228,5 +229,29 @@ def test_churn_over_workers_joins_kills_and_leaves(over_two_workers):
         assert sum(w["peers"] for w in net.ping()["workers"]) == len(net.peers)
         status = net.net_status()
         assert status["alive"] == len(net.peers) and len(status["dead"]) == churned["killed"] + churned["left"]
+    finally:
+        net.die()
+
+
+def test_a_long_computation_in_the_supervisor_keeps_its_workers(over_two_workers, monkeypatch):
+    """A sampled status of 20,000 peers routes for minutes in the supervisor; meanwhile its heartbeats must go on,
+    or every worker stops by itself after heartbeat_timeout of silence (as a 20,000-peer `net_status` once did)."""
+    net = over_two_workers(4, heartbeat_interval=0.2, heartbeat_timeout=1.0)
+    route_steps = status.route_steps
+
+    def slow_route_steps(*args):
+        busy_until = time.monotonic() + 3.0  # CPU-bound for three heartbeat timeouts, as at scale
+        while time.monotonic() < busy_until:
+            pass
+        return route_steps(*args)
+
+    try:
+        net.create(20)
+        monkeypatch.setattr(status, "route_steps", slow_route_steps)
+        assert net.net_status(routing="local")["n"] == 20
+        monkeypatch.undo()
+        after = net.net_status(routing="messages")  # every peer must still answer, from live workers
+        assert [described["alive"] for described in after["workers"]] == [True, True]
+        assert after["unreachable"] == 0 and after["n"] == 20 and after["dead"] == []
     finally:
         net.die()
