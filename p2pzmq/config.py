@@ -11,6 +11,9 @@ from .ids import ID_BITS, MAX_COOKIE
 from .table import CAPACITY, METRICS
 
 TRANSPORTS = ("inproc", "tcp")
+#: Largest reply a control client accepts. A reply holds a row per peer (net_status of 20,000 peers is about
+#: 2.5 MB, ``peers`` more), while requests and every peer message stay under ``Config.max_message_bytes``.
+MAX_CONTROL_REPLY_BYTES = 1 << 28
 
 
 @dataclasses.dataclass(frozen=True)

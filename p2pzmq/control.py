@@ -15,6 +15,7 @@ from typing import Any, Callable
 import gevent
 import gevent.event
 
+from .config import MAX_CONTROL_REPLY_BYTES
 from .errors import ControlError, P2PError, ProtocolError, RpcTimeout, UsageError
 from .transport import Context
 
@@ -200,7 +201,8 @@ class ControlClient:
         self.endpoint = endpoint
         self.timeout = timeout
         self._keys = keys  # security.Keys: talk CURVE (a CURVE server never answers a client without them)
-        self._ctx = Context(max_sockets=16)
+        # ZeroMQ drops a message over the limit and the REQ socket then waits for nothing: allow large replies.
+        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_REPLY_BYTES)
         self._sock = None
 
     def __enter__(self) -> "ControlClient":

@@ -33,6 +33,17 @@ def control(make_network):
         server.stop()
 
 
+def test_a_reply_larger_than_a_peer_message_reaches_the_client(control, monkeypatch):
+    """A reply holds a row per peer: net_status of 20,000 peers is about 2.5 MB, over the 1 MB limit of peer
+    messages. The client's socket once dropped such a reply, and ctl waited out its whole timeout."""
+    net, server = control(4, seed=31)
+    rows = [{"id": str(10 ** 47 + index), "tgf": index} for index in range(40_000)]
+    assert len(json.dumps(rows)) > 2 * net.config.max_message_bytes
+    monkeypatch.setattr(net, "ping", lambda: {"n": 4, "rows": rows})
+    with ControlClient(server.endpoint, timeout=20) as client:
+        assert client.call("ping")["rows"] == rows
+
+
 def test_two_clients_at_once_each_get_their_own_replies(control, tmp_path):
     net, server = control(8, seed=30)
     replies = {"a": [], "b": []}
