@@ -81,6 +81,15 @@ def _serialized(method):
     return run
 
 
+def _outcome(function: Callable, args: tuple) -> tuple[bool, object]:
+    """``(True, function(*args))``, or ``(False, the exception it raised)``: a task of gevent's thread pool that
+    raises gets its traceback printed on stderr, so errors travel back as values and are raised in the caller."""
+    try:
+        return True, function(*args)
+    except Exception as exc:  # raised again by the greenlet that waits for it
+        return False, exc
+
+
 _COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
 _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 #: How net_status may drive its routes (see :meth:`Network.net_status`).
@@ -463,9 +472,11 @@ class Network:
         return {"path": path, "width": width, "height": height, "nodes": drawn.number_of_nodes(),
                 "edges": drawn.number_of_edges()}
 
+    @_serialized
     def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
         """Peer ids (newest first), their tables, and per peer the node attributes ``alive``, ``host`` (the tcp
-        host, or ``inproc``) and ``process`` (the pid of the process hosting it)."""
+        host, or ``inproc``) and ``process`` (the pid of the process hosting it); consistent even while churn runs
+        (pairing :attr:`peers` with :meth:`tables` yourself is not: churn may change the list in between)."""
         pid = os.getpid()
         extras = [{"alive": peer.alive, "host": _host(peer.contact.server), "process": pid} for peer in self.peers]
         return [peer.id for peer in self.peers], self.tables(), extras
@@ -709,7 +720,10 @@ class Network:
         """
         if self._pool is None:
             self._pool = ThreadPool(1)
-        return self._pool.apply(function, args)
+        ok, value = self._pool.apply(_outcome, (function, args))
+        if not ok:
+            raise value
+        return value
 
     def _report(self, phase: str, done: int, total: int) -> None:
         if self.progress is not None:
