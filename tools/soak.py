@@ -83,13 +83,13 @@ def soak(args: argparse.Namespace) -> dict:
         while net.churned["running"]:
             status = net.net_status()
             net.output_tgf(snapshot)
-            tables = list(zip(net.peers, net.tables()))
-            alive = len(tables)
+            ids, tables, _ = net.snapshot()  # ids and tables read together: churn changes the list meanwhile
+            alive = len(ids)
             sample = {"t": round(time.monotonic() - churn_started, 2), "alive": alive,
                       "connectivity": status["connectivity"], "failed_hops": status["failed_hops"],
                       "rss": rss_bytes(), "fds": open_fds(), "greenlets": live_greenlets() - greenlets_before}
             samples.append(sample)
-            bad = [peer.id for peer, table in tables if peer.id not in table or len(table) > 160]
+            bad = [peer_id for peer_id, table in zip(ids, tables) if peer_id not in table or len(table) > 160]
             if bad:
                 failures.append(f"t={sample['t']}: {len(bad)} tables without their owner or above 160 entries")
             # Each alive peer has 2 greenlets; churn itself and the peers being added or removed add a few.
