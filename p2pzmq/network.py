@@ -714,9 +714,9 @@ class Network:
 
         For pure CPU work on a snapshot of tables: routing a sampled status or writing a graph of 20,000 peers
         takes tens of seconds. Done in a greenlet it would stop this process's event loop for as long: no heartbeat
-        would reach the workers (which stop by themselves after ``heartbeat_timeout`` of silence) and the control
-        socket would not answer a ping. In a thread the loop gets the GIL back every few milliseconds (the
-        interpreter's switch interval). ``function`` must not touch sockets or greenlets.
+        would reach the workers, which stop by themselves after ``heartbeat_timeout`` of silence. In a thread the
+        loop gets the GIL back every few milliseconds (the interpreter's switch interval). ``function`` must not
+        touch sockets or greenlets.
         """
         if self._pool is None:
             self._pool = ThreadPool(1)
