@@ -28,8 +28,8 @@ from .transport import Context, Endpoints, RouterSocket
 
 log = logging.getLogger(__name__)
 
-#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md "Measured
-#: limits"); over tcp each socket also holds its listening socket.
+#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md §3); over tcp
+#: each socket also holds its listening socket.
 FDS_PER_PEER = {"inproc": 2, "tcp": 4}
 #: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
 #: window, control and link sockets, logs.

@@ -1,4 +1,4 @@
-"""The link between a supervisor and its workers (docs/DESIGN.md, "Workers"): schema, op names and codec, used by
+"""The link between a supervisor and its workers (docs/DESIGN.md §9): schema, op names and codec, used by
 both sides (:mod:`p2pzmq.hosting` on the supervisor's, :mod:`p2pzmq.worker` on the worker's). No sockets here.
 
 One JSON object per message over a ROUTER pair, so a link can be read in a packet capture: the supervisor sends

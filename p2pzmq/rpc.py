@@ -1,4 +1,4 @@
-"""The one request/reply layer of p2pzmq (docs/DESIGN.md, "Request and reply"): a peer's client asking servers, the
+"""The one request/reply layer of p2pzmq (docs/DESIGN.md §7): a peer's client asking servers, the
 supervisor's commands to peers' clients, and the supervisor's link to its workers all go through a :class:`Caller`.
 
 A caller sends requests over one ROUTER socket that its owner lends it (one greenlet at a time uses a socket).

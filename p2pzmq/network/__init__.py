@@ -1,4 +1,4 @@
-"""The supervisor: builds a network of peers and drives it (docs/DESIGN.md §4.8, "Supervisor").
+"""The supervisor: builds a network of peers and drives it (docs/DESIGN.md §4.8, §8).
 
 :class:`Network` is the façade, one method per control command; the work lives in the modules of this package, each
 of one concern: the command channel to peers (:mod:`.channel`), membership (:mod:`.members`), the hosts

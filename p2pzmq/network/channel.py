@@ -1,4 +1,4 @@
-"""The supervisor's command channel to peers' clients (docs/DESIGN.md, "Supervisor").
+"""The supervisor's command channel to peers' clients (docs/DESIGN.md §8).
 
 It owns the supervisor's socket and its lock (:class:`~p2pzmq.rpc.Channel`): no other object reaches that socket,
 and every use of it holds the lock, so commands from the control socket, the CLI and background churn never read

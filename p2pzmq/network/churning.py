@@ -1,5 +1,5 @@
 """Background churn: turns the random schedule of :mod:`p2pzmq.churn` into ``add_peers``, ``kill_peers`` and
-``leave_peers`` from one greenlet that the network owns (docs/DESIGN.md, "Dead peers and churn"). Other commands keep
+``leave_peers`` from one greenlet that the network owns (docs/DESIGN.md §8). Other commands keep
 working meanwhile, each in between churn events. The greenlet is linked: if it dies of an error, that is logged once
 and shows in ``stats`` (``churn.error``)."""
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the network looks like, read from the peers and written out: tables, snapshots, the peer list, graph files,
-pictures and time-lapses (docs/DESIGN.md §4.8, "Seeing the overlay").
+pictures and time-lapses (docs/DESIGN.md §4.8, §8).
 
 Reading a snapshot holds the command channel, so ids, tables and attributes always belong together even while churn
 runs. Turning a snapshot into files is pure work on data (:mod:`p2pzmq.graph`, :mod:`p2pzmq.plot`), done in the

@@ -1,4 +1,4 @@
-"""Who is in the network: the one record of membership (docs/DESIGN.md, "Supervisor"). No sockets here.
+"""Who is in the network: the one record of membership (docs/DESIGN.md §8). No sockets here.
 
 Peers that are in (alive, or held by a worker that is gone) are listed newest first, as the original keeps them;
 each is a :class:`~p2pzmq.peer.Peer` of this process or a :class:`~p2pzmq.hosting.RemotePeer`, and knows its host.

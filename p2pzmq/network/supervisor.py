@@ -1,4 +1,4 @@
-"""The supervisor's façade: :class:`Network`, one method per control command (docs/DESIGN.md, "Supervisor").
+"""The supervisor's façade: :class:`Network`, one method per control command (docs/DESIGN.md §8).
 
 Every method is a short delegation to the unit that does the work: :mod:`.building` (create, refresh, kill,
 leave), :mod:`.routing` (net_status, route_sample, lookup), :mod:`.exports` (tables, snapshots, files), and

@@ -1,5 +1,5 @@
-"""The hosts of a network: this process, and the worker processes attached over the link (docs/DESIGN.md,
-"Workers"). It owns the link channel (one socket, one lock, shared by every worker's requests) and the heartbeat
+"""The hosts of a network: this process, and the worker processes attached over the link (docs/DESIGN.md §9).
+It owns the link channel (one socket, one lock, shared by every worker's requests) and the heartbeat
 :class:`~p2pzmq.hosting.Watch`, both made when the first worker is attached."""
 from __future__ import annotations
 
