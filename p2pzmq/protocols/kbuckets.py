@@ -107,10 +107,11 @@ class KBuckets:
     def closest(self, target: int, count: int, exclude: Collection[int] = ()) -> list[Contact]:
         """Up to ``count`` stored contacts nearest ``target`` by XOR distance, nearest first, none in ``exclude``.
 
-        It runs for every request a peer answers, so it sorts only the buckets that ``count`` needs. Bucket ``i``
-        holds exactly the distances to ``target`` whose bits above ``i`` are those of ``d = own_id ^ target`` and
-        whose bit ``i`` is the opposite of ``d``'s: the buckets where ``d`` has a 1 are nearer, highest index first
-        (a longer shared prefix), then come those where ``d`` has a 0, lowest index first.
+        It runs for every request a peer answers, so it sorts only the contacts of the nearest buckets that hold
+        ``count`` (and whatever ``exclude`` may remove), not the whole table. Bucket ``i`` holds exactly the
+        distances to ``target`` whose bits above ``i`` are those of ``d = own_id ^ target`` and whose bit ``i`` is
+        the opposite of ``d``'s: the buckets where ``d`` has a 1 are nearer, highest index first (a longer shared
+        prefix), then come those where ``d`` has a 0, lowest index first.
         """
         buckets = self._buckets
         d = self.own_id ^ target
