@@ -1,14 +1,20 @@
 """The only module that imports ZeroMQ: context, green sockets, endpoints and connection reuse.
 
-Sockets here are a lean green layer over pyzmq's non-blocking calls (docs/DESIGN.md §3: about 2x the round-trip rate of
-stock ``zmq.green``). A call that would block parks the calling greenlet on the socket's event fd in gevent's loop.
-ZeroMQ's fd signals pending *commands*, not messages, and any socket call may consume that signal. A receive that
-fails with EAGAIN has just drained the command mailbox, so parking right after it cannot miss a wake-up: the next
-message's command makes the fd readable again. So ``recv`` tries first and parks only after EAGAIN (no ``EVENTS``
-call, which costs a syscall), and waits for room to send re-check ``EVENTS`` before parking. With one owning
-greenlet per socket (the project's rule) nothing else can consume the signal in between. Frames are sent and
-received one by one with plain-int flags: pyzmq's ``*_multipart`` helpers and its enum arithmetic cost more than
-the messages themselves (tests/test_transport_green.py covers wake-ups and back-pressure).
+Sockets here are a lean green layer over pyzmq's non-blocking calls (docs/DESIGN.md §3, §7). A socket is used in one
+of two ways at a time:
+
+- by one greenlet that owns it: a call that would block parks that greenlet on the socket's event fd in gevent's
+  loop. ZeroMQ's fd signals pending *commands*, not messages, and any socket call may consume that signal. A
+  receive that fails with EAGAIN has just drained the command mailbox, so parking right after it cannot miss a
+  wake-up. So ``recv`` tries first and parks only after EAGAIN, with a timer made only then;
+- or *served* (:meth:`GreenSocket.serve`): a handler that never blocks gets each message from an io-watcher callback,
+  with no greenlet at all. Better still, a sender in the same context that sends to a served inproc socket drains it
+  at once (:meth:`RouterSocket.send_to`): the request is handled and its reply queued before the sender even looks
+  for it, so no receiver ever sleeps on an empty queue and the event loop is not involved. Every message is still a
+  ZeroMQ message between the two sockets.
+
+Frames are sent and received one by one with plain-int flags: pyzmq's ``*_multipart`` helpers and its enum
+arithmetic cost more than the messages themselves (tests/test_transport_green.py covers wake-ups and back-pressure).
 
 Every socket is created with ``LINGER 0`` and ``MAXMSGSIZE``; ROUTERs also get ``ROUTER_MANDATORY`` (otherwise
 unroutable messages vanish silently). Routing ids for outgoing connections are never reused, because connecting twice
@@ -38,7 +44,11 @@ _WRITE = 2
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
 _EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
+_POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
+#: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
+_DRAIN_BATCH = 256
 _BUSY_RETRY = 0.00005  # a loopback tcp handshake takes well under a millisecond: poll for it finely
 _BUSY_RETRY_MAX = 0.05
 
@@ -88,10 +98,10 @@ class Context:
         self.tcp_backlog = tcp_backlog
         self.namespace = f"p2pzmq-{os.getpid()}-{next(self._namespaces)}"
         self._sockets: weakref.WeakSet[GreenSocket] = weakref.WeakSet()
-        #: inproc endpoints currently bound in this context. libzmq lets a socket connect to an unbound inproc
-        #: endpoint and keeps that pending connection, with every message sent to it, until the context ends,
-        #: even after a disconnect: dialling a dead peer's endpoint would leak memory (and descriptors) forever.
-        self._inproc_bound: set[str] = set()
+        #: inproc endpoints currently bound in this context, and their sockets. libzmq lets a socket connect to an
+        #: unbound inproc endpoint and keeps that pending connection, with every message sent to it, until the
+        #: context ends, even after a disconnect: dialling a dead peer's endpoint would leak memory forever.
+        self._inproc_bound: dict[str, GreenSocket] = {}
         self._closed = False
 
     def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
@@ -145,17 +155,18 @@ class Context:
 
 
 class GreenSocket:
-    """A ZeroMQ socket whose blocking calls park only the calling greenlet.
-
-    Only one greenlet may use a socket (its owner); timeouts are the caller's ``gevent.Timeout``.
-    """
+    """A ZeroMQ socket whose blocking calls park only the calling greenlet, or that hands its messages to a
+    handler (:meth:`serve`). One owner at a time: a greenlet, or the handler."""
 
     def __init__(self, zsock: zmq.Socket) -> None:
         self._zsock = zsock
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
-        self._inproc_bound: set[str] = set()  # the context's registry (see Context)
+        self._inproc_bound: dict[str, GreenSocket] = {}  # the context's registry (see Context)
         self._bound: list[str] = []
+        self._handler = None  # while served: handler(frames)
+        self._on_error = None
+        self._draining = False
 
     def bind(self, endpoint: str) -> str:
         """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
@@ -163,7 +174,7 @@ class GreenSocket:
             self._zsock.bind(endpoint)
             bound = self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
         if bound.startswith("inproc://"):
-            self._inproc_bound.add(bound)
+            self._inproc_bound[bound] = self
             self._bound.append(bound)
         return bound
 
@@ -214,40 +225,82 @@ class GreenSocket:
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
         arrived within that many seconds."""
-        receive = self._zsock.recv
-        timer = None
+        zsock = self._zsock
+        while True:
+            try:
+                first = zsock.recv(_NOBLOCK)
+                break
+            except zmq.Again:
+                pass
+            except zmq.ZMQError as exc:
+                raise _error("cannot receive", exc, self) from exc
+            # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
+            # outside the except block, so thousands of idle sockets do not each keep an exception alive.
+            if not self._park(timeout):
+                return None
+        return self._rest(first)
+
+    def _rest(self, first: bytes) -> list[bytes]:
+        """``first`` and the frames that follow it in the same message (they arrive together)."""
+        zsock = self._zsock
+        parts = [first]
         try:
-            while True:
-                try:
-                    frame = receive(_NOBLOCK, copy=False)
-                except zmq.Again:
-                    frame = None
-                except zmq.ZMQError as exc:
-                    raise _error("cannot receive", exc, self) from exc
-                if frame is not None:
-                    break
-                if timeout is not None and timer is None:
-                    timer = gevent.Timeout(timeout)
-                    timer.start()
-                # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
-                # outside the except block, so thousands of idle sockets do not each keep an exception alive.
-                try:
-                    get_hub().wait(self._watcher)
-                except gevent.Timeout as expired:
-                    if expired is not timer:
-                        raise
-                    return None
-        finally:
-            if timer is not None:
-                timer.close()
-        try:
-            parts = [frame.bytes]
-            while frame.more:  # the rest of a multipart message arrives with its first frame
-                frame = receive(_NOBLOCK, copy=False)
-                parts.append(frame.bytes)
+            while zsock.getsockopt(_RCVMORE):
+                parts.append(zsock.recv(_NOBLOCK))
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
         return parts
+
+    def _park(self, timeout: float | None) -> bool:
+        """Wait for the fd to signal; False if ``timeout`` passed first."""
+        if timeout is None:
+            get_hub().wait(self._watcher)
+            return True
+        # A fresh timer each time: a reused gevent.Timeout can deliver a stale expiration into a later wait.
+        timer = gevent.Timeout(timeout)
+        timer.start()
+        try:
+            get_hub().wait(self._watcher)
+        except gevent.Timeout as expired:
+            if expired is not timer:
+                raise
+            return False
+        finally:
+            timer.close()
+        return True
+
+    def serve(self, handler, on_error) -> None:
+        """From now on, hand every message to ``handler(frames)`` as it arrives, from gevent's loop (or at once,
+        from a sender in this context: :meth:`RouterSocket.send_to`), until :meth:`pause` or :meth:`close`.
+        ``handler`` must never block. If it raises, serving stops and ``on_error(exception)`` is called."""
+        self._handler, self._on_error = handler, on_error
+        self._watcher.start(self._drain)
+        get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
+
+    def pause(self) -> None:
+        """Stop serving: a greenlet may own the socket again."""
+        self._handler = None
+        self._watcher.stop()
+
+    def _drain(self) -> None:
+        """Hand what is queued to the handler (a batch at a time); nothing if the socket is not served now."""
+        if self._draining:
+            return
+        self._draining = True
+        zsock = self._zsock
+        try:
+            for _ in range(_DRAIN_BATCH):
+                handler = self._handler
+                if handler is None or self.closed or not zsock.getsockopt(_EVENTS) & _POLLIN:
+                    return
+                handler(self._rest(zsock.recv(_NOBLOCK)))
+            get_hub().loop.run_callback(self._drain)  # more may be queued: let others have a turn first
+        except Exception as exc:  # the handler's owner decides what a failure means; the loop must go on
+            if not self.closed:
+                self.pause()
+                self._on_error(exc)
+        finally:
+            self._draining = False
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
@@ -266,7 +319,9 @@ class GreenSocket:
         if self.closed:
             return
         self.closed = True
-        self._inproc_bound.difference_update(self._bound)
+        for endpoint in self._bound:
+            self._inproc_bound.pop(endpoint, None)
+        self._handler = None
         self._watcher.close()
         self._zsock.close(0)
 
@@ -283,6 +338,7 @@ class RouterSocket(GreenSocket):
         self._routes: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._next_route = itertools.count(1)
         self._fresh: set[bytes] = set()  # routes that have not carried a message yet
+        self._local: dict[bytes, GreenSocket] = {}  # route -> the socket bound at its inproc endpoint
         self.handshake_timeout = 2.0
         self.max_connections = 32
 
@@ -292,7 +348,8 @@ class RouterSocket(GreenSocket):
         if route is not None:
             self._routes.move_to_end(endpoint)
             return route
-        if endpoint.startswith("inproc://") and endpoint not in self._inproc_bound:
+        local = self._inproc_bound.get(endpoint)
+        if local is None and endpoint.startswith("inproc://"):
             raise TransportError(f"nothing is bound at {endpoint} (a peer that has gone)")
         while len(self._routes) >= self.max_connections:
             self.forget(next(iter(self._routes)))
@@ -302,6 +359,8 @@ class RouterSocket(GreenSocket):
             self._zsock.connect(endpoint)
         self._routes[endpoint] = route
         self._fresh.add(route)
+        if local is not None:
+            self._local[route] = local
         return route
 
     def forget(self, endpoint: str) -> None:
@@ -310,6 +369,7 @@ class RouterSocket(GreenSocket):
         if route is None:
             return
         self._fresh.discard(route)
+        self._local.pop(route, None)
         try:
             self._zsock.disconnect(endpoint)
         except zmq.ZMQError:
@@ -330,17 +390,23 @@ class RouterSocket(GreenSocket):
 
         A route that has carried a message before and is now unroutable is gone (its peer closed): that raises
         :class:`TransportError` at once, and so does a new one that does not come up within ``handshake_timeout``.
+        A served socket in this context at the other end handles the message before this returns (run to
+        completion, see the module docstring).
         """
         delay = _BUSY_RETRY
-        handshake_deadline = None
-        give_up = None if timeout is None else time.monotonic() + timeout
+        handshake_deadline = give_up = None
         while True:
             try:
                 self._send_frames([route, *frames])
                 self._fresh.discard(route)
+                local = self._local.get(route)
+                if local is not None:
+                    local._drain()
                 return True
             except zmq.Again:
-                if give_up is not None and time.monotonic() >= give_up:
+                now = time.monotonic()
+                give_up = give_up or (now + timeout if timeout is not None else None)
+                if give_up is not None and now >= give_up:
                     return False
                 self._wait(_POLLOUT, delay)
             except zmq.ZMQError as exc:
@@ -349,6 +415,7 @@ class RouterSocket(GreenSocket):
                     raise _error("cannot send", exc, self) from exc
                 now = time.monotonic()
                 handshake_deadline = handshake_deadline or now + self.handshake_timeout
+                give_up = give_up or (now + timeout if timeout is not None else None)
                 if now > handshake_deadline:
                     self._forget_route(route)
                     raise TransportError("connection did not come up in time") from exc

@@ -80,7 +80,7 @@ def test_find_closest_answers_from_the_table_before_adding_the_sender(harness):
 
 def test_update_peers_with_a_wrong_secret_changes_nothing_and_is_counted(harness):
     peer = harness.peer
-    wrong = peer.secret % (2**32) + 1
+    wrong = peer.protocol.secret % (2**32) + 1
     harness.tell(peer.contact.server, m.encode(m.UpdatePeers(wrong, [harness.contact(3), peer.contact])))
     # a request after the update is answered only after the update was handled (one server greenlet, in order)
     harness.ask(peer.contact.server, m.FindClosest(1, 1, harness.contact(8), 8))
@@ -91,7 +91,7 @@ def test_update_peers_with_a_wrong_secret_changes_nothing_and_is_counted(harness
 def test_update_peers_with_the_secret_replaces_the_table_keeping_its_shape(harness):
     peer = harness.peer
     contacts = [harness.contact(i) for i in (50, 20, 10, 30, 80)] + [peer.contact]
-    harness.tell(peer.contact.server, m.encode(m.UpdatePeers(peer.secret, contacts)))
+    harness.tell(peer.contact.server, m.encode(m.UpdatePeers(peer.protocol.secret, contacts)))
     harness.ask(peer.contact.client, m.ClientPeers(1, 1))  # any round trip orders us after the update
     reply = harness.ask(peer.contact.client, m.ClientPeers(2, 2))
     assert [c.id for c in reply.table] == [50, 20, 10, 30, 80, peer.id]
