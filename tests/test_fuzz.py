@@ -4,6 +4,7 @@ Afterwards the network must answer exactly as the message-free oracle does for t
 changed any table), every message must have been dropped and counted under its kind, and memory must be flat.
 """
 import collections
+import ctypes
 import json
 import random
 
@@ -78,6 +79,17 @@ def control_garbage(rng) -> bytes:
     return b"{" * rng.randrange(1, 2000)  # deeply nested, unterminated JSON
 
 
+def settled_rss() -> int:
+    """Resident memory once the C allocator has handed freed heap back: the oversized messages queue up in libzmq
+    by the hundred, and glibc keeps the freed memory of such a burst, more or less depending on their order; that is
+    not memory the network holds on to."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: measure as it is
+        pass
+    return rss_bytes()
+
+
 def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make_network):
     seed = 21
     net = make_network(24, seed=seed, client_timeout=1.0, max_message_bytes=MAX_BYTES)
@@ -103,7 +115,7 @@ def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make
                     expected[counter] += 1
             wait_until(lambda: net.counters["dropped"] >= sum(expected.values()), timeout=60)
             gevent.sleep(0.05)  # anything beyond the expected drops would show up now
-            rss.append(rss_bytes())
+            rss.append(settled_rss())
         sent = sum(expected.values())
         assert sent >= 10_000
         stats = control.call("stats")
