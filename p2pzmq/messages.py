@@ -18,6 +18,8 @@ from .table import CAPACITY, Contact
 from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000
+#: Contacts a ``NodesReply`` carries at most.
+MAX_NODES = 1024
 
 
 # Requests to a peer's server.
@@ -115,6 +117,30 @@ class Done(NamedTuple):
     cookie: int
 
 
+# Kademlia's requests to a peer's server.
+class Ping(NamedTuple):
+    """Is the server alive? Answered with ``Done``."""
+
+    req_id: int
+    cookie: int
+    sender: Contact
+
+
+class FindNode(NamedTuple):
+    """Ask a server for the contacts it knows closest to ``target``; answered with ``NodesReply``."""
+
+    req_id: int
+    cookie: int
+    sender: Contact
+    target: int
+
+
+class NodesReply(NamedTuple):
+    req_id: int
+    cookie: int
+    contacts: list[Contact]
+
+
 def _picks_inside(msg: FoundPeers) -> None:
     if msg.picks and max(msg.picks) >= len(msg.contacts):
         raise ProtocolError("FoundPeers picks a contact it does not carry")
@@ -138,14 +164,17 @@ SCHEMA = (
     (10, Done, (REQUEST_ID, COOKIE)),
     (11, Leave, (REQUEST_ID, COOKIE, CONTACT)),
     (12, Depart, (REQUEST_ID, COOKIE)),
+    (13, Ping, (REQUEST_ID, COOKIE, CONTACT)),
+    (14, FindNode, (REQUEST_ID, COOKIE, CONTACT, ID)),
+    (15, NodesReply, (REQUEST_ID, COOKIE, contacts(MAX_NODES))),
 )
 
 #: Message classes by kind number.
 KINDS = tuple(cls for _, cls, *_ in SCHEMA)
 #: Requests to a peer's server, commands to its client (from the supervisor or a tool), and the replies to both.
-REQUESTS = (GetPeers, FindClosest, UpdatePeers, Leave)
+REQUESTS = (GetPeers, FindClosest, UpdatePeers, Leave, Ping, FindNode)
 COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart)
-REPLIES = (PeersReply, ClosestReply, FoundPeers, Done)
+REPLIES = (PeersReply, ClosestReply, FoundPeers, Done, NodesReply)
 
 
 def _unknown_kind(interned: dict, raw: bytes):

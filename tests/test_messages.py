@@ -32,6 +32,9 @@ SAMPLES = [
     m.Done(2**64 - 1, 2**32),
     m.Leave(19, 20, B),
     m.Depart(21, 22),
+    m.Ping(23, 24, A),
+    m.FindNode(25, 26, B, 0),
+    m.NodesReply(27, 28, [A, LONGEST]),
 ]
 
 
@@ -41,8 +44,10 @@ def _contacts(count: int) -> list[Contact]:
 
 AT_THE_LIMITS = [
     m.UpdatePeers(1, []), m.FindPeers(1, 1, []), m.PeersReply(1, 1, []), m.FoundPeers(1, 1, [], []),
+    m.NodesReply(1, 1, []),
     m.PeersReply(1, 1, _contacts(CAPACITY)),
     m.FoundPeers(1, 1, _contacts(CAPACITY), list(range(CAPACITY)) * 3),
+    m.NodesReply(1, 1, _contacts(m.MAX_NODES)),
     m.FindPeers(1, 1, [TOP - index for index in range(m.MAX_TARGETS)]),
 ]
 
@@ -51,7 +56,7 @@ def test_the_samples_cover_every_kind_and_the_wire_numbers_never_change():
     assert sorted(m.KINDS.index(type(msg)) for msg in SAMPLES) == list(range(len(m.KINDS)))
     assert [cls.__name__ for cls in m.KINDS] == [
         "GetPeers", "FindClosest", "UpdatePeers", "ClientPeers", "FindPeers", "Join", "Refresh", "PeersReply",
-        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart"]
+        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply"]
     assert [m.encode(msg)[0][0] for msg in SAMPLES] == [m.KINDS.index(type(msg)) for msg in SAMPLES]
 
 
@@ -117,6 +122,7 @@ BAD = {
     "endpoint with a surrogate": ([_head(0) + _contact(server=b"inproc://\xed\xa0\x80")], "bad_field"),
     "table of 161": ([_head(7) + struct.pack(">H", CAPACITY + 1) + _contact() * (CAPACITY + 1)], "bad_field"),
     "update of 161": ([struct.pack(">BI", 2, 0) + struct.pack(">H", CAPACITY + 1)], "bad_field"),
+    "nodes above the limit": ([_head(15) + struct.pack(">H", m.MAX_NODES + 1)], "bad_field"),
     "targets above the limit": ([_head(4) + struct.pack(">I", m.MAX_TARGETS + 1)], "bad_field"),
     "targets past the end": ([_head(4) + struct.pack(">I", 2) + bytes(20)], "truncated"),
     "pick outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 1)],
@@ -178,7 +184,8 @@ def test_a_codec_shares_one_contact_object_per_peer():
     first = codec.decode(m.encode(m.ClosestReply(1, 1, A))).contact
     table = codec.decode(m.encode(m.PeersReply(1, 1, [B, A]))).table
     again = codec.decode(m.encode(m.FindClosest(2, 2, A, 5))).sender
-    assert first is table[1] is again and first == A
+    nodes = codec.decode(m.encode(m.NodesReply(3, 3, [A]))).contacts
+    assert first is table[1] is again is nodes[0] and first == A
     other = m.Codec().decode(m.encode(m.ClosestReply(1, 1, A))).contact
     assert other == first and other is not first  # each codec has its own, and values never depend on it
 
@@ -201,7 +208,7 @@ def test_each_contact_is_packed_once(monkeypatch):
         m.encode(m.GetPeers(1, 1, fresh))
         m.encode(m.PeersReply(1, 1, [fresh, fresh]))
     assert packed == [fresh.id]
-    received = m.Codec().decode([m.encode(m.Leave(1, 1, fresh))[0].replace(b"once", b"recv")]).sender
+    received = m.Codec().decode([m.encode(m.Ping(1, 1, fresh))[0].replace(b"once", b"recv")]).sender
     assert m.encode(m.Join(1, 1, received))[0].endswith(b"inproc://recv/serverinproc://recv/client")
     assert packed == [fresh.id]  # a decoded contact's bytes were kept for sending it on
 
@@ -210,7 +217,7 @@ def test_each_contact_is_packed_once(monkeypatch):
     m.GetPeers(1, 0, A), m.Done(1, 2**32 + 1), m.Done(-1, 1), m.Refresh(2**64, 1),
     m.FindClosest(1, 1, A, 2**160), m.FindPeers(1, 1, [-1]), m.ClosestReply(1, 1, Contact(-5, "inproc://a", "x")),
     m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [256]),
-    m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.GetPeers(1, None, A),
+    m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.Ping(1, None, A),
 ], ids=lambda msg: type(msg).__name__)
 def test_encode_refuses_values_the_wire_cannot_carry(msg):
     with pytest.raises(ProtocolError):
