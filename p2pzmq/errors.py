@@ -1,4 +1,4 @@
-"""The one exception tree of p2pzmq. Foreign errors (``zmq.ZMQError``, msgpack's) are mapped at the boundary.
+"""The one exception tree of p2pzmq. Foreign errors (``zmq.ZMQError``, ``struct.error``) are mapped at the boundary.
 
     P2PError
     ├── TransportError          something went wrong on a socket
@@ -28,8 +28,8 @@ class ClosedError(TransportError):
 
 class ProtocolError(P2PError):
     """A message is not a well-formed p2pzmq message; ``reason`` says what was wrong (a short word, for the drop
-    counters in ``stats``): ``frames``, ``too_large``, ``not_msgpack``, ``not_array``, ``unknown_kind``,
-    ``field_count`` or ``bad_field``."""
+    counters in ``stats``): ``frames`` (not exactly one frame), ``too_large``, ``unknown_kind``, ``truncated`` (it
+    ends before its fields do), ``trailing`` (bytes after its last field) or ``bad_field`` (a value out of range)."""
 
     def __init__(self, message: str, reason: str = "bad_field") -> None:
         super().__init__(message)

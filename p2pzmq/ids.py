@@ -31,9 +31,10 @@ def discovery_targets(own_id: int) -> list[int]:
 
 def id_to_bytes(peer_id: int) -> bytes:
     """The id as 20 big-endian bytes (its wire form). Raises ``ValueError`` outside [0, 2**160)."""
-    if not 0 <= peer_id < 1 << ID_BITS:
-        raise ValueError(f"an id is an integer in [0, 2**{ID_BITS})")
-    return peer_id.to_bytes(ID_BYTES, "big")
+    try:
+        return peer_id.to_bytes(ID_BYTES, "big")  # refuses what does not fit (the codec's hot path: no range test)
+    except OverflowError as exc:
+        raise ValueError(f"an id is an integer in [0, 2**{ID_BITS})") from exc
 
 
 def id_from_bytes(raw: bytes) -> int:

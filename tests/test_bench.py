@@ -1,5 +1,5 @@
-"""tools/bench.py runs end to end in its tiny --smoke mode and writes its report (the real figures come from the
-full run, never from a timed test)."""
+"""tools/bench.py and tools/codec_bench.py run end to end in their tiny smoke modes, and bench.py writes its report
+(the real figures come from full runs, never from a timed test)."""
 import json
 import os
 import subprocess
@@ -23,3 +23,16 @@ def test_bench_smoke_prints_ratios_and_writes_the_report(tmp_path):
     figures = json.loads((tmp_path / "docs" / "bench.json").read_text())
     assert min(figures["raw"]["green"]) > 0 and figures["rows"][0]["n"] == 16 and figures["rows"][0]["timeouts"] == 0
     assert {row["join_concurrency"] for row in figures["joins"]} == {1, 4, 16}
+
+
+def test_codec_bench_quick_compares_both_codecs_in_one_run():
+    tool = os.path.join(os.path.dirname(BENCH), "codec_bench.py")
+    done = subprocess.run([sys.executable, tool, "--quick", "--repeat", "1"], capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("|") for line in done.stdout.splitlines() if line.startswith("| FindClosest")
+            or line.startswith("| PeersReply")]
+    assert len(rows) == 2
+    for row in rows:
+        old, new, ratio = float(row[2]), float(row[3]), row[4].strip()
+        assert old > 0 and new > 0 and ratio == f"{old / new:.1f}x"

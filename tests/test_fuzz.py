@@ -4,18 +4,18 @@ Afterwards the network must answer exactly as the message-free oracle does for t
 changed any table), every message must have been dropped and counted under its kind, and memory must be flat.
 """
 import collections
+import ctypes
 import json
 import random
 
 import gevent
-import msgpack
 import pytest
 from conftest import wait_until
 from model import ModelNetwork
 
 from p2pzmq import messages as m
 from p2pzmq.control import ControlClient, ControlServer
-from p2pzmq.errors import RpcTimeout
+from p2pzmq.errors import ProtocolError, RpcTimeout
 from p2pzmq.hosting import rss_bytes
 from p2pzmq.table import Contact
 
@@ -35,26 +35,32 @@ def peer_garbage(rng, to_server: bool) -> tuple[list[bytes], str]:
     """One malformed or misdirected message for a peer socket, and the counter it must land in."""
     where = "server" if to_server else "client"
     choice = rng.randrange(9)
-    if choice == 0:
-        return [rng.randbytes(rng.randrange(1, 64))], where  # random bytes
+    if choice == 0:  # random bytes; the rare draw that is a well-formed message (a command would run) is redrawn
+        while True:
+            raw = rng.randbytes(rng.randrange(1, 64))
+            try:
+                m.decode([raw])
+            except ProtocolError:
+                return [raw], where
     if choice == 1:
         whole = m.encode(m.GetPeers(rng.randrange(1, 99), rng.randrange(1, 99), _contact(rng)))[0]
-        return [whole[:rng.randrange(1, len(whole))]], where  # truncated msgpack
+        return [whole[:rng.randrange(1, len(whole))]], where  # truncated
     if choice == 2:
-        return [b"\x91" + b"\x00" * (MAX_BYTES + 1)], where  # above the size limit
+        return [b"\x00" * (MAX_BYTES + 1)], where  # above the size limit
     if choice == 3:
-        return [msgpack.packb([rng.randrange(len(m._KINDS), 200), 1, 2])], where  # unknown message kind
-    if choice == 4:  # a known kind with fields of the wrong types
-        return [msgpack.packb([rng.randrange(len(m._KINDS)), "x", -1, [b"short", 3, None]])], where
+        return [bytes([rng.randrange(len(m.KINDS), 256)]) + rng.randbytes(12)], where  # unknown message kind
+    if choice == 4:  # a known kind naming a contact whose endpoint is not a ZeroMQ one
+        bad = Contact(rng.getrandbits(160), f"http://fuzz/{rng.randrange(99)}", "inproc://fuzz")
+        return m.encode(rng.choice([m.GetPeers, m.Join, m.ClosestReply])(1, 1, bad)), where
     if choice == 5:  # a reply to a request never sent (or with a wrong cookie)
         reply = rng.choice([m.Done(rng.randrange(1, 2**40), rng.randrange(1, 2**32)),
                             m.ClosestReply(rng.randrange(1, 2**40), rng.randrange(1, 2**32), _contact(rng)),
                             m.PeersReply(7, 7, [_contact(rng) for _ in range(rng.randrange(4))])])
         return m.encode(reply), where
     if choice == 6:
-        return [b"\x92\x00", b"two frames"], where
+        return [m.encode(m.Done(1, 1))[0], b"two frames"], where
     if choice == 7:
-        return [msgpack.packb({"cmd": "get_peers"})], where  # a map, not an array
+        return [m.encode(m.ClientPeers(1, 1))[0] + rng.randbytes(rng.randrange(1, 9))], where  # trailing bytes
     if to_server:  # an update with a wrong secret cookie: ignored and counted
         contacts = [_contact(rng) for _ in range(rng.randrange(1, 5))]
         return m.encode(m.UpdatePeers(rng.randrange(1, 2**32), contacts)), where
@@ -76,6 +82,17 @@ def control_garbage(rng) -> bytes:
                                       {"cmd": "kill_peers"}, {"cmd": "add_peers", "n": 0},
                                       {"cmd": "ping", "extra": 1}, {"cmd": "churn", "join_rate": 1}])).encode()
     return b"{" * rng.randrange(1, 2000)  # deeply nested, unterminated JSON
+
+
+def settled_rss() -> int:
+    """Resident memory once the C allocator has handed freed heap back: the oversized messages queue up in libzmq
+    by the hundred, and glibc keeps the freed memory of such a burst, more or less depending on their order; that is
+    not memory the network holds on to."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: measure as it is
+        pass
+    return rss_bytes()
 
 
 def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make_network):
@@ -103,14 +120,14 @@ def test_ten_thousand_malformed_messages_change_nothing_and_are_all_counted(make
                     expected[counter] += 1
             wait_until(lambda: net.counters["dropped"] >= sum(expected.values()), timeout=60)
             gevent.sleep(0.05)  # anything beyond the expected drops would show up now
-            rss.append(rss_bytes())
+            rss.append(settled_rss())
         sent = sum(expected.values())
         assert sent >= 10_000
         stats = control.call("stats")
         assert stats["dropped_by_kind"] == dict(expected) and stats["dropped"] == sent
         reasons = stats["dropped_by_reason"]
         assert sum(reasons.values()) == sent
-        assert set(reasons) >= {"frames", "too_large", "not_msgpack", "not_array", "unknown_kind", "bad_field",
+        assert set(reasons) >= {"frames", "too_large", "truncated", "trailing", "unknown_kind", "bad_field",
                                 "unexpected", "bad_secret", "bad_request"}
 
         model = ModelNetwork(seed)

@@ -1,107 +1,231 @@
-"""The wire codec: round trips, and every malformed input raises ProtocolError (never anything else)."""
+"""The wire codec: every kind round-trips at its edge values, the bytes of a message are as wire.py documents them,
+every truncation, bit flip or random frame is refused with ProtocolError (never another exception), and contacts are
+packed once and interned as one object per peer."""
 import random
+import struct
 
-import msgpack
 import pytest
 
 from p2pzmq import messages as m
+from p2pzmq import wire
 from p2pzmq.errors import ProtocolError
-from p2pzmq.table import Contact
+from p2pzmq.table import CAPACITY, Contact
 
 pytestmark = pytest.mark.timeout(60)
 
-A = Contact(2**160 - 1, "inproc://x/server/1", "inproc://x/client/1")
-B = Contact(12345, "tcp://127.0.0.1:4000", "tcp://127.0.0.1:4001")
+TOP = 2**160 - 1
+A = Contact(TOP, "inproc://x/server/1", "inproc://x/client/1")
+B = Contact(0, "tcp://127.0.0.1:4000", "tcp://127.0.0.1:4001")
+LONGEST = Contact(12345, "tcp://" + "é" * 250, "inproc://" + "字" * 247)  # 256 characters, 2 and 3 UTF-8 bytes each
 
 SAMPLES = [
-    m.GetPeers(1, 1, A),
-    m.FindClosest(2**64 - 1, 2**32, B, 2**160 - 1),
-    m.UpdatePeers(77, [A, B]),
+    m.GetPeers(0, 1, A),
+    m.FindClosest(2**64 - 1, 2**32, B, TOP),
+    m.UpdatePeers(2**32, [A, B, LONGEST]),
     m.ClientPeers(5, 6),
-    m.FindPeers(7, 8, [0, 1, 2**159]),
-    m.Join(9, 10, B),
+    m.FindPeers(7, 8, [0, 1, TOP]),
+    m.Join(9, 10, LONGEST),
     m.Refresh(11, 12),
     m.PeersReply(13, 14, [B, A]),
     m.ClosestReply(15, 16, A),
     m.FoundPeers(17, 18, [A, B], [1, 0, 1]),
-    m.Done(19, 20),
+    m.Done(2**64 - 1, 2**32),
+    m.Leave(19, 20, B),
+    m.Depart(21, 22),
+    m.Ping(23, 24, A),
+    m.FindNode(25, 26, B, 0),
+    m.NodesReply(27, 28, [A, LONGEST]),
 ]
 
 
-@pytest.mark.parametrize("msg", SAMPLES, ids=lambda msg: type(msg).__name__)
+def _contacts(count: int) -> list[Contact]:
+    return [Contact(TOP - index, f"tcp://127.0.0.1:{index}", f"inproc://p/client/{index}") for index in range(count)]
+
+
+AT_THE_LIMITS = [
+    m.UpdatePeers(1, []), m.FindPeers(1, 1, []), m.PeersReply(1, 1, []), m.FoundPeers(1, 1, [], []),
+    m.NodesReply(1, 1, []),
+    m.PeersReply(1, 1, _contacts(CAPACITY)),
+    m.FoundPeers(1, 1, _contacts(CAPACITY), list(range(CAPACITY)) * 3),
+    m.NodesReply(1, 1, _contacts(m.MAX_NODES)),
+    m.FindPeers(1, 1, [TOP - index for index in range(m.MAX_TARGETS)]),
+]
+
+
+def test_the_samples_cover_every_kind_and_the_wire_numbers_never_change():
+    assert sorted(m.KINDS.index(type(msg)) for msg in SAMPLES) == list(range(len(m.KINDS)))
+    assert [cls.__name__ for cls in m.KINDS] == [
+        "GetPeers", "FindClosest", "UpdatePeers", "ClientPeers", "FindPeers", "Join", "Refresh", "PeersReply",
+        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply"]
+    assert [m.encode(msg)[0][0] for msg in SAMPLES] == [m.KINDS.index(type(msg)) for msg in SAMPLES]
+
+
+def test_every_kind_is_a_request_a_command_or_a_reply():
+    groups = m.REQUESTS + m.COMMANDS + m.REPLIES
+    assert sorted(groups, key=m.KINDS.index) == list(m.KINDS)
+
+
+@pytest.mark.parametrize("msg", SAMPLES + AT_THE_LIMITS, ids=lambda msg: type(msg).__name__)
 def test_round_trip(msg):
-    assert m.Codec().decode(m.encode(msg)) == msg
+    decoded = m.Codec(max_bytes=1 << 22).decode(m.encode(msg))
+    assert decoded == msg and type(decoded) is type(msg)
+    for value in decoded:
+        items = value if isinstance(value, list) else [value]
+        assert all(type(item) in (int, Contact) for item in items)
 
 
-def test_codec_shares_one_contact_object_per_peer():
-    codec = m.Codec()
-    first = codec.decode(m.encode(m.ClosestReply(1, 1, A))).contact
-    second = codec.decode(m.encode(m.PeersReply(1, 1, [A]))).table[0]
-    assert first is second
+def test_the_bytes_of_a_message_are_as_documented():
+    raw = m.encode(m.FindClosest(1, 2, Contact(5, "inproc://a", "tcp://b:1"), 7))
+    assert raw == [bytes([1]) + (1).to_bytes(8, "big") + (2 - 1).to_bytes(4, "big") + (7).to_bytes(20, "big")
+                   + (5).to_bytes(20, "big") + struct.pack(">HH", 10, 9) + b"inproc://a" + b"tcp://b:1"]
+    assert m.encode(m.FoundPeers(3, 2**32, [], [])) == [bytes([9]) + (3).to_bytes(8, "big") + b"\xff" * 4
+                                                         + bytes(2) + bytes(4)]
 
 
-def _packed(*body):
-    return [msgpack.packb(list(body), use_bin_type=True)]
+@pytest.mark.parametrize("msg", SAMPLES, ids=lambda msg: type(msg).__name__)
+def test_every_truncation_and_any_trailing_byte_is_refused(msg):
+    raw = m.encode(msg)[0]
+    warm = m.Codec()
+    warm.decode([raw])  # its contacts are known now: the lookups by bytes must not accept a cut either
+    for codec in (m.Codec(), warm):
+        for cut in range(len(raw)):
+            with pytest.raises(ProtocolError) as refused:
+                codec.decode([raw[:cut]])
+            assert refused.value.reason == "truncated", cut
+        with pytest.raises(ProtocolError) as refused:
+            codec.decode([raw + b"\x00"])
+        assert refused.value.reason == "trailing"
 
 
-ID = (5).to_bytes(20, "big")
-CONTACT = [ID, "inproc://a", "inproc://b"]
+def _head(kind: int) -> bytes:
+    return struct.pack(">BQI", kind, 1, 0)
+
+
+def _contact(peer_id: bytes = bytes(20), server: bytes = b"inproc://a", client: bytes = b"inproc://b") -> bytes:
+    return peer_id + struct.pack(">HH", len(server), len(client)) + server + client
+
 
 BAD = {
-    "two frames": [b"a", b"b"],
-    "not msgpack": [b"\xc1"],
-    "truncated": [m.encode(SAMPLES[1])[0][:-3]],
-    "not an array": [msgpack.packb({"k": 1})],
-    "empty array": _packed(),
-    "unknown kind": _packed(99, 1, 1),
-    "kind is a string": _packed("get_peers", 1, 1, CONTACT),
-    "too few fields": _packed(0, 1, 1),
-    "too many fields": _packed(0, 1, 1, CONTACT, 4),
-    "negative request id": _packed(0, -1, 1, CONTACT),
-    "cookie zero": _packed(0, 1, 0, CONTACT),
-    "cookie too big": _packed(0, 1, 2**32 + 1, CONTACT),
-    "cookie is bool": _packed(0, 1, True, CONTACT),
-    "short id": _packed(0, 1, 1, [b"\x01" * 19, "inproc://a", "inproc://b"]),
-    "id as int": _packed(0, 1, 1, [5, "inproc://a", "inproc://b"]),
-    "endpoint scheme": _packed(0, 1, 1, [ID, "http://a", "inproc://b"]),
-    "endpoint bytes": _packed(0, 1, 1, [ID, b"inproc://a", "inproc://b"]),
-    "contact of two": _packed(0, 1, 1, [ID, "inproc://a"]),
-    "table too long": _packed(2, 1, [CONTACT] * 161),
-    "picks out of range": _packed(9, 1, 1, [CONTACT], [1]),
-    "target as string": _packed(1, 1, 1, CONTACT, "5"),
+    "no frame": ([], "frames"),
+    "two frames": ([b"a", b"b"], "frames"),
+    "empty frame": ([b""], "truncated"),
+    "first unknown kind": ([bytes([len(m.KINDS)]) + bytes(12)], "unknown_kind"),
+    "kind 255": ([b"\xff"], "unknown_kind"),
+    "head cut short": ([bytes([10]) + bytes(11)], "truncated"),
+    "contact runs past the end": ([_head(0) + _contact()[:-1]], "truncated"),
+    "contact lengths missing": ([_head(0) + bytes(21)], "truncated"),
+    "endpoint scheme": ([_head(0) + _contact(server=b"http://a")], "bad_field"),
+    "endpoint empty": ([_head(0) + _contact(client=b"")], "bad_field"),
+    "endpoint of 257 characters": ([_head(0) + _contact(server=b"inproc://" + b"a" * 248)], "bad_field"),
+    "endpoint above 1024 bytes": ([_head(0) + _contact(server=b"tcp://" + b"a" * 1019)], "bad_field"),
+    "endpoint not UTF-8": ([_head(0) + _contact(server=b"inproc://\xff")], "bad_field"),
+    "endpoint with a surrogate": ([_head(0) + _contact(server=b"inproc://\xed\xa0\x80")], "bad_field"),
+    "table of 161": ([_head(7) + struct.pack(">H", CAPACITY + 1) + _contact() * (CAPACITY + 1)], "bad_field"),
+    "update of 161": ([struct.pack(">BI", 2, 0) + struct.pack(">H", CAPACITY + 1)], "bad_field"),
+    "nodes above the limit": ([_head(15) + struct.pack(">H", m.MAX_NODES + 1)], "bad_field"),
+    "targets above the limit": ([_head(4) + struct.pack(">I", m.MAX_TARGETS + 1)], "bad_field"),
+    "targets past the end": ([_head(4) + struct.pack(">I", 2) + bytes(20)], "truncated"),
+    "pick outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 1)],
+                                  "bad_field"),
+    "pick outside an empty list": ([_head(9) + struct.pack(">HIB", 0, 1, 0)], "bad_field"),
+    "pick above the capacity": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, CAPACITY)],
+                                "bad_field"),
+    "picks above the limit": ([_head(9) + struct.pack(">HI", 0, m.MAX_TARGETS + 1)], "bad_field"),
 }
 
 
-@pytest.mark.parametrize("frames", BAD.values(), ids=BAD.keys())
-def test_malformed_raises_protocol_error(frames):
-    with pytest.raises(ProtocolError):
+@pytest.mark.parametrize("frames, reason", BAD.values(), ids=BAD.keys())
+def test_malformed_raises_protocol_error_with_its_reason(frames, reason):
+    with pytest.raises(ProtocolError) as refused:
         m.Codec().decode(frames)
+    assert refused.value.reason == reason
 
 
 def test_oversized_message_is_refused_before_parsing():
     codec = m.Codec(max_bytes=100)
-    with pytest.raises(ProtocolError, match="exceeds"):
+    with pytest.raises(ProtocolError, match="exceeds") as refused:
         codec.decode(m.encode(m.PeersReply(1, 1, [A, B])))
+    assert refused.value.reason == "too_large"
 
 
-def test_random_bytes_only_ever_raise_protocol_error():
+def _corrupt(rng: random.Random, valid: list[bytes]) -> bytes:
+    """Random frames, bytes replaced or bits flipped in valid messages, or a valid message cut and flipped."""
+    choice = rng.randrange(4)
+    if choice == 0:
+        return bytes([rng.randrange(len(m.KINDS) + 1)]) + rng.randbytes(rng.randrange(0, 80))
+    raw = bytearray(rng.choice(valid))
+    if choice == 3:
+        raw = raw[:rng.randrange(1, len(raw) + 1)]
+    for _ in range(rng.randrange(1, 4)):
+        at = rng.randrange(len(raw))
+        raw[at] = rng.randrange(256) if choice == 1 else raw[at] ^ (1 << rng.randrange(8))
+    return bytes(raw)
+
+
+def test_random_frames_and_bit_flips_only_ever_raise_protocol_error():
     rng = random.Random(7)
     codec = m.Codec()
     valid = [m.encode(sample)[0] for sample in SAMPLES]
-    for _ in range(5000):
-        if rng.random() < 0.5:
-            raw = rng.randbytes(rng.randrange(0, 64))
-        else:  # flip bytes of a valid message: deep, plausible corruption
-            raw = bytearray(rng.choice(valid))
-            for _ in range(rng.randrange(1, 4)):
-                raw[rng.randrange(len(raw))] = rng.randrange(256)
-            raw = bytes(raw)
+    refused = accepted = 0
+    for _ in range(20_000):
+        raw = _corrupt(rng, valid)
         try:
-            codec.decode([raw])
+            msg = codec.decode([raw])
         except ProtocolError:
-            pass
+            refused += 1
+            continue
+        accepted += 1
+        assert m.encode(msg) == [raw]  # whatever is accepted is a valid message, and it has one encoding
+    assert refused > 10_000 and accepted > 1_000  # both paths were exercised
+
+
+def test_a_codec_shares_one_contact_object_per_peer():
+    codec = m.Codec()
+    first = codec.decode(m.encode(m.ClosestReply(1, 1, A))).contact
+    table = codec.decode(m.encode(m.PeersReply(1, 1, [B, A]))).table
+    again = codec.decode(m.encode(m.FindClosest(2, 2, A, 5))).sender
+    nodes = codec.decode(m.encode(m.NodesReply(3, 3, [A]))).contacts
+    assert first is table[1] is again is nodes[0] and first == A
+    other = m.Codec().decode(m.encode(m.ClosestReply(1, 1, A))).contact
+    assert other == first and other is not first  # each codec has its own, and values never depend on it
+
+
+def test_the_contact_caches_are_bounded(monkeypatch):
+    monkeypatch.setattr(wire, "MAX_SHARED_CONTACTS", 3)
+    codec = m.Codec()
+    many = _contacts(10)
+    for contact in many:
+        assert codec.decode(m.encode(m.Join(1, 1, contact))).contact == contact
+    assert 1 <= len(codec._contacts) <= 3 and len(wire._packed) <= 3
+    assert codec.decode(m.encode(m.PeersReply(1, 1, many))).table == many
+
+
+def test_each_contact_is_packed_once(monkeypatch):
+    packed = []
+    monkeypatch.setattr(wire, "id_to_bytes", lambda peer_id: packed.append(peer_id) or peer_id.to_bytes(20, "big"))
+    fresh = Contact(2**100 + 17, "inproc://once/server", "inproc://once/client")
+    for _ in range(3):
+        m.encode(m.GetPeers(1, 1, fresh))
+        m.encode(m.PeersReply(1, 1, [fresh, fresh]))
+    assert packed == [fresh.id]
+    received = m.Codec().decode([m.encode(m.Ping(1, 1, fresh))[0].replace(b"once", b"recv")]).sender
+    assert m.encode(m.Join(1, 1, received))[0].endswith(b"inproc://recv/serverinproc://recv/client")
+    assert packed == [fresh.id]  # a decoded contact's bytes were kept for sending it on
+
+
+@pytest.mark.parametrize("msg", [
+    m.GetPeers(1, 0, A), m.Done(1, 2**32 + 1), m.Done(-1, 1), m.Refresh(2**64, 1),
+    m.FindClosest(1, 1, A, 2**160), m.FindPeers(1, 1, [-1]), m.ClosestReply(1, 1, Contact(-5, "inproc://a", "x")),
+    m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [256]),
+    m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.Ping(1, None, A),
+], ids=lambda msg: type(msg).__name__)
+def test_encode_refuses_values_the_wire_cannot_carry(msg):
+    with pytest.raises(ProtocolError):
+        m.encode(msg)
 
 
 def test_encode_refuses_foreign_objects():
     with pytest.raises(ProtocolError):
         m.encode(("get_peers", 1))
+    with pytest.raises(ProtocolError):
+        m.Codec().encode(A)
