@@ -27,7 +27,7 @@ from .churn import ChurnPlan, Schedule
 from .config import Config
 from .errors import ProtocolError, RpcTimeout, TransportError, UsageError
 from .hosting import LocalHost, RemoteHost, Watch, process_usage
-from .ids import new_cookie, new_id
+from .ids import new_cookie, new_id, parse_id
 from .peer import Peer
 from .table import Contact, Table
 from .transport import Context, Endpoints
@@ -316,8 +316,9 @@ class Network:
         step of all of them); ``local`` fetches each table once and routes on them (same result, see
         :mod:`p2pzmq.status`); ``auto`` uses messages up to ``status_local_above`` peers.
         """
-        if sample is not None and (type(sample) is not int or sample < 0):
-            raise UsageError(f"sample must be a non-negative integer, not {sample!r}")
+        if sample is not None and (type(sample) is not int or not 0 <= sample <= len(self.peers)):
+            raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self.peers)} (the number of "
+                             f"peers), not {sample!r}")
         if routing not in ROUTINGS:
             raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
         started = time.perf_counter()
@@ -449,14 +450,19 @@ class Network:
 
     @_serialized
     def output_tgf(self, path: str) -> dict:
-        """Write the network as TGF (§4.8) to ``path``."""
+        """Write the network as TGF (§4.8) to ``path`` (see :func:`.graph.output_file`; the result has the
+        absolute path written)."""
+        path = os.path.abspath(graph.output_file(path, None, ["tgf"])[0])
         ids = [peer.id for peer in self.peers]
         edges = self._off_loop(graph.write_tgf, path, ids, self.tables())
         return {"path": path, "nodes": len(ids), "edges": edges}
 
     @_serialized
-    def output_graph(self, path: str, format: str = "tgf") -> dict:
-        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; see :mod:`.graph`)."""
+    def output_graph(self, path: str, format: str | None = None) -> dict:
+        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; None: as the extension
+        says, else tgf; see :func:`.graph.output_file`)."""
+        path, format = graph.output_file(path, format, graph.FORMATS)
+        path = os.path.abspath(path)
         ids, tables, extras = self.snapshot()
         edges = self._off_loop(graph.write_graph, path, format, ids, tables, extras)
         return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
@@ -466,6 +472,10 @@ class Network:
         """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra)."""
         from . import plot
 
+        path = os.path.abspath(graph.output_file(path, None, ["png"])[0])
+        plot.check_size("width", width)
+        plot.check_size("height", height)
+        plot.require_matplotlib()
         ids, tables, extras = self.snapshot()
         drawn = self._off_loop(graph.to_networkx, ids, tables, extras)
         self._off_loop(plot.draw_overlay, drawn, path, width, height)
@@ -552,6 +562,7 @@ class Network:
             raise UsageError(f"time-lapse steps must be a non-negative integer, not {steps!r}")
         if format not in graph.FORMATS:
             raise UsageError(f"unknown graph format {format!r}; choose one of {', '.join(graph.FORMATS)}")
+        directory = os.path.abspath(graph.check_path(directory, "directory"))
         history = [self._step_status(0, None)] if status else []
         files = []
         for step in range(1, steps + 1):
@@ -618,12 +629,12 @@ class Network:
         if (count is None) == (ids is None):
             raise UsageError("give either count (with an optional seed) or ids")
         if ids is not None:
-            by_id = {str(peer.id): peer for peer in self.peers}
-            unknown = [peer_id for peer_id in ids if peer_id not in by_id]
-            if unknown or len(set(ids)) != len(ids):
-                raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, unknown)) or ids}")
-            wanted = set(ids)
-            return [peer for peer in self.peers if str(peer.id) in wanted]
+            wanted = [_parse_id(peer_id, "ids") for peer_id in ids]
+            unknown = set(wanted) - {peer.id for peer in self.peers}
+            if unknown or len(set(wanted)) != len(wanted):
+                raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, sorted(unknown))) or ids}")
+            chosen = set(wanted)
+            return [peer for peer in self.peers if peer.id in chosen]
         if type(count) is not int or not 0 <= count <= len(self.peers):
             raise UsageError(f"count must be an integer between 0 and {len(self.peers)}, not {count!r}")
         wanted = set(random.Random(seed).sample(range(len(self.peers)), count))
@@ -874,12 +885,11 @@ def _hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:
 
 
 def _parse_id(value: int | str, name: str) -> int:
-    """A peer id given as an int or a decimal string; anything else is a usage error."""
-    if type(value) is int and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdecimal():
-        return int(value)
-    raise UsageError(f"{name} must be a peer id (decimal digits), not {value!r}")
+    """A peer id given as an int or a decimal string (below 2**160); anything else is a usage error."""
+    try:
+        return parse_id(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a peer id (decimal digits, below 2**160), not {value!r:.80}") from None
 
 
 def _host(endpoint: str) -> str:

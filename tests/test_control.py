@@ -81,8 +81,8 @@ def test_plain_zmq_client_drives_the_whole_contract(served, tmp_path):
     assert server.ask({"cmd": "refresh_peers"}) == {"ok": True, "result": {"refreshed": 8}}
     tgf = server.ask({"cmd": "output_tgf", "path": "snap.tgf"})["result"]
     assert tgf["nodes"] == 8 and tgf["edges"] >= 8 and (tmp_path / "snap.tgf").exists()
-    assert server.ask({"cmd": "time_lapse", "steps": 2})["result"]["files"] == ["./time-lapse-1.tgf",
-                                                                               "./time-lapse-2.tgf"]
+    assert server.ask({"cmd": "time_lapse", "steps": 2})["result"]["files"] == [  # in the supervisor's directory
+        str(tmp_path / "time-lapse-1.tgf"), str(tmp_path / "time-lapse-2.tgf")]
     assert server.ask({"cmd": "ping"})["result"] == {"n": 8}  # still serving after all the errors
     assert server.ask({"cmd": "die"}) == {"ok": True, "result": {"stopping": True}}
     assert server.proc.wait(15) == 0

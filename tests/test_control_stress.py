@@ -85,7 +85,7 @@ def test_a_command_sent_during_a_long_time_lapse_is_queued_and_answered(control,
     assert client.call("ping") == {"n": 32}  # queued behind the time-lapse, then answered correctly:
     assert (tmp_path / "time-lapse-3.tgf").exists()  # the time-lapse had finished when the ping was served
     client.close()
-    assert runner.get() == {"files": [f"./time-lapse-{i}.tgf" for i in (1, 2, 3)]}
+    assert runner.get() == {"files": [str(tmp_path / f"time-lapse-{i}.tgf") for i in (1, 2, 3)]}
     # ... and ctl works again once the supervisor is free.
     assert cli.main(["ctl", "--control", server.endpoint, "--json", "ping"]) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": True, "result": {"n": 32}}
