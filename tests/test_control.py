@@ -96,15 +96,18 @@ def test_ctl_talks_to_serve(served):
     out = subprocess.run(ctl + ["--json", "ping"], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout) == {"ok": True, "result": {"n": 5}}
     out = subprocess.run(ctl + ["time_lapse", "steps=-1"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1  # refused by ctl, as by run
+    out = subprocess.run(ctl + ["lookup", "1", "2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr == "p2p-network: no peer has id 1\n"  # the supervisor's error reply
     out = subprocess.run(ctl + ["die"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert server.proc.wait(15) == 0
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serve_exits_0_on_signal(served, signum):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_serve_stops_cleanly_on_signal(served, signum, code):
     server = served("-n", "4")
     assert server.ask({"cmd": "ping"})["ok"]
     server.proc.send_signal(signum)
-    assert server.proc.wait(15) == 0
+    assert server.proc.wait(15) == code
+    assert server.proc.stderr.read() == ("p2p-network: Aborted!\n" if code else "")

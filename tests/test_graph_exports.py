@@ -121,7 +121,7 @@ def test_bad_formats_and_paths_are_usage_errors(make_network, tmp_path):
     with pytest.raises(OutputError):
         net.output_graph(str(tmp_path / "no" / "dir.graphml"), "graphml")
     reply, _ = control.handle(net, json.dumps({"cmd": "output_graph", "path": "x", "format": 3}).encode())
-    assert reply["ok"] is False and "format must be str" in reply["error"]
+    assert reply["ok"] is False and "format must be a string" in reply["error"]
     with pytest.raises(UsageError):
         graph.read_graph(str(tmp_path / "missing.graphml"))
     (tmp_path / "junk.graphml").write_text("<not graphml")
