@@ -211,6 +211,8 @@ def _pixels(text: str) -> int:
 
 
 def _config(args) -> Config:
+    if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
+        raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers else args.transport
     changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
                "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir}

@@ -139,6 +139,7 @@ COMMAND_LINE = [
     (["run", "--pace=-1s"], 2, "not a duration"),
     (["run", "--join-concurrency", "0"], 2, "at least 1"),
     (["run", "--workers", "-1"], 2, "at least 0"),
+    (["serve", "-n", "4", "--workers", "5"], 2, "more than the 4 peers"),
     (["run", "--host", "tcp://127.0.0.1"], 2, "not an IP address or host name"),
     (["run", "--metric", "euclid"], 2, "invalid choice"),
     (["run", "-n", "2", "lookup", "1", TOO_BIG], 2, "below 2**160"),
@@ -252,6 +253,13 @@ def test_ctl(capsys, supervisor, files, words, code, says):
     assert cli.main(argv) == code
     assert says.format(**fill) in one_line(capsys.readouterr().err)
     assert time.monotonic() - started < 5  # an impossible endpoint is refused at once, not after --timeout
+    assert supervisor.ask({"cmd": "ping"}) == {"ok": True, "result": {"n": 6}}
+
+
+def test_a_worker_refused_by_its_supervisor(capsys, supervisor):
+    """The supervisor runs its peers inproc, so it cannot take on workers: its error reply, in one line."""
+    assert cli.main(["worker", "--supervisor", supervisor.endpoint, "-n", "1", "--timeout", "10"]) == 1
+    assert "workers need --transport tcp" in one_line(capsys.readouterr().err)
     assert supervisor.ask({"cmd": "ping"}) == {"ok": True, "result": {"n": 6}}
 
 
