@@ -55,10 +55,7 @@ class Param:
         if self.type is float and not math.isfinite(value):
             raise UsageError(f"{command}: {self.name} must be a finite number, not {value!r}")
         if self.check is not None:
-            try:
-                self.check(value)
-            except UsageError as exc:
-                raise UsageError(f"{command}: {self.name} {exc}") from None
+            _checked(self.check, value, f"{command}: {self.name}")
         return value
 
     def parse(self, command: str, text: str):
@@ -81,6 +78,14 @@ class Param:
 
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
                list: 'a list (JSON like ["1", "2"], or 1,2)'}
+
+
+def _checked(check: Callable, value, prefix: str) -> None:
+    """``check(value)``, with ``prefix`` (the command, and the parameter) before the reason of its UsageError."""
+    try:
+        check(value)
+    except UsageError as exc:
+        raise UsageError(f"{prefix} {exc}") from None
 
 
 def _list(text: str) -> list | None:
@@ -127,10 +132,7 @@ class Command:
             else:
                 kwargs[param.name] = param.value(self.name, value)
         if self.check is not None:
-            try:
-                self.check(kwargs)
-            except UsageError as exc:
-                raise UsageError(f"{self.name}: {exc}") from None
+            _checked(self.check, kwargs, f"{self.name}:")
         return kwargs
 
     def usage(self) -> str:

@@ -21,13 +21,12 @@ import gevent
 import pytest
 import zmq
 from conftest import wait_until
+from test_control import LAUNCHER, ROOT, Served
 
 from p2pzmq import cli, commands, control, plot, security
 
 pytestmark = pytest.mark.timeout(60)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAUNCHER = os.path.join(ROOT, "bin", "p2p-network")
 TOO_BIG = str(2 ** 160)  # one past the largest id
 HIDE_MATPLOTLIB = """import sys
 class _Hidden:
@@ -49,40 +48,13 @@ def one_line(err: str) -> str:
     return err
 
 
-class Supervisor:
-    """``p2p-network serve`` in a process of its own, without matplotlib, on a random port."""
+class Supervisor(Served):
+    """``p2p-network serve`` of 6 peers in a process of its own, without matplotlib, on a random port."""
 
     def __init__(self, directory, hide: str) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([hide, ROOT])}
-        self.proc = subprocess.Popen([sys.executable, LAUNCHER, "serve", "-n", "6", "--seed", "1", "--control",
-                                      "tcp://127.0.0.1:0"], cwd=directory, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = ready_line(self.proc, "listening on")
-        self.endpoint = line.rsplit(" ", 1)[1].strip()
-        self.ctx = zmq.Context()
+        super().__init__("-n", "6", "--seed", "1", cwd=directory,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([hide, ROOT])})
         self.ids = [peer["id"] for peer in self.ask({"cmd": "peers"})["result"]["peers"]]
-
-    def ask(self, payload, frames=None) -> dict:
-        sock = self.ctx.socket(zmq.REQ)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
-        try:
-            if frames is not None:
-                sock.send_multipart(frames)
-            else:
-                sock.send(payload if isinstance(payload, bytes) else json.dumps(payload).encode())
-            assert sock.poll(20000), "no reply"
-            return json.loads(sock.recv())
-        finally:
-            sock.close(0)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        self.ctx.term()
 
 
 def ready_line(proc, marker: str, timeout: float = 30) -> str:
@@ -300,7 +272,15 @@ def test_raw_control_socket(supervisor, request_):
 
 
 def test_raw_control_socket_multipart_request(supervisor):
-    reply = supervisor.ask(None, frames=[b'{"cmd": "ping"}', b"second frame"])
+    sock = supervisor.ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(supervisor.endpoint)
+    try:
+        sock.send_multipart([b'{"cmd": "ping"}', b"second frame"])
+        assert sock.poll(20000), "no reply"
+        reply = json.loads(sock.recv())
+    finally:
+        sock.close(0)
     assert reply["ok"] is False and "not UTF-8 JSON" in reply["error"]
     assert supervisor.ask({"cmd": "ping"}) == {"ok": True, "result": {"n": 6}}
 

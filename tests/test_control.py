@@ -19,10 +19,10 @@ LAUNCHER = os.path.join(ROOT, "bin", "p2p-network")
 class Served:
     """``p2p-network serve`` on a random port; the endpoint is read from its ready line (no fixed ports)."""
 
-    def __init__(self, *args, cwd):
+    def __init__(self, *args, cwd, env=None):
         self.proc = subprocess.Popen([sys.executable, LAUNCHER, "serve", "--control", "tcp://127.0.0.1:0", *args],
                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
         line, deadline = "", time.monotonic() + 60
         while "listening on" not in line:
             assert self.proc.poll() is None and time.monotonic() < deadline, self.proc.stderr.read()
