@@ -1,7 +1,7 @@
 """p2pzmq: a peer-to-peer network simulator on gevent and ZeroMQ.
 
 Peers are pairs of greenlets (server and client) talking over ZeroMQ, inproc or tcp; a supervisor builds the network
-and answers a control socket. See README.md and DESIGN.md.
+and answers a control socket. See README.md and docs/DESIGN.md.
 """
 
 __version__ = "0.1.0"

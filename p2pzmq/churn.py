@@ -1,4 +1,4 @@
-"""Churn: the random schedule of peers joining and departing (issue 6). Pure: no sockets, no clock.
+"""Churn: the random schedule of peers joining and departing. Pure: no sockets, no clock.
 
 Joins arrive as a Poisson process (``join_rate`` per second); every peer alive during churn, old or new, stays for an
 exponentially distributed session (mean ``1 / leave_rate`` seconds) and then departs, crashing (killed, no goodbye)

@@ -1,4 +1,4 @@
-"""The ``p2p-network`` command line (DESIGN.md §5): ``run``, ``serve``, ``worker``, ``keys``, ``ctl`` and ``plot``.
+"""The ``p2p-network`` command line (docs/DESIGN.md §5): ``run``, ``serve``, ``worker``, ``keys``, ``ctl``, ``plot``.
 
 The supervisor returns data; :mod:`.console` turns it into the original's console lines (or JSON with ``--json``).
 Long operations draw progress bars on stderr when it is a terminal and ``--json`` is off (see :mod:`.progress`).

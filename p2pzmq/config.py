@@ -1,14 +1,15 @@
-"""Every tunable of the simulator in one frozen dataclass, with the original's values as defaults (DESIGN.md §4.9).
+"""Every tunable of the simulator in one frozen dataclass, with the original's values as defaults (docs/DESIGN.md §4.9).
 
 Times are seconds (floats). Nothing here does I/O.
 """
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterable
 
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
-from .table import CAPACITY, METRICS
+from .table import CAPACITY, METRICS, Contact, Table
 
 TRANSPORTS = ("inproc", "tcp")
 #: Largest reply a control client accepts. A reply holds a row per peer (net_status of 20,000 peers is about
@@ -29,7 +30,7 @@ class Config:
     client_timeout: float = 2.0
     refresh_interval: float = 24 * 60 * 60.0
     pace: float = 0.0
-    # A client keeps at most this many live connections to other servers (DESIGN.md §3: memory per connection).
+    # A client keeps at most this many live connections to other servers (docs/DESIGN.md §3: memory per connection).
     max_connections: int = 32
     # Waiting for the supervisor's own commands to a peer's client: a refresh walks 160 targets, each up to
     # max_hops requests of client_timeout, so it needs far longer than one request.
@@ -84,6 +85,10 @@ class Config:
             raise UsageError("join_concurrency must be at least 1")
         if self.status_sample < 1 or self.status_exact_limit < 1:
             raise UsageError("status_sample and status_exact_limit must be at least 1")
+
+    def table(self, preorder: Iterable[Contact] = ()) -> Table:
+        """A table under these rules, rebuilt from ``preorder`` (its wire form; empty by default)."""
+        return Table.from_preorder(preorder, metric=self.metric, capacity=self.table_capacity)
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""

@@ -1,5 +1,5 @@
-"""The console lines of command results: the original's lines for its commands (DESIGN.md §4.8), one line or JSON
-for the others. Pure formatting; :func:`print_result` is the only function that prints."""
+"""The console lines of command results: the original's lines for its commands (docs/DESIGN.md §4.8), one line or
+JSON for the others. Pure formatting; :func:`print_result` is the only function that prints."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""The control socket (DESIGN.md §6): a REQ/REP server speaking one JSON object per message, and its client.
+"""The control socket (docs/DESIGN.md §6): a REQ/REP server speaking one JSON object per message, and its client.
 
 The commands and the checks on their arguments live in :mod:`p2pzmq.commands` (``COMMANDS``), which the CLI reads
 too, so the socket and the command line never drift apart. Every request gets exactly one reply; a bad one gets
@@ -98,9 +98,7 @@ class ControlServer:
                 frames = self._sock.recv()
                 reply, stop = handle(self.network, frames[-1] if len(frames) == 1 else b"")
                 if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
-                    self.network.counters["dropped.control"] += 1
-                    self.network.counters["dropped_reason.bad_request"] += 1
-                    self.network.counters["dropped"] += 1
+                    self.network.counters.drop("control", "bad_request", reply["error"])
                 self._sock.send([json.dumps(reply).encode()])
                 if stop:
                     return

@@ -1,4 +1,4 @@
-"""Discovery: the target walk (multi-hop lookup) and building a new table from it (DESIGN.md §4.6–4.7).
+"""Discovery: the target walk (multi-hop lookup) and building a new table from it (docs/DESIGN.md §4.6–4.7).
 
 No sockets here: the one network step, "ask this contact's server for its closest entry to a target", is passed in
 as a function. Peers pass a function that sends ``find_closest``; the tests' message-free model passes a plain call.

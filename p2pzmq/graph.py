@@ -1,4 +1,4 @@
-"""Graph outputs of a network snapshot (DESIGN.md §4.8): the original's TGF, and GraphML, GEXF, DOT and JSON.
+"""Graph outputs of a network snapshot (docs/DESIGN.md §4.8): the original's TGF, and GraphML, GEXF, DOT and JSON.
 
 Pure apart from reading and writing files. A snapshot is the list of peer ids newest first (TGF node numbers 1..N in
 that order), each peer's table and, per peer, extra node attributes (alive, host, process). Edges are directed: an

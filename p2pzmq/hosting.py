@@ -1,20 +1,15 @@
-"""Where peers live: this process (:class:`LocalHost`) or a worker process reached over a link (:class:`RemoteHost`).
+"""Where peers live: this process (:class:`LocalHost`) or a worker process reached over the link
+(:class:`RemoteHost`, see :mod:`p2pzmq.link`), and what a process has room for.
 
 The supervisor draws every id and bootstrap choice itself and only asks a host to *create* peers with given ids; all
 other traffic goes to the peers' own endpoints. So a network spread over processes is the same network as one in a
-single process for the same seed. A host that is gone (its worker died) keeps its peers in the list, counted as
-unreachable.
+single process for the same seed. A host that is gone (its worker died) leaves its peers counted as unreachable.
 
-The link speaks one JSON object per message over a ROUTER pair (ids as decimal strings): the supervisor sends
-``{"op": ..., "req": n, ...}`` and the worker answers ``{"req": n, "ok": true, ...}`` (see :mod:`p2pzmq.worker`).
-Each link socket belongs to one greenlet: the network's driving greenlet for commands (``hello``, ``spawn``, ``kill``,
-``stats``, ``stop``) and the :class:`Watch` greenlet for heartbeats.
+Every remote host shares the network's link :class:`~p2pzmq.rpc.Channel` (one socket, one lock) for its requests;
+heartbeats go out from the :class:`Watch` greenlet on a socket of its own, so a long link request never delays them.
 """
 from __future__ import annotations
 
-import collections
-import itertools
-import json
 import logging
 import os
 import random
@@ -23,17 +18,18 @@ import time
 
 import gevent
 
-from . import messages as m
+from . import link
 from .config import Config
-from .errors import ClosedError, ProtocolError, RpcTimeout, TransportError, UsageError
+from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
+from .rpc import Channel, Counters, Liveness
 from .table import Contact
 from .transport import Context, Endpoints, RouterSocket
 
 log = logging.getLogger(__name__)
 
-#: Every peer holds two sockets (server and client), one fd each (their mailboxes, DESIGN.md §3); over tcp each
-#: socket also holds its listening socket.
+#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md §3); over tcp
+#: each socket also holds its listening socket.
 FDS_PER_PEER = {"inproc": 2, "tcp": 4}
 #: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
 #: window, control and link sockets, logs.
@@ -74,20 +70,21 @@ def peer_room(transport: str) -> int:
 
 
 class LocalHost:
-    """Peers in this process, sharing one context (inproc endpoints live in one context), codec and counters."""
+    """Peers in this process, sharing one context (inproc endpoints live in one context), codec and counters.
+    It owns the :class:`Peer` objects it started: it stops them."""
 
     name = "local"
     alive = True
 
     def __init__(self, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: collections.Counter) -> None:
+                 codec, counters: Counters) -> None:
         self._ctx = ctx
         self._endpoints = endpoints
         self.config = config
         self._cookies = cookies
         self._codec = codec
         self._counters = counters
-        self.peers: list[Peer] = []
+        self.peers: dict[int, Peer] = {}  # id -> peer, every peer started here and not stopped
 
     def room(self) -> int:
         return peer_room(self._endpoints.transport)
@@ -98,30 +95,25 @@ class LocalHost:
         if len(ids) > room:
             raise UsageError(f"this process has room for {room} more peers within its file descriptor limit, "
                              f"not {len(ids)}; spread the peers over workers")
-        peers = []
+        started = []
         for peer_id in ids:
-            peers.append(Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
-                              cookies=self._cookies, codec=self._codec, counters=self._counters).start())
-            self.peers.append(peers[-1])  # at once: if a later bind fails, stop() still stops this one
-        return peers
+            peer = Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
+                        cookies=self._cookies, codec=self._codec, counters=self._counters).start()
+            self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
+            started.append(peer)
+        return started
 
-    def kill(self, peers: list[Peer]) -> None:
-        """Stop ``peers`` (greenlets killed, sockets closed: their fds are free again) and forget them."""
-        doomed = {peer.contact.client for peer in peers}
-        for peer in peers:
-            peer.stop()
-        self.peers = [peer for peer in self.peers if peer.contact.client not in doomed]
-
-    def kill_ids(self, ids: list[int]) -> None:
-        """:meth:`kill` the peers with these ids; refuses, killing none, if one of them is not held here."""
-        by_id = {peer.id: peer for peer in self.peers}
-        unknown = [peer_id for peer_id in ids if peer_id not in by_id]
+    def kill(self, ids: list[int]) -> None:
+        """Stop the peers with these ids (greenlets killed, sockets closed: their fds are free again); refuses,
+        stopping none, if one of them is not held here."""
+        unknown = [peer_id for peer_id in ids if peer_id not in self.peers]
         if unknown:
             raise UsageError(f"no peer with id {unknown[0]} lives here")
-        self.kill([by_id[peer_id] for peer_id in ids])
+        for peer_id in ids:
+            self.peers.pop(peer_id).stop()
 
     def stop(self) -> None:
-        for peer in self.peers:
+        for peer in self.peers.values():
             peer.stop()
 
 
@@ -144,26 +136,23 @@ class RemotePeer:
 
 
 class RemoteHost:
-    """A worker process, driven over ``link`` (a socket of the network's driving greenlet)."""
+    """A worker process, driven through the network's link channel."""
 
-    def __init__(self, endpoint: str, link: RouterSocket, config: Config) -> None:
+    def __init__(self, endpoint: str, channel: Channel, config: Config) -> None:
         self.endpoint = endpoint
         self.name = endpoint
         self.config = config
-        self._link = link
-        self._route = link.route(endpoint)
-        self._requests = itertools.count(1)
+        self._channel = channel
         self.alive = True
         self.last_seen = time.monotonic()
         self.pid = 0
         self.host = ""
         self._room = 0
-        self.peers: list[RemotePeer] = []
+        self._liveness = Liveness(lambda _: self.alive, config.heartbeat_interval)
 
     def hello(self) -> dict:
         """Hand the worker the network's settings; it answers with its pid, host and room for peers."""
-        settings = {key: getattr(self.config, key) for key in WORKER_SETTINGS}
-        reply = self.request("hello", config=settings)
+        reply = self.request(link.HELLO, config={key: getattr(self.config, key) for key in link.WORKER_SETTINGS})
         self.pid, self.host, self._room = reply["pid"], reply["host"], reply["room"]
         return reply
 
@@ -171,153 +160,106 @@ class RemoteHost:
         return self._room if self.alive else 0
 
     def spawn(self, ids: list[int]) -> list[RemotePeer]:
-        reply = self.request("spawn", ids=[str(peer_id) for peer_id in ids])
-        contacts = [_contact(item) for item in reply["contacts"]]
+        reply = self.request(link.SPAWN, ids=[str(peer_id) for peer_id in ids])
+        contacts = [link.unpack_contact(item) for item in reply["contacts"]]
         if [contact.id for contact in contacts] != ids:
             raise ProtocolError(f"worker {self.name} created other peers than asked")
         self._room = reply["room"]
-        peers = [RemotePeer(contact, self) for contact in contacts]
-        self.peers.extend(peers)
-        return peers
+        return [RemotePeer(contact, self) for contact in contacts]
 
-    def kill(self, peers: list[RemotePeer]) -> None:
-        """Have the worker stop ``peers`` (one link request) and forget them. Peers of a worker that is gone, or
-        goes while asked, are dead already: they are forgotten all the same."""
-        if self.alive:
-            try:
-                self._room = self.request("kill", ids=[str(peer.id) for peer in peers])["room"]
-            except TransportError as exc:
-                if self.alive:
-                    raise
-                log.warning("worker %s went away while stopping peers: %s", self.name, exc)
-        doomed = {peer.contact.client for peer in peers}
-        self.peers = [peer for peer in self.peers if peer.contact.client not in doomed]
+    def kill(self, ids: list[int]) -> None:
+        """Have the worker stop these peers (one link request). Peers of a worker that is gone, or goes while
+        asked, are dead already: that is no error."""
+        if not self.alive:
+            return
+        try:
+            self._room = self.request(link.KILL, ids=[str(peer_id) for peer_id in ids])["room"]
+        except TransportError as exc:
+            if self.alive:
+                raise
+            log.warning("worker %s went away while stopping peers: %s", self.name, exc)
 
     def stats(self) -> dict:
-        return self.request("stats")
+        return self.request(link.STATS)
 
     def stop(self) -> None:
         """Ask the worker to stop its peers and exit; a worker that is already gone is just left alone."""
         if self.alive:
             try:
-                self.request("stop", timeout=self.config.shutdown_timeout)
+                self.request(link.STOP, timeout=self.config.shutdown_timeout)
             except TransportError as exc:
                 log.warning("worker %s did not confirm stop: %s", self.name, exc)
         self.alive = False
 
-    def describe(self) -> dict:
-        return {"endpoint": self.endpoint, "host": self.host, "pid": self.pid, "peers": len(self.peers),
-                "alive": self.alive}
+    def describe(self, peers: int) -> dict:
+        return {"endpoint": self.endpoint, "host": self.host, "pid": self.pid, "peers": peers, "alive": self.alive}
 
     def request(self, op: str, timeout: float | None = None, **fields) -> dict:
-        """Send one link request and wait for its reply; gives up early once the watch declares the worker gone."""
+        """One link request; its reply's fields. Gives up early once the watch declares the worker gone; a reply
+        that says the worker failed raises :class:`TransportError` with its error."""
         if not self.alive:
             raise TransportError(f"worker {self.name} is gone")
-        req = next(self._requests)
-        deadline = time.monotonic() + (timeout or self.config.worker_timeout)
-        with gevent.Timeout(max(0.0, deadline - time.monotonic()),
-                            RpcTimeout(f"worker {self.name} did not answer {op}")):
-            self._link.send_to(self._route, [json.dumps({"op": op, "req": req, **fields}).encode()])
-        while True:
-            slice_ = min(self.config.heartbeat_interval, deadline - time.monotonic())
-            if slice_ <= 0:
-                raise RpcTimeout(f"worker {self.name} did not answer {op}")
-            frames = None
-            with gevent.Timeout(slice_, False):
-                frames = self._link.recv()
-            if frames is None:
-                if not self.alive:
-                    raise TransportError(f"worker {self.name} is gone")
-                continue
-            reply = decode_link(frames[1:])
-            if frames[0] != self._route or reply.get("req") != req:
-                continue  # a late answer to an earlier request that timed out
-            if not reply.get("ok"):
-                raise TransportError(f"worker {self.name} failed {op}: {reply.get('error')}")
-            self.last_seen = time.monotonic()
-            return reply
-
-
-#: Settings the supervisor hands to its workers, so every peer in the network follows the same rules.
-WORKER_SETTINGS = ("metric", "table_capacity", "max_hops", "client_timeout", "refresh_interval", "max_connections",
-                   "shutdown_timeout", "max_message_bytes", "tcp_backlog", "heartbeat_interval",
-                   "heartbeat_timeout")
+        try:
+            reply = self._channel.call(self.endpoint, link.request, (op, fields), link.LinkReply,
+                                       timeout or self.config.worker_timeout, self._liveness)
+        except TransportError as exc:
+            raise type(exc)(f"worker {self.name} did not answer {op}: {exc}") from exc
+        self.last_seen = time.monotonic()
+        if not reply.ok:
+            raise TransportError(f"worker {self.name} failed {op}: {reply.error}")
+        return reply.fields
 
 
 class Watch:
     """Heartbeats to every worker from one greenlet that owns its own link socket; a worker that has not answered
     for ``heartbeat_timeout`` is marked gone (its peers then count as unreachable and no command waits for them)."""
 
-    def __init__(self, ctx: Context, config: Config, keys=None) -> None:
+    def __init__(self, ctx: Context, config: Config, keys=None, on_failure=None) -> None:
         self._ctx = ctx
         self.config = config
         self._keys = keys  # security.Keys of the network, or None
         self.hosts: list[RemoteHost] = []
+        self._codec = link.LinkCodec()
         self._greenlet = gevent.spawn(self._run)
+        if on_failure is not None:
+            self._greenlet.link_exception(on_failure)
 
     def _run(self) -> None:
         sock = self._ctx.router(max_connections=1 << 16)
+        beat = self._codec.encode(link.beat())
         try:
             if self._keys is not None:
                 self._keys.dial(sock)
             while True:
                 sent = time.monotonic()
-                beat = [json.dumps({"op": "beat", "req": 0}).encode()]
                 for host in self.hosts:
                     if host.alive:
-                        # A connection not up (yet, or any more) makes send_to retry: bound it; the missing answer
-                        # is what counts.
-                        with gevent.Timeout(self.config.heartbeat_interval / 4, False):
-                            try:
-                                sock.send_to(sock.route(host.endpoint), beat)
-                            except ClosedError:
-                                raise
-                            except TransportError as exc:
-                                log.debug("no heartbeat to worker %s: %s", host.name, exc)
+                        self._beat(sock, host, beat)
                 self._receive(sock, sent + self.config.heartbeat_interval)
                 now = time.monotonic()
                 for host in self.hosts:
                     if host.alive and now - host.last_seen > self.config.heartbeat_timeout:
                         host.alive = False
-                        log.warning("worker %s (pid %s) stopped answering: its %d peers are unreachable",
-                                    host.name, host.pid, len(host.peers))
+                        log.warning("worker %s (pid %s) stopped answering: its peers are unreachable",
+                                    host.name, host.pid)
         finally:
             sock.close()
 
+    def _beat(self, sock: RouterSocket, host: RemoteHost, beat: list[bytes]) -> None:
+        # A connection not up (yet, or any more) makes send_to retry: bound it; the missing answer is what counts.
+        try:
+            sock.send_to(sock.route(host.endpoint), beat, self.config.heartbeat_interval / 4)
+        except ClosedError:
+            raise
+        except TransportError as exc:
+            log.debug("no heartbeat to worker %s: %s", host.name, exc)
+
     def _receive(self, sock: RouterSocket, until: float) -> None:
-        by_endpoint = {host.endpoint: host for host in self.hosts}
-        routes = {sock.route(endpoint): host for endpoint, host in by_endpoint.items() if host.alive}
-        while True:
-            left = until - time.monotonic()
-            if left <= 0:
-                return
-            frames = None
-            with gevent.Timeout(left, False):
-                frames = sock.recv()
+        routes = {sock.route(host.endpoint): host for host in self.hosts if host.alive}
+        while (left := until - time.monotonic()) > 0:
+            frames = sock.recv(left)
             if frames is not None and frames[0] in routes:
                 routes[frames[0]].last_seen = time.monotonic()
 
     def stop(self) -> None:
         self._greenlet.kill(block=True, timeout=self.config.shutdown_timeout)
-
-
-def decode_link(frames: list[bytes]) -> dict:
-    """One link message as a dict; raises :class:`ProtocolError` for anything else."""
-    try:
-        reply = json.loads(frames[-1]) if len(frames) == 1 else None
-    except ValueError:
-        reply = None
-    if not isinstance(reply, dict):
-        raise ProtocolError("a link message is one JSON object")
-    return reply
-
-
-def _contact(item) -> Contact:
-    if not isinstance(item, list) or len(item) != 3 or not all(isinstance(part, str) for part in item):
-        raise ProtocolError("a contact on the link is [id, server, client]")
-    return Contact(int(item[0]), item[1], item[2])
-
-
-def pack_contact(contact: Contact) -> list[str]:
-    return [str(contact.id), contact.server, contact.client]
-

@@ -1,4 +1,4 @@
-"""Ids, cookies and discovery targets (DESIGN.md §4.1, §4.2, §4.6). Pure: no I/O, no clock, and randomness only from
+"""Ids, cookies and discovery targets (docs/DESIGN.md §4.1, §4.2, §4.6). Pure: no I/O, no clock, and randomness only from
 the caller's seeded ``random.Random``, so a seed makes a whole run reproducible."""
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def discovery_targets(own_id: int) -> list[int]:
     """The 160 ids a peer looks for, farthest first: ``own_id ^ 2**k`` for k = 158..0, then ``own_id`` itself.
 
     Bit 159, the top bit, is never flipped, on purpose: the original's best_peers stops one short, and the defaults
-    reproduce the original (DESIGN.md §4.6).
+    reproduce the original (docs/DESIGN.md §4.6).
     """
     return [own_id ^ (1 << k) for k in range(ID_BITS - 2, -1, -1)] + [own_id]
 

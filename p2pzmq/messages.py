@@ -1,4 +1,4 @@
-"""Wire schema and codec of the peer protocol (DESIGN.md §4.4). Plain data in, bytes out; no sockets here.
+"""Wire schema and codec of the peer protocol (docs/DESIGN.md §4.4). Plain data in, bytes out; no sockets here.
 
 Every message is one msgpack frame holding an array whose first item is the message kind. Requests carry a request
 id and a fresh cookie and replies echo both, so a reply is matched to exactly one outstanding request (§4.2, §4.9).
@@ -162,6 +162,14 @@ def encode(msg) -> list[bytes]:
     return [msgpack.packb(body, use_bin_type=True)]
 
 
+_REPLY_TYPES = frozenset(REPLIES)
+
+
+def tag(msg) -> tuple[int, int] | None:
+    """The (request id, cookie) a reply echoes; None for a message that is not a reply."""
+    return (msg.req_id, msg.cookie) if type(msg) in _REPLY_TYPES else None
+
+
 class Codec:
     """Decoder that shares one ``Contact`` object per peer, so thousands of tables in one process cost little memory.
 
@@ -175,6 +183,7 @@ class Codec:
         self._decoders = {cls: tuple(self._decoder(cls, name) for name in cls._fields) for cls in _KINDS}
 
     encode = staticmethod(encode)
+    tag = staticmethod(tag)
 
     def decode(self, frames: list[bytes]):
         """The message in ``frames``; raises :class:`ProtocolError` if it is not exactly one valid message."""

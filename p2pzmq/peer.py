@@ -1,4 +1,4 @@
-"""One simulated peer: a server greenlet and a client greenlet, each owning one ROUTER socket (DESIGN.md §4.4).
+"""One simulated peer: a server greenlet and a client greenlet, each owning one ROUTER socket (docs/DESIGN.md §4.4).
 
 The server answers ``get_peers`` and ``find_closest`` from its table *as it was before* the request, then adds the
 sender; it replaces its table on ``update_peers`` carrying the peer's secret cookie. The client discovers peers
@@ -7,13 +7,14 @@ Both share the peer's table and secret and live in the same process, so the clie
 (the original fetched it from its own server, which only re-added the client's own entry: no change).
 
 A malformed or unexpected message is dropped and counted; a server that does not answer in ``client_timeout`` is a
-dead end for the walk, never a crash (§4.9). The peer owns its two greenlets (a ``gevent.pool.Group``): ``stop``
-kills them and closes their sockets.
+dead end for the walk, never a crash (§4.9). Requests go through the client's :class:`~p2pzmq.rpc.Caller`, which
+keeps supervisor commands that arrive meanwhile for the client loop. The peer owns its two greenlets (a
+``gevent.pool.Group``): ``stop`` kills them and closes their sockets; if either dies of an error, the peer logs it
+once, counts it (``crashed``), marks itself dead and stops the other.
 """
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import random
 
@@ -25,6 +26,7 @@ from .config import Config
 from .discovery import build_table
 from .errors import ProtocolError, RpcTimeout, TransportError
 from .ids import new_cookie
+from .rpc import Caller, Counters, Outcome, Request
 from .table import Contact, Table
 from .transport import Context, Endpoints, RouterSocket
 
@@ -38,9 +40,8 @@ class Peer:
     """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
 
     def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: collections.Counter) -> None:
+                 codec: m.Codec, counters: Counters) -> None:
         self.config = config
-        self._cookies = cookies
         self._codec = codec
         self.counters = counters
         self.secret = new_cookie(cookies)
@@ -54,26 +55,35 @@ class Peer:
             self._close_sockets()
             raise
         self.contact = Contact(peer_id, server, client)
-        self.table = Table(metric=config.metric, capacity=config.table_capacity)
+        self.table = config.table()
         self.table.add(self.contact)
-        self._request_ids = itertools.count(1)
-        self._pending: collections.deque = collections.deque()
+        self._pending: collections.deque = collections.deque()  # commands that arrived during a request
+        self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
         #: Consecutive discovery passes in which a peer's server timed out, for ``Config.evict_after``.
         self._strikes: collections.Counter = collections.Counter()
         #: Servers that timed out during the current discovery pass.
         self._unreachable: set[int] = set()
         self._greenlets = gevent.pool.Group()
         self.alive = False
+        #: Why a greenlet of this peer died, if one did (None while healthy or after a clean stop).
+        self.failure: str | None = None
 
     @property
     def id(self) -> int:
         return self.contact.id
 
     def start(self) -> "Peer":
-        self._greenlets.spawn(self._owned, self._server_sock, self._serve)
-        self._greenlets.spawn(self._owned, self._client_sock, self._run_client)
+        for sock, loop in ((self._server_sock, self._serve), (self._client_sock, self._run_client)):
+            self._greenlets.spawn(self._owned, sock, loop).link_exception(self._crashed)
         self.alive = True
         return self
+
+    def _crashed(self, greenlet: gevent.Greenlet) -> None:
+        """A loop of this peer died of an error: say so once, and take the whole peer down."""
+        self.failure = repr(greenlet.exception)
+        self.counters["crashed"] += 1
+        log.error("peer %s crashed: %s", self.id, self.failure)
+        gevent.spawn(self.stop)  # not from inside a dying member of the group
 
     def stop(self) -> None:
         """Kill both greenlets (each closes its socket on the way out). Idempotent."""
@@ -97,9 +107,9 @@ class Peer:
     def update_peers(self, secret: int, contacts: list[Contact]) -> bool:
         """Replace the table with ``contacts`` (preorder) if ``secret`` is this peer's; True if it was applied."""
         if secret != self.secret:
-            self._drop("bad_secret", "update_peers with a wrong secret")
+            self.counters.drop("server", "bad_secret", "update_peers with a wrong secret")
             return False
-        self.table = Table.from_preorder(contacts, metric=self.config.metric, capacity=self.config.table_capacity)
+        self.table = self.config.table(contacts)
         return True
 
     # -- server ---------------------------------------------------------------------------------------------------
@@ -123,7 +133,7 @@ class Peer:
                 self._forget_leaver(msg.sender)
                 continue
             else:
-                self._drop("server", f"unexpected {kind.__name__}", "unexpected")
+                self.counters.drop("server", "unexpected", kind.__name__)
                 continue
             self._answer(sock, route, reply)
             self.table.add(msg.sender)
@@ -139,14 +149,7 @@ class Peer:
             sock.reply(route, m.encode(reply))
             self.counters["replies"] += 1
         except TransportError as exc:
-            self._drop("undeliverable", exc)
-
-    def _drop(self, where: str, why, reason: str | None = None) -> None:
-        """Count a dropped message by where it was dropped and by why (a :class:`ProtocolError`'s reason)."""
-        self.counters[f"dropped.{where}"] += 1
-        self.counters[f"dropped_reason.{why.reason if isinstance(why, ProtocolError) else reason or where}"] += 1
-        self.counters["dropped"] += 1
-        log.debug("peer %s dropped a message at %s: %s", self.id, where, why)
+            self.counters.drop("undeliverable", "undeliverable", exc)
 
     # -- client ---------------------------------------------------------------------------------------------------
 
@@ -156,9 +159,7 @@ class Peer:
             if self._pending:
                 route, msg = self._pending.popleft()
             else:
-                received = None
-                with gevent.Timeout(self.config.refresh_interval, False):
-                    received = self._receive(sock, "client")
+                received = self._receive(sock, "client", self.config.refresh_interval)
                 if received is None:
                     self.refresh()  # nobody asked for anything for refresh_interval: refresh by ourselves (§4.4)
                     sock.forget_all()
@@ -167,7 +168,7 @@ class Peer:
                 if msg is None:
                     continue
                 if not isinstance(msg, m.COMMANDS):
-                    self._drop("client", f"unexpected {type(msg).__name__}", "unexpected")
+                    self.counters.drop("client", "unexpected", type(msg).__name__)
                     continue
             self._answer(sock, route, self._command(msg))
             if not self._pending:
@@ -210,8 +211,7 @@ class Peer:
     def join(self, contact: Contact) -> None:
         """Bootstrap: fetch ``contact``'s table (it learns us) and build ours from it (§4.8 create)."""
         reply = self._request(contact.server, m.GetPeers, m.PeersReply)
-        start = Table.from_preorder(reply.table, metric=self.config.metric, capacity=self.config.table_capacity)
-        self._rebuild(start)
+        self._rebuild(self.config.table(reply.table))
 
     def refresh(self) -> None:
         """One discovery pass from our current table (§4.4 refresh)."""
@@ -221,36 +221,12 @@ class Peer:
         """Tell every peer in our table that we leave (``Leave``), ``max_connections`` at a time, each window
         waiting at most ``client_timeout`` for the acknowledgements; returns how many acknowledged. Waiting for
         them matters: a socket closed with LINGER 0 would discard messages still queued on a tcp connection."""
-        others = [contact for contact in self.table if contact.id != self.id]
-        window = self.config.max_connections
-        acknowledged = 0
-        for start in range(0, len(others), window):
-            acknowledged += self._broadcast_leave(others[start:start + window])
-        return acknowledged
-
-    def _broadcast_leave(self, contacts: list[Contact]) -> int:
-        sock = self._client_sock
-        waiting: dict[int, tuple[bytes, int]] = {}  # request id -> (route, cookie)
-        acknowledged = 0
-        with gevent.Timeout(self.config.client_timeout, False):
-            for contact in contacts:
-                req_id, cookie = next(self._request_ids), new_cookie(self._cookies)
-                try:
-                    route = sock.route(contact.server)
-                    sock.send_to(route, m.encode(m.Leave(req_id, cookie, self.contact)))
-                except TransportError as exc:
-                    self._drop("undeliverable", exc)
-                    continue
-                self.counters["requests"] += 1
-                waiting[req_id] = (route, cookie)
-            while waiting:
-                ack = self._await(lambda sender, msg: type(msg) is m.Done
-                                  and waiting.get(msg.req_id) == (sender, msg.cookie))
-                del waiting[ack.req_id]
-                acknowledged += 1
-        for contact in contacts:
-            sock.forget(contact.server)
-        return acknowledged
+        others = [Request(contact.server, m.Leave, (self.contact,), m.Done) for contact in self.table
+                  if contact.id != self.id]
+        results = self._rpc.call_many(others, self.config.client_timeout, window=self.config.max_connections)
+        for request in others:
+            self._client_sock.forget(request.endpoint)
+        return sum(result.outcome is Outcome.REPLIED for result in results)
 
     def _rebuild(self, start: Table) -> None:
         self._unreachable.clear()
@@ -287,50 +263,27 @@ class Peer:
         return reply.contact
 
     def _request(self, endpoint: str, kind, reply_kind, *args):
-        """Send a request with a fresh request id and cookie; wait for its reply for ``client_timeout`` seconds.
+        """Ask ``endpoint`` (another peer's server) and return its reply; raises :class:`RpcTimeout` after
+        ``client_timeout`` or :class:`TransportError`. Late, forged and misdirected replies are dropped and counted;
+        supervisor commands that arrive meanwhile are kept for the client loop."""
+        return self._rpc.call(endpoint, kind, (self.contact, *args), reply_kind, self.config.client_timeout)
 
-        Other replies (late, forged, for someone else) are dropped and counted; supervisor commands that arrive
-        meanwhile are queued for the client loop. Raises :class:`RpcTimeout` or :class:`TransportError`.
-        """
-        sock = self._client_sock
-        req_id = next(self._request_ids)
-        cookie = new_cookie(self._cookies)
-        route = sock.route(endpoint)
-        self.counters["requests"] += 1
-        try:
-            with gevent.Timeout(self.config.client_timeout, RpcTimeout(f"no reply from {endpoint}")):
-                sock.send_to(route, m.encode(kind(req_id, cookie, self.contact, *args)))
-                return self._await(lambda sender, msg: type(msg) is reply_kind and sender == route
-                                   and msg.req_id == req_id and msg.cookie == cookie)
-        except RpcTimeout:
-            self.counters["timeouts"] += 1
-            sock.forget(endpoint)  # a late reply must not be mistaken for the next one; the next dial is fresh
-            raise
+    def _keep(self, route: bytes, msg) -> bool:
+        """Keep a supervisor command that arrived while the client waited for a reply (up to a bound)."""
+        if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
+            self._pending.append((route, msg))
+            return True
+        return False
 
-    def _receive(self, sock: RouterSocket, where: str):
-        """The next message on ``sock`` as (route, message); a malformed one is dropped, counted at ``where`` and
-        returned as (route, None)."""
-        route, *frames = sock.recv()
+    def _receive(self, sock: RouterSocket, where: str, timeout: float | None = None):
+        """The next message on ``sock`` as (route, message), or None after ``timeout``; a malformed one is dropped,
+        counted at ``where`` and returned as (route, None)."""
+        frames = sock.recv(timeout)
+        if frames is None:
+            return None
+        route, *body = frames
         try:
-            return route, self._codec.decode(frames)
+            return route, self._codec.decode(body)
         except ProtocolError as exc:
-            self._drop(where, exc)
+            self.counters.drop(where, exc.reason, exc)
             return route, None
-
-    def _await(self, matches):
-        """Receive on the client socket until a message for which ``matches(sender, msg)`` holds, and return it.
-
-        Meanwhile malformed messages and other replies (late, forged, for someone else) are dropped and counted;
-        supervisor commands are queued for the client loop. The caller's ``gevent.Timeout`` bounds the wait.
-        """
-        sock = self._client_sock
-        while True:
-            sender, msg = self._receive(sock, "client")
-            if msg is None:
-                continue
-            if matches(sender, msg):
-                return msg
-            if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
-                self._pending.append((sender, msg))
-            else:
-                self._drop("stale_reply", f"unmatched {type(msg).__name__}")

@@ -1,4 +1,4 @@
-"""net_status arithmetic (DESIGN.md §4.8): pure, no sockets.
+"""net_status arithmetic (docs/DESIGN.md §4.8): pure, no sockets.
 
 Greedy routing is deterministic: from peer C towards target T the next hop is ``C's table.closest(T)``, so the route
 from C is a fixed path and "T reached within ``max_hops`` forwarding steps" depends only on that path's length. Given
@@ -96,3 +96,26 @@ def estimate(reached: list[int], k: int) -> dict:
     half = Z95 * math.sqrt(variance)
     return {"estimate": round(100 * mean, 3),
             "ci95": [round(100 * max(0.0, mean - half), 3), round(100 * min(1.0, mean + half), 3)]}
+
+
+def route_counts(tables: dict[int, Table], ids: list[int], targets: list[list[int]],
+                 max_hops: int) -> tuple[list[int], collections.Counter, int]:
+    """Greedy routes from each peer of ``ids`` to each of its own ``targets``, on the snapshot ``tables``: how many
+    targets each peer reaches, the histogram of forwarding steps of the routes that arrived, and how many routes
+    failed at a dead peer (one absent from ``tables``)."""
+    steps = route_steps(tables, ((source, target) for source, row in zip(ids, targets) for target in row), max_hops)
+    reached, hop_counts, position = [], collections.Counter(), 0
+    for row in targets:
+        arrived = [step for step in steps[position:position + len(row)] if step is not None and step >= 0]
+        position += len(row)
+        reached.append(len(arrived))
+        hop_counts.update(arrived)
+    return reached, hop_counts, steps.count(DEAD)
+
+
+def hop_summary(hop_counts: collections.Counter, lookups: int) -> dict:
+    """Histogram of forwarding steps over successful lookups (keys are strings: JSON), their mean, success rate."""
+    successes = sum(hop_counts.values())
+    mean = sum(hops * count for hops, count in hop_counts.items()) / successes if successes else 0.0
+    return {"histogram": {str(hops): hop_counts[hops] for hops in sorted(hop_counts)}, "mean": round(mean, 4),
+            "success_rate": round(successes / lookups, 6) if lookups else 0.0}

@@ -1,4 +1,4 @@
-"""The Peers table (DESIGN.md §4.3, §4.5): pure data, no I/O.
+"""The Peers table (docs/DESIGN.md §4.3, §4.5): pure data, no I/O.
 
 A table maps peer ids to :class:`Contact` s and answers ``closest(target)``. Its shape is an exact emulation of
 Erlang's ``gb_trees`` (OTP stdlib), because the original's ``tree`` metric returns the last node on a BST search

@@ -1,6 +1,6 @@
 """The only module that imports ZeroMQ: context, green sockets, endpoints and connection reuse.
 
-Sockets here are a lean green layer over pyzmq's non-blocking calls (DESIGN.md §3: about 2x the round-trip rate of
+Sockets here are a lean green layer over pyzmq's non-blocking calls (docs/DESIGN.md §3: about 2x the round-trip rate of
 stock ``zmq.green``). A call that would block parks the calling greenlet on the socket's event fd in gevent's loop.
 ZeroMQ's fd signals pending *commands*, not messages, and any socket call may consume that signal. A receive that
 fails with EAGAIN has just drained the command mailbox, so parking right after it cannot miss a wake-up: the next
@@ -18,10 +18,12 @@ with one ``CONNECT_ROUTING_ID`` aborts the whole process. ``zmq.ZMQError`` never
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import os
 import time
 import weakref
+from typing import Iterator
 
 import gevent
 import zmq
@@ -39,6 +41,23 @@ _EVENTS = int(zmq.EVENTS)
 _POLLOUT = int(zmq.POLLOUT)
 _BUSY_RETRY = 0.00005  # a loopback tcp handshake takes well under a millisecond: poll for it finely
 _BUSY_RETRY_MAX = 0.05
+
+
+@contextlib.contextmanager
+def _translated(what: str, sock: "GreenSocket | None" = None) -> Iterator[None]:
+    """Turn a ``zmq.ZMQError`` raised inside into a :class:`TransportError` saying ``what`` could not be done
+    (:class:`ClosedError` when the socket or context is closed). For calls off a message's path; on it (send, recv)
+    an explicit ``except`` costs less."""
+    try:
+        yield
+    except zmq.ZMQError as exc:
+        raise _error(what, exc, sock) from exc
+
+
+def _error(what: str, exc: zmq.ZMQError, sock: "GreenSocket | None" = None) -> TransportError:
+    if (sock is not None and sock.closed) or exc.errno in (zmq.ENOTSOCK, zmq.ETERM):
+        return ClosedError(f"{what}: the socket is closed")
+    return TransportError(f"{what}: {exc}")
 
 
 def zmq_version() -> str:
@@ -100,15 +119,13 @@ class Context:
     def _make(self, cls, kind: int):
         if self._closed:
             raise ClosedError("context is terminated")
-        try:
+        with _translated("cannot create a socket"):
             zsock = self._zctx.socket(kind)
             zsock.setsockopt(zmq.LINGER, 0)
             zsock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
             zsock.setsockopt(zmq.BACKLOG, self.tcp_backlog)
             if kind == zmq.ROUTER:
                 zsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot create socket: {exc}") from exc
         sock = cls(zsock)
         sock._inproc_bound = self._inproc_bound
         self._sockets.add(sock)
@@ -142,11 +159,9 @@ class GreenSocket:
 
     def bind(self, endpoint: str) -> str:
         """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
-        try:
+        with _translated(f"cannot bind {endpoint}", self):
             self._zsock.bind(endpoint)
             bound = self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot bind {endpoint}: {exc}") from exc
         if bound.startswith("inproc://"):
             self._inproc_bound.add(bound)
             self._bound.append(bound)
@@ -154,11 +169,9 @@ class GreenSocket:
 
     def set_hwm(self, hwm: int) -> None:
         """Send and receive high-water marks; affects connections made after the call."""
-        try:
+        with _translated("cannot set the high-water mark", self):
             self._zsock.setsockopt(zmq.SNDHWM, hwm)
             self._zsock.setsockopt(zmq.RCVHWM, hwm)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot set the high-water mark: {exc}") from exc
 
     def curve_server(self, public: bytes, secret: bytes) -> None:
         """Accept only CURVE-encrypted peers that know our public key (before ``bind``)."""
@@ -169,17 +182,13 @@ class GreenSocket:
         self._secure({zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: public, zmq.CURVE_SECRETKEY: secret})
 
     def _secure(self, options: dict) -> None:
-        try:
+        with _translated("cannot set CURVE keys", self):
             for option, value in options.items():
                 self._zsock.setsockopt(option, value)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot set CURVE keys: {exc}") from exc
 
     def connect(self, endpoint: str) -> None:
-        try:
+        with _translated(f"cannot connect to {endpoint}", self):
             self._zsock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
 
     def send(self, frames: list[bytes]) -> None:
         """Send one multipart message, waiting (green) while the high-water mark holds it back."""
@@ -193,7 +202,7 @@ class GreenSocket:
                 self._wait(_POLLOUT, delay)
                 delay = min(delay * 2, _BUSY_RETRY_MAX)
             except zmq.ZMQError as exc:
-                raise self._error("send", exc) from exc
+                raise _error("cannot send", exc, self) from exc
 
     def _send_frames(self, frames: list[bytes]) -> None:
         """Queue one multipart message without blocking (all frames or, on EAGAIN at the first, none)."""
@@ -202,34 +211,48 @@ class GreenSocket:
             send(frame, _MORE_NOBLOCK)
         send(frames[-1], _NOBLOCK)
 
-    def recv(self) -> list[bytes]:
-        """Receive one multipart message, parking the greenlet until one arrives."""
+    def recv(self, timeout: float | None = None) -> list[bytes] | None:
+        """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
+        arrived within that many seconds."""
         receive = self._zsock.recv
-        while True:
-            try:
-                frame = receive(_NOBLOCK, copy=False)
-            except zmq.Again:
-                frame = None
-            except zmq.ZMQError as exc:
-                raise self._error("recv", exc) from exc
-            if frame is None:
+        timer = None
+        try:
+            while True:
+                try:
+                    frame = receive(_NOBLOCK, copy=False)
+                except zmq.Again:
+                    frame = None
+                except zmq.ZMQError as exc:
+                    raise _error("cannot receive", exc, self) from exc
+                if frame is not None:
+                    break
+                if timeout is not None and timer is None:
+                    timer = gevent.Timeout(timeout)
+                    timer.start()
                 # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
                 # outside the except block, so thousands of idle sockets do not each keep an exception alive.
-                get_hub().wait(self._watcher)
-                continue
-            try:
-                parts = [frame.bytes]
-                while frame.more:  # the rest of a multipart message arrives with its first frame
-                    frame = receive(_NOBLOCK, copy=False)
-                    parts.append(frame.bytes)
-            except zmq.ZMQError as exc:
-                raise self._error("recv", exc) from exc
-            return parts
+                try:
+                    get_hub().wait(self._watcher)
+                except gevent.Timeout as expired:
+                    if expired is not timer:
+                        raise
+                    return None
+        finally:
+            if timer is not None:
+                timer.close()
+        try:
+            parts = [frame.bytes]
+            while frame.more:  # the rest of a multipart message arrives with its first frame
+                frame = receive(_NOBLOCK, copy=False)
+                parts.append(frame.bytes)
+        except zmq.ZMQError as exc:
+            raise _error("cannot receive", exc, self) from exc
+        return parts
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
         hub = get_hub()
-        try:
+        with _translated("cannot poll", self):
             while not self._zsock.getsockopt(_EVENTS) & event:
                 if timeout is None:
                     hub.wait(self._watcher)
@@ -237,13 +260,6 @@ class GreenSocket:
                     with gevent.Timeout(timeout, False):
                         hub.wait(self._watcher)
                     return
-        except zmq.ZMQError as exc:
-            raise self._error("poll", exc) from exc
-
-    def _error(self, what: str, exc: zmq.ZMQError) -> TransportError:
-        if self.closed or exc.errno in (zmq.ENOTSOCK, zmq.ETERM):
-            return ClosedError(f"{what} on a closed socket")
-        return TransportError(f"{what} failed: {exc}")
 
     def close(self) -> None:
         """Close now; idempotent. Pending outgoing messages are dropped (LINGER 0)."""
@@ -281,11 +297,9 @@ class RouterSocket(GreenSocket):
         while len(self._routes) >= self.max_connections:
             self.forget(next(iter(self._routes)))
         route = b"r%d" % next(self._next_route)
-        try:
+        with _translated(f"cannot connect to {endpoint}", self):
             self._zsock.setsockopt(zmq.CONNECT_ROUTING_ID, route)
             self._zsock.connect(endpoint)
-        except zmq.ZMQError as exc:
-            raise TransportError(f"cannot connect to {endpoint}: {exc}") from exc
         self._routes[endpoint] = route
         self._fresh.add(route)
         return route
@@ -310,29 +324,36 @@ class RouterSocket(GreenSocket):
     def connections(self) -> int:
         return len(self._routes)
 
-    def send_to(self, route: bytes, frames: list[bytes]) -> None:
-        """Send ``frames`` to ``route``, waiting up to ``handshake_timeout`` for a connection that is still coming up.
+    def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
+        """Send ``frames`` to ``route``; False if ``timeout`` seconds pass first (the high-water mark holds the
+        message back, or the connection is still coming up), and then nothing was sent.
 
         A route that has carried a message before and is now unroutable is gone (its peer closed): that raises
-        :class:`TransportError` at once, and so does a new one that does not come up in time.
+        :class:`TransportError` at once, and so does a new one that does not come up within ``handshake_timeout``.
         """
         delay = _BUSY_RETRY
-        deadline = None
+        handshake_deadline = None
+        give_up = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
                 self._send_frames([route, *frames])
                 self._fresh.discard(route)
-                return
+                return True
             except zmq.Again:
+                if give_up is not None and time.monotonic() >= give_up:
+                    return False
                 self._wait(_POLLOUT, delay)
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EHOSTUNREACH or route not in self._fresh:
                     self._forget_route(route)
-                    raise self._error("send", exc) from exc
-                deadline = deadline or time.monotonic() + self.handshake_timeout
-                if time.monotonic() > deadline:
+                    raise _error("cannot send", exc, self) from exc
+                now = time.monotonic()
+                handshake_deadline = handshake_deadline or now + self.handshake_timeout
+                if now > handshake_deadline:
                     self._forget_route(route)
                     raise TransportError("connection did not come up in time") from exc
+                if give_up is not None and now >= give_up:
+                    return False
                 gevent.sleep(delay)  # our own new connection, not attached yet: tcp handshake in progress
             delay = min(delay * 2, _BUSY_RETRY_MAX)
 
@@ -347,7 +368,7 @@ class RouterSocket(GreenSocket):
         try:
             self._send_frames([route, *frames])
         except zmq.ZMQError as exc:
-            raise self._error("reply", exc) from exc
+            raise _error("cannot reply", exc, self) from exc
 
 
 class Endpoints:

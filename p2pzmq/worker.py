@@ -1,19 +1,16 @@
 """A worker: a process that holds peers for a supervisor elsewhere (another process or another host).
 
-The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests, one JSON object each
-(see :mod:`p2pzmq.hosting`): ``hello`` (the network's settings), ``spawn`` (start peers with the given ids),
-``kill`` (stop peers with the given ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary
-:class:`~p2pzmq.peer.Peer` objects on tcp endpoints; they talk to every other peer directly. A worker that hears
-nothing from its supervisor for ``heartbeat_timeout`` (or, before the first ``hello``, for ``control_timeout``)
-stops its peers and ends: no orphan outlives its network.
+The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests (:mod:`p2pzmq.link`):
+``hello`` (the network's settings), ``spawn`` (start peers with the given ids), ``kill`` (stop peers with the given
+ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary :class:`~p2pzmq.peer.Peer` objects on tcp endpoints;
+they talk to every other peer directly. A worker that hears nothing from its supervisor for ``heartbeat_timeout``
+(or, before the first ``hello``, for ``control_timeout``) stops its peers and ends: no orphan outlives its network.
 
 :func:`launch` starts local worker processes for ``serve --workers K`` and reads back their endpoints.
 """
 from __future__ import annotations
 
-import collections
 import ipaddress
-import json
 import logging
 import os
 import random
@@ -24,10 +21,13 @@ import gevent
 import gevent.event
 import gevent.subprocess
 
+from . import link
 from . import messages as m
 from .config import Config
-from .errors import P2PError, ProtocolError, TransportError
-from .hosting import LocalHost, WORKER_SETTINGS, decode_link, pack_contact, peer_room, process_usage
+from .errors import P2PError, TransportError
+from .hosting import LocalHost, peer_room, process_usage
+from .ids import ID_BITS
+from .rpc import Counters
 from .transport import Context, Endpoints
 
 log = logging.getLogger(__name__)
@@ -52,12 +52,15 @@ class Worker:
         except P2PError:
             self._ctx.term()
             raise
-        self.counters: collections.Counter = collections.Counter()
+        self._codec = link.LinkCodec()
+        self.counters = Counters()
         self.peers: LocalHost | None = None
         self.stopped = gevent.event.Event()
         #: Why the worker stopped by itself, if it did: no word from its supervisor in time (None otherwise).
         self.gave_up: str | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self._handlers = {link.BEAT: lambda fields: {}, link.HELLO: self._hello, link.SPAWN: self._spawn,
+                          link.KILL: self._kill, link.STATS: self._stats, link.STOP: lambda fields: {}}
 
     def start(self) -> "Worker":
         self._greenlet = gevent.spawn(self._serve)
@@ -68,26 +71,25 @@ class Worker:
         try:
             while True:
                 silence = self.config.heartbeat_timeout if self.peers else self.config.control_timeout
-                frames = None
-                with gevent.Timeout(silence, False):
-                    frames = sock.recv()
+                frames = sock.recv(silence)
                 if frames is None:  # its owner (the command line) reports it; a log line would say it twice
                     self.gave_up = f"no word from a supervisor for {silence:g} s: worker stopped"
                     log.info("%s", self.gave_up)
                     return
                 route, *body = frames
                 try:
-                    request = decode_link(body)
-                except ProtocolError as exc:
-                    self.counters["dropped.link"] += 1
-                    log.debug("worker dropped a link message: %s", exc)
+                    request = self._codec.decode(body)
+                except P2PError as exc:
+                    self.counters.drop("link", getattr(exc, "reason", "malformed"), exc)
                     continue
-                reply, stop = self._handle(request)
+                if type(request) is not link.LinkRequest:
+                    self.counters.drop("link", "unexpected", request)
+                    continue
                 try:
-                    sock.reply(route, [json.dumps({"req": request.get("req"), **reply}).encode()])
+                    sock.reply(route, self._codec.encode(self._handle(request)))
                 except TransportError as exc:
                     log.debug("worker could not answer its supervisor: %s", exc)
-                if stop:
+                if request.op == link.STOP:
                     return
         finally:
             if self.peers is not None:
@@ -95,54 +97,39 @@ class Worker:
             sock.close()
             self.stopped.set()
 
-    def _handle(self, request: dict) -> tuple[dict, bool]:
-        op = request.get("op")
+    def _handle(self, request: link.LinkRequest) -> link.LinkReply:
         try:
-            if op == "beat":
-                return {"ok": True}, False
-            if op == "hello":
-                return self._hello(request["config"]), False
-            if op == "spawn":
-                return self._spawn(request["ids"]), False
-            if op == "kill":
-                return self._kill(request["ids"]), False
-            if op == "stats":
-                return self._stats(), False
-            if op == "stop":
-                return {"ok": True}, True
+            return link.ok(request, **self._handlers[request.op](request.fields))
         except (P2PError, KeyError, TypeError, ValueError) as exc:
-            return {"ok": False, "error": " ".join(str(exc).split())}, False
-        return {"ok": False, "error": f"unknown op {op!r}"}, False
+            return link.failed(request, str(exc))
 
-    def _hello(self, settings: dict) -> dict:
+    def _hello(self, fields: dict) -> dict:
         if self.peers is None:
-            unknown = set(settings) - set(WORKER_SETTINGS)
+            settings = fields["config"]
+            unknown = set(settings) - set(link.WORKER_SETTINGS)
             if unknown:
                 raise ValueError(f"unknown settings {sorted(unknown)}")
             self.config = self.config.replace(**settings)
             self.peers = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters)
-        return {"ok": True, "pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
+        return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
 
-    def _spawn(self, ids: list) -> dict:
+    def _spawn(self, fields: dict) -> dict:
+        peers = self._hosted().spawn(_ids(fields["ids"]))
+        return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
+
+    def _kill(self, fields: dict) -> dict:
+        self._hosted().kill(_ids(fields["ids"]))
+        return {"room": peer_room("tcp")}
+
+    def _stats(self, fields: dict) -> dict:
+        return {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+
+    def _hosted(self) -> LocalHost:
         if self.peers is None:
-            raise ValueError("spawn before hello")
-        peers = self.peers.spawn([int(text) for text in ids])
-        return {"ok": True, "contacts": [pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
-
-    def _kill(self, ids: list) -> dict:
-        if self.peers is None:
-            raise ValueError("kill before hello")
-        self.peers.kill_ids([int(text) for text in ids])
-        return {"ok": True, "room": peer_room("tcp")}
-
-    def _stats(self) -> dict:
-        dropped = {key.split(".", 1)[1]: value for key, value in sorted(self.counters.items())
-                   if key.startswith("dropped.")}
-        return {"ok": True, "requests": self.counters["requests"], "replies": self.counters["replies"],
-                "timeouts": self.counters["timeouts"], "dropped": self.counters["dropped"],
-                "dropped_by_kind": dropped, **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+            raise ValueError("hello first")
+        return self.peers
 
     def wait(self) -> None:
         """Block until the supervisor said stop (or went silent), or :meth:`stop` was called."""
@@ -157,6 +144,16 @@ class Worker:
         if left:
             log.warning("%d sockets were still open when the worker stopped", left)
         self.stopped.set()
+
+
+def _ids(texts) -> list[int]:
+    """Peer ids sent on the link as decimal strings; raises ValueError for anything else."""
+    if not isinstance(texts, list) or not all(isinstance(text, str) and text.isdecimal() for text in texts):
+        raise ValueError("ids are a list of decimal strings")
+    ids = [int(text) for text in texts]
+    if any(peer_id >> ID_BITS for peer_id in ids):
+        raise ValueError(f"an id is below 2**{ID_BITS}")
+    return ids
 
 
 class Launched:

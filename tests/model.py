@@ -1,4 +1,4 @@
-"""A message-free model of DESIGN.md §4: the test oracle.
+"""A message-free model of docs/DESIGN.md §4: the test oracle.
 
 Plain function calls stand in for messages. Given the same seed it draws ids and bootstrap choices from the same
 stream as :class:`p2pzmq.network.Network`, so it must end with exactly the same tables and the same statistics as

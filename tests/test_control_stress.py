@@ -1,4 +1,4 @@
-"""The control socket under stress (issue 6): concurrent clients, commands queued behind a long one, ctl timeouts
+"""The control socket under stress: concurrent clients, commands queued behind a long one, ctl timeouts
 with Lazy Pirate recovery, and shutdown by die or signal leaving nothing behind."""
 import json
 import signal

@@ -1,4 +1,4 @@
-"""Dead peers, graceful leaves, eviction and churn (issue 6), checked against the message-free oracle."""
+"""Dead peers, graceful leaves, eviction and churn, checked against the message-free oracle."""
 import time
 
 import pytest

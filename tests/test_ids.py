@@ -1,4 +1,4 @@
-"""Ids, cookies and discovery targets (DESIGN.md §4.1, §4.2, §4.6): pure functions, checked exhaustively."""
+"""Ids, cookies and discovery targets (docs/DESIGN.md §4.1, §4.2, §4.6): pure functions, checked exhaustively."""
 from __future__ import annotations
 
 import hashlib

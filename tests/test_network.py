@@ -106,7 +106,7 @@ def test_die_is_idempotent_and_leaves_nothing(make_network):
     assert not any(peer.alive for peer in net.peers)
 
 
-# Reference statistics of the original (DESIGN.md §4, tree metric): median connectivity after create and after one
+# Reference statistics of the original (docs/DESIGN.md §4, tree metric): median connectivity after create and after one
 # refresh, and the mean table size at both points. The original's medians come from 12 runs whose spread is 7-11
 # points (e.g. N = 32: 89-96 after create); the median of 24 seeded runs matches within 3 points (checked against
 # 60 runs of the oracle: N = 32 gives 91 after create) and the mean table size within 1 entry.

@@ -1,5 +1,4 @@
-"""The peer protocol of DESIGN.md §4.4, driven message by message against one real peer."""
-import collections
+"""The peer protocol of docs/DESIGN.md §4.4, driven message by message against one real peer."""
 import random
 
 import gevent
@@ -8,6 +7,7 @@ import pytest
 from p2pzmq import messages as m
 from p2pzmq.config import Config
 from p2pzmq.peer import Peer
+from p2pzmq.rpc import Counters
 from p2pzmq.table import Contact
 from p2pzmq.transport import Context, Endpoints
 
@@ -20,7 +20,7 @@ class Harness:
     def __init__(self, transport="inproc", **config):
         self.ctx = Context()
         self.endpoints = Endpoints(transport, self.ctx.namespace)
-        self.counters = collections.Counter()
+        self.counters = Counters()
         self.codec = m.Codec()
         self.config = Config(transport=transport, client_timeout=0.5, **config)
         self.peer = Peer(10**40, ctx=self.ctx, endpoints=self.endpoints, config=self.config,
@@ -84,7 +84,7 @@ def test_update_peers_with_a_wrong_secret_changes_nothing_and_is_counted(harness
     harness.tell(peer.contact.server, m.encode(m.UpdatePeers(wrong, [harness.contact(3), peer.contact])))
     # a request after the update is answered only after the update was handled (one server greenlet, in order)
     harness.ask(peer.contact.server, m.FindClosest(1, 1, harness.contact(8), 8))
-    assert harness.counters["dropped.bad_secret"] == 1
+    assert harness.counters["dropped_reason.bad_secret"] == harness.counters["dropped.server"] == 1
     assert harness.table_ids() == sorted([peer.id, 8])
 
 

@@ -1,4 +1,4 @@
-"""Peers refresh by themselves after ``refresh_interval`` without client commands (DESIGN.md §4.4)."""
+"""Peers refresh by themselves after ``refresh_interval`` without client commands (docs/DESIGN.md §4.4)."""
 import pytest
 
 from conftest import wait_until

@@ -1,4 +1,4 @@
-"""CI's soak (issue 6): ``tools/soak.py --seconds 60`` (200 peers under churn, status and snapshots) must hold every
+"""CI's soak: ``tools/soak.py --seconds 60`` (200 peers under churn, status and snapshots) must hold every
 invariant it checks: tables, greenlets, file descriptors, memory, a clean shutdown."""
 import json
 import os

@@ -1,5 +1,5 @@
 """The lean green layer of transport.py: no lost wake-ups on ZeroMQ's edge-triggered fd, and high-water-mark
-back-pressure that parks the sender instead of dropping or failing (DESIGN.md §3, issue 5)."""
+back-pressure that parks the sender instead of dropping or failing (docs/DESIGN.md §3)."""
 import gevent
 import pytest
 

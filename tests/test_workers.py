@@ -1,4 +1,5 @@
 """Peers spread over worker processes: the same network as one process, and a supervisor that outlives a worker."""
+import collections
 import json
 import os
 import signal
@@ -6,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import gevent
 import pytest
 
 from conftest import wait_until
@@ -158,7 +160,7 @@ def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
     room = net.local.room()
     with pytest.raises(UsageError, match="room for"):
         net.create(room + 1)
-    assert net.peers == [] and net.local.peers == []
+    assert net.peers == [] and not net.local.peers
 
 
 def test_the_scale_tool_runs_quick(tmp_path):
@@ -213,7 +215,7 @@ def test_peers_held_by_workers_leave_and_are_killed_as_in_one_process(over_two_w
         # the departed peers' sockets are closed in their workers: fewer fds, more room
         assert [a["fds"] < b["fds"] for a, b in zip(after, before)] == [True, True]
         with pytest.raises(TransportError, match="no peer with id 12345"):  # a worker refuses ids it does not hold
-            net.workers[0].request("kill", ids=["12345", str(net.workers[0].peers[0].id)])
+            net.workers[0].request("kill", ids=["12345", str(net.members.on(net.workers[0])[0].id)])
         assert net.workers[0].stats()["peers"] == after[0]["peers"]  # ...and then kills none of them
     finally:
         net.die()
@@ -255,3 +257,35 @@ def test_a_long_computation_in_the_supervisor_keeps_its_workers(over_two_workers
         assert after["unreachable"] == 0 and after["n"] == 20 and after["dead"] == []
     finally:
         net.die()
+
+
+def test_commands_from_several_greenlets_during_churn_over_two_workers_never_collide(over_two_workers):
+    """stats, peers, ping, attach and a sampled net_status, all at once while churn joins, kills and makes peers
+    leave over the worker link: every call must succeed (the link and the command channel each serialize their
+    socket, so no greenlet ever reads another's reply)."""
+    net = over_two_workers(6, client_timeout=0.5)
+    extra = worker.launch(["127.0.0.1"], net.config)
+    calls = collections.Counter()
+    try:
+        net.create(12)
+        net.churn(join_rate=8.0, leave_rate=1.0, duration=4.0, crash_fraction=0.5, seed=3)
+
+        def keep_calling(name, call):
+            while net.churned["running"]:
+                call()
+                calls[name] += 1
+                gevent.sleep(0)
+
+        callers = [gevent.spawn(keep_calling, "stats", net.stats), gevent.spawn(keep_calling, "stats", net.stats),
+                   gevent.spawn(keep_calling, "peers", net.peer_list), gevent.spawn(keep_calling, "ping", net.ping),
+                   gevent.spawn(keep_calling, "net_status", lambda: net.net_status(sample=4))]
+        net.attach(extra.endpoints[0], peers=2)
+        gevent.joinall(callers, raise_error=True, timeout=60)
+        assert all(caller.successful() for caller in callers)
+        assert calls["stats"] > 20 and calls["peers"] > 0 and calls["ping"] > 0 and calls["net_status"] > 0
+        churned = net.churned
+        assert churned["joined"] > 0 and "error" not in churned
+        assert net.stats()["failures"] == [] and len(net.ping()["workers"]) == 3
+    finally:
+        net.die()
+        extra.reap(5)

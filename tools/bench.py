@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark p2pzmq against the limit of its own stack, measured in the same run (issue 5).
+"""Benchmark p2pzmq against the limit of its own stack, measured in the same run.
 
 One run measures, side by side:
 

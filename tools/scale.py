@@ -1,4 +1,4 @@
-"""Build a large network over worker processes, refresh it once, and measure it (issue 4's scale run).
+"""Build a large network over worker processes, refresh it once, and measure it (the 20,000-peer scale run).
 
     python tools/scale.py -n 20000 --workers 6 --window 32 --sequential 2000 [--json out.json]
     python tools/scale.py -n 2000 --workers 4      # one join at a time: the network equals the oracle's

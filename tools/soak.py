@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak: a network under churn, status and snapshots for a while, checking that nothing drifts (issue 6).
+"""Soak: a network under churn, status and snapshots for a while, checking that nothing drifts.
 
     python tools/soak.py --minutes 10          # or --seconds 60 (what CI runs)
 

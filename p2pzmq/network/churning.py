@@ -1,0 +1,69 @@
+"""Background churn: turns the random schedule of :mod:`p2pzmq.churn` into ``add_peers``, ``kill_peers`` and
+``leave_peers`` from one greenlet that the network owns (docs/DESIGN.md §8). Other commands keep
+working meanwhile, each in between churn events. The greenlet is linked: if it dies of an error, that is logged once
+and shows in ``stats`` (``churn.error``)."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+import gevent
+
+from ..churn import ChurnPlan, Schedule
+from ..errors import UsageError
+
+log = logging.getLogger(__name__)
+
+
+class ChurnDriver:
+    """Runs one churn at a time; ``state`` says what the last one did so far."""
+
+    def __init__(self, add: Callable[[int], dict], kill: Callable[..., dict], leave: Callable[..., dict],
+                 peer_ids: Callable[[], list[int]], shutdown_timeout: float) -> None:
+        self._add, self._kill, self._leave, self._peer_ids = add, kill, leave, peer_ids
+        self._shutdown_timeout = shutdown_timeout
+        self._greenlet: gevent.Greenlet | None = None
+        self.state: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
+
+    def start(self, plan: ChurnPlan, wait: bool = False) -> dict:
+        if self._greenlet is not None and not self._greenlet.dead:
+            raise UsageError("churn is already running")
+        self.state = {"joined": 0, "killed": 0, "left": 0, "running": True}
+        self._greenlet = gevent.spawn(self._run, plan)
+        self._greenlet.link_exception(self._failed)
+        if wait:
+            self._greenlet.join()
+            return dict(self.state)
+        return {"started": True, "duration": plan.duration}
+
+    def _run(self, plan: ChurnPlan) -> None:
+        try:
+            schedule = Schedule(plan, self._peer_ids(), time.monotonic())
+            while (event := schedule.next()) is not None and time.monotonic() < schedule.end:
+                when, kind, peer_id = event
+                gevent.sleep(max(0.0, when - time.monotonic()))
+                if kind == "join":
+                    schedule.arrived(int(self._add(1)["added"][0]), time.monotonic())
+                    self.state["joined"] += 1
+                    continue
+                fate = plan.fate()
+                try:
+                    (self._kill if fate == "killed" else self._leave)(ids=[str(peer_id)])
+                except UsageError:
+                    continue  # a command killed it or made it leave in the meantime
+                self.state[fate] += 1
+            gevent.sleep(max(0.0, schedule.end - time.monotonic()))
+        finally:
+            self.state["running"] = False
+
+    def _failed(self, greenlet: gevent.Greenlet) -> None:
+        self.state["error"] = repr(greenlet.exception)
+        log.error("churn stopped by an error: %s", self.state["error"])
+
+    def stop(self) -> None:
+        """Stop background churn now (if any)."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=self._shutdown_timeout)
+            self._greenlet = None
+        self.state["running"] = False  # also when it was killed before it ever ran

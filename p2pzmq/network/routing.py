@@ -1,0 +1,210 @@
+"""Greedy routing over the network: ``net_status``, ``route_sample`` and ``lookup`` (docs/DESIGN.md §4.8).
+
+Routes are driven two ways with the same result: by ``find_peer`` messages (each round asks every client holding
+some routes for one step of all of them), or locally on tables fetched once per peer (:mod:`p2pzmq.status`, computed
+in the offload thread). A lookup's walk reads each visited peer's table instead of sending ``find_closest``, so it
+changes no table.
+"""
+from __future__ import annotations
+
+import collections
+import random
+import time
+from typing import Callable
+
+from .. import discovery, status
+from .. import messages as m
+from ..config import Config
+from ..errors import ProtocolError, UsageError
+from ..table import Contact, Table
+from .channel import CommandChannel
+from .members import Members, parse_peer_id
+
+#: How net_status may drive its routes (see :meth:`Router.net_status`).
+ROUTINGS = ("auto", "messages", "local")
+
+
+class Router:
+    def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
+                 status_rng: random.Random, report: Callable[[str, int, int], None], seconds: dict) -> None:
+        self.config = config
+        self._members = members
+        self._channel = channel
+        self._offload = offload
+        self._status_rng = status_rng
+        self._report = report
+        self._seconds = seconds
+
+    def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
+        """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
+        arrived (``hops``: histogram, mean, and the overall lookup success rate).
+
+        Only peers that are alive count: those killed or gone, and those whose client does not answer within
+        ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left``,
+        ``unresponsive``, ``unreachable`` or ``crashed``); ``n`` and ``connectivity`` are over the alive ones
+        (``alive`` = ``n``). A route whose next hop is a dead peer fails; ``failed_hops`` counts them.
+
+        ``sample``: None routes all N² pairs up to ``status_exact_limit`` peers and samples ``status_sample``
+        targets per peer above; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
+        ``sample``, ``estimate`` and ``ci95`` (percent) to the result. ``routing``: ``messages`` drives every route
+        with ``find_peer`` commands; ``local`` fetches each table once and routes on them (same result);
+        ``auto`` uses messages up to ``status_local_above`` peers.
+        """
+        if sample is not None and (type(sample) is not int or not 0 <= sample <= len(self._members)):
+            raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self._members)} (the number of "
+                             f"peers), not {sample!r}")
+        if routing not in ROUTINGS:
+            raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
+        with self._channel.exclusive():
+            started = time.perf_counter()
+            listed = list(self._members.listed)
+            results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed])
+            alive = [(index, peer, result.reply) for index, (peer, result) in enumerate(zip(listed, results), 1)
+                     if result.replied]
+            dead = [{"id": str(peer.id), "state": self._members.state(peer, result)}
+                    for peer, result in zip(listed, results) if not result.replied]
+            dead += [{"id": str(contact.id), "state": state} for contact, state in self._members.departed]
+            n = len(alive)
+            if sample is None:
+                sample = 0 if n <= self.config.status_exact_limit else self.config.status_sample
+            ids = [peer.id for _, peer, _ in alive]
+            targets = [ids] * n if sample == 0 else self._offload(status.sample_targets, self._status_rng, ids,
+                                                                   sample)
+            if routing == "local" or (routing == "auto" and n > self.config.status_local_above):
+                preorders = [reply.table for _, _, reply in alive]
+                reached, hops, failed = self._offload(self._route_locally, preorders, ids, targets)
+            else:
+                reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets)
+            per_peer = sample or n
+            rows = [{"id": str(peer.id), "tgf": index, "tree_size": len(reply.table), "reachable": count,
+                     "percent": int(count / per_peer * 100)} for (index, peer, reply), count in zip(alive, reached)]
+            result = {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n) if n else 0,
+                      "peers": rows, "hops": status.hop_summary(hops, n * per_peer), "alive": n, "dead": dead,
+                      "failed_hops": failed}
+            if sample and n:
+                result.update(status.estimate(reached, sample), sample=sample)
+            self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
+            self._seconds["net_status"] += time.perf_counter() - started
+        return result
+
+    def route_sample(self, size: int, seed: int = 0) -> dict:
+        """Greedy routing between ``size`` sources and ``size`` targets drawn with ``random.Random(seed)``: the
+        same hop summary as :meth:`net_status` at a cost of size² routes instead of N² (for very large networks)."""
+        if type(size) is not int or size < 1:
+            raise UsageError(f"the sample size must be a positive integer, not {size!r}")
+        with self._channel.exclusive():
+            started = time.perf_counter()
+            picker = random.Random(seed)
+            listed = self._members.listed
+            sources = picker.sample(listed, min(size, len(listed)))
+            targets = [peer.id for peer in picker.sample(listed, min(size, len(listed)))]
+            results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in sources], strict=True)
+            sizes = [len(result.reply.table) if result.replied else 0 for result in results]
+            _, hops, _ = self._route_pairs([peer.contact for peer in sources], [targets] * len(sources))
+            self._seconds["net_status"] += time.perf_counter() - started
+        return {"n": len(listed), "sources": len(sources), "targets": len(targets),
+                "mean_tree_size": round(sum(sizes) / len(sizes), 3),
+                "hops": status.hop_summary(hops, len(sources) * len(targets))}
+
+    def _route_locally(self, preorders: list[list[Contact]], ids: list[int], targets: list[list[int]]):
+        """:func:`status.route_counts` on the tables rebuilt from ``preorders``; run it in the offload thread."""
+        tables = {peer_id: self.config.table(preorder) for peer_id, preorder in zip(ids, preorders)}
+        return status.route_counts(tables, ids, targets, self.config.max_hops)
+
+    def _route_pairs(self, sources: list[Contact],
+                     targets: list[list[int]]) -> tuple[list[int], collections.Counter, int]:
+        """Greedy-route from each source to each of its own targets within ``max_hops`` forwarding steps, driven by
+        ``find_peer`` messages: how many targets each source reaches, how many steps the successful routes took,
+        and how many routes failed because the peer holding them did not answer (dead)."""
+        max_hops = self.config.max_hops
+        reached = [0] * len(sources)
+        hop_counts: collections.Counter = collections.Counter()
+        failed = 0
+        # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
+        holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
+        for index, (source, row) in enumerate(zip(sources, targets)):
+            if self._members.reachable(source):
+                holding[source] = [(index, target, max_hops) for target in row]
+        rounds = 0
+        while holding:
+            self._report("net_status", rounds, max_hops + 1)  # a route takes at most max_hops + 1 rounds
+            rounds += 1
+            asks = []
+            for contact, routes in holding.items():
+                if not self._members.reachable(contact):  # departed, or its worker is gone: the routes fail
+                    failed += sum(1 for route in routes if route[2] > 0)
+                    continue
+                live = []
+                for route in routes:
+                    if route[1] == contact.id:
+                        reached[route[0]] += 1
+                        hop_counts[max_hops - route[2]] += 1
+                    elif route[2] > 0:
+                        live.append(route)
+                if live:
+                    asks.append((contact, live))
+            results = self._channel.ask([(contact, m.FindPeers, ([route[1] for route in live],))
+                                         for contact, live in asks])
+            holding = collections.defaultdict(list)
+            for (contact, live), result in zip(asks, results):
+                if not result.replied:  # a dead peer, or its worker went away meanwhile
+                    failed += len(live)
+                    continue
+                reply = result.reply
+                if len(reply.picks) != len(live):
+                    raise ProtocolError(f"find_peer answered {len(reply.picks)} of {len(live)} targets")
+                for (index, target, hops), pick in zip(live, reply.picks):
+                    answer = reply.contacts[pick]
+                    if answer.id != contact.id:  # a peer that names itself is as close as the route gets
+                        holding[answer].append((index, target, hops - 1))
+        return reached, hop_counts, failed
+
+    def lookup(self, source: int | str, target: int | str) -> dict:
+        """Look ``target`` up from peer ``source`` (ids as ints or decimal strings), two ways, without changing
+        any table:
+
+        - ``route``: the greedy route of ``net_status``: ask the current peer's client for its closest entry, one
+          hop at a time, within ``max_hops`` forwarding steps. ``reached`` and ``hops`` agree with net_status.
+        - ``walk``: the discovery walk of a join or refresh (§4.7). A real walk sends ``find_closest`` to servers,
+          which then add the walker to their tables; this one asks each visited peer's client for its table
+          instead (a read that adds nobody) and applies the same rule, so it shows the path a refresh would take now.
+
+        Every path is a list of decimal ids starting at ``source``.
+        """
+        start_id, target_id = parse_peer_id(source, "from"), parse_peer_id(target, "id")
+        with self._channel.exclusive():
+            start = self._members.by_id(start_id).contact
+            return {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id),
+                    "walk": self._simulated_walk(start, target_id)}
+
+    def _greedy_route(self, start: Contact, target: int) -> dict:
+        path, current, hops = [start], start, self.config.max_hops
+        while current.id != target and hops > 0:
+            reply = self._channel.ask_one(current, m.FindPeers, [target])
+            answer = reply.contacts[reply.picks[0]]
+            if answer.id == current.id:
+                break
+            path.append(answer)
+            current, hops = answer, hops - 1
+        return {"path": [str(contact.id) for contact in path], "hops": len(path) - 1, "reached": current.id == target}
+
+    def _simulated_walk(self, start: Contact, target: int) -> dict:
+        tables: dict[int, Table] = {}
+        asked: list[Contact] = []
+
+        def table_of(contact: Contact) -> Table:
+            if contact.id not in tables:
+                tables[contact.id] = self.config.table(self._channel.ask_one(contact, m.ClientPeers).table)
+            return tables[contact.id]
+
+        def find_closest(contact: Contact, wanted: int) -> Contact:
+            asked.append(contact)
+            return table_of(contact).closest(wanted)
+
+        found = discovery.walk(start, table_of(start), target, find_closest, self.config.max_hops)
+        path = [start.id]
+        for contact_id in [contact.id for contact in asked] + [found.id]:
+            if contact_id != path[-1]:
+                path.append(contact_id)
+        return {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
+                "exact": found.id == target}

@@ -1,0 +1,270 @@
+"""The supervisor's façade: :class:`Network`, one method per control command (docs/DESIGN.md §8).
+
+Every method is a short delegation to the unit that does the work: :mod:`.building` (create, refresh, kill,
+leave), :mod:`.routing` (net_status, route_sample, lookup), :mod:`.exports` (tables, snapshots, files), and
+:mod:`.churning`; the command channel (:mod:`.channel`) is the only way to the peers, :mod:`.members` the only
+record of who is in. The methods return data; callers format it.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from typing import Callable
+
+import gevent
+
+from .. import messages as m
+from .. import security
+from ..churn import ChurnPlan
+from ..config import Config
+from ..errors import UsageError
+from ..hosting import LocalHost, process_usage
+from ..rpc import Counters
+from ..table import Table
+from ..transport import Context, Endpoints
+from .building import Builder
+from .channel import CommandChannel
+from .churning import ChurnDriver
+from .exports import Exporter
+from .members import Members
+from .offload import Offloader
+from .routing import Router
+from .workforce import Workforce
+
+log = logging.getLogger(__name__)
+
+_COOKIE_STREAM = 0x9E3779B97F4A7C15  # cookies come from their own stream, so ids and bootstraps never depend on them
+_STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
+
+#: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
+Progress = Callable[[str, int, int], None]
+
+
+class Network:
+    """A simulated network driven from this process. Use as a context manager, or call :meth:`die` when done.
+
+    ``Network(config)`` builds an empty network from a :class:`Config` (add peers with :meth:`create`);
+    ``Network(n, seed=1, metric="xor")`` takes the config's fields as keywords and creates ``n`` peers at once
+    (both forms take keywords that override the config). Every control command has a method of the same name
+    returning the same data.
+    """
+
+    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
+                 **options) -> None:
+        n = None
+        if isinstance(config, int) and not isinstance(config, bool):
+            n, config = config, None
+        config = Config(**options) if config is None else config.replace(**options) if options else config
+        self.config = config
+        seed = config.seed
+        cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
+        self.counters = Counters()
+        #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
+        self.progress = progress
+        self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
+        #: Background greenlets of the network that died of an error (heartbeat watch): what, and why.
+        self.failures: list[dict] = []
+        self.closed = False
+        #: Sockets that were still open when the context was terminated (owners should have closed them all).
+        self.sockets_left_open = 0
+        codec = m.Codec(config.max_message_bytes)
+        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
+        self.members = Members()
+        self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
+                               config=config, cookies=cookies, codec=codec, counters=self.counters)
+        self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
+                                    on_failure=self._background_failed)
+        self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
+        self._offload = Offloader(config.shutdown_timeout)
+        self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce,
+                                self._report, self.seconds)
+        self._router = Router(config, self.members, self._channel, self._offload,
+                              random.Random(None if seed is None else seed ^ _STATUS_STREAM), self._report,
+                              self.seconds)
+        self._exporter = Exporter(config, self.members, self._channel, self._offload, self._report)
+        self._churn = ChurnDriver(self.add_peers, self.kill_peers, self.leave_peers,
+                                  lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout)
+        if n is not None:
+            try:
+                self.create(n)
+            except BaseException:
+                self.die()
+                raise
+
+    def __enter__(self) -> "Network":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.die()
+
+    @property
+    def peers(self) -> list:
+        """The peers in the network, newest first (killed and departed ones are not)."""
+        return self.members.listed
+
+    @property
+    def workers(self) -> list:
+        return self._workforce.workers
+
+    @property
+    def churned(self) -> dict:
+        """What the last churn did so far."""
+        return self._churn.state
+
+    # -- building -------------------------------------------------------------------------------------------------
+
+    def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
+        return self._builder.create(n, hosts, concurrency)
+
+    create.__doc__ = Builder.create.__doc__
+
+    def add_peers(self, n: int) -> dict:
+        """``n`` more peers, each bootstrapped from a random alive one (as ``create``)."""
+        self.create(n)
+        return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
+
+    def attach(self, endpoint: str, peers: int = 0) -> dict:
+        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it."""
+        if type(peers) is not int or peers < 0:
+            raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
+        worker = self._workforce.attach(endpoint)
+        if peers:
+            self.create(peers, [worker])
+        return {"worker": worker.describe(len(self.members.on(worker))), "n": len(self.members)}
+
+    def refresh_peers(self, concurrency: int | None = None) -> dict:
+        return self._builder.refresh(concurrency)
+
+    refresh_peers.__doc__ = Builder.refresh.__doc__
+
+    def kill_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
+        return self._builder.kill(count, seed, ids)
+
+    kill_peers.__doc__ = Builder.kill.__doc__
+
+    def leave_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
+        return self._builder.leave(count, seed, ids)
+
+    leave_peers.__doc__ = Builder.leave.__doc__
+
+    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float = 0.5,
+              seed: int | None = None, wait: bool = False) -> dict:
+        """Start churn in the background for ``duration`` seconds (see :mod:`p2pzmq.churn`); other commands keep
+        working meanwhile, each one in between churn events. With ``wait``, return only when it is over."""
+        plan = ChurnPlan(join_rate, leave_rate, crash_fraction, duration, seed)
+        if self.closed:
+            raise UsageError("the network is stopped")
+        return self._churn.start(plan, wait)
+
+    def stop_churn(self) -> None:
+        """Stop background churn now (if any)."""
+        self._churn.stop()
+
+    # -- reading --------------------------------------------------------------------------------------------------
+
+    def ping(self) -> dict:
+        """The number of peers; with workers, also each worker and how many peers are unreachable (worker gone);
+        ``crashed`` (peers whose greenlets died) and ``failures`` (background greenlets that died) when any."""
+        result = {"n": len(self.members), **self._troubles()}
+        if self.workers:
+            result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
+        return result
+
+    def stats(self) -> dict:
+        """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
+        background churn did, how many peers departed and crashed, and what background greenlet failed."""
+        result = {"peers": len(self.members), **self.counters.summary(), **process_usage(),
+                  "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
+                  "churn": dict(self.churned), "dead": len(self.members.departed),
+                  "crashed": self.counters["crashed"], "failures": self._failures()}
+        if self.workers:
+            result["workers"] = self._workforce.stats(self.members)
+        return result
+
+    def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
+        result = self._router.net_status(sample, routing)
+        if self.workers:
+            result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
+        return result
+
+    net_status.__doc__ = Router.net_status.__doc__
+
+    def route_sample(self, size: int, seed: int = 0) -> dict:
+        return self._router.route_sample(size, seed)
+
+    route_sample.__doc__ = Router.route_sample.__doc__
+
+    def lookup(self, source: int | str, target: int | str) -> dict:
+        return self._router.lookup(source, target)
+
+    lookup.__doc__ = Router.lookup.__doc__
+
+    def peer_list(self) -> dict:
+        return self._exporter.peer_list()
+
+    peer_list.__doc__ = Exporter.peer_list.__doc__
+
+    def tables(self) -> list[Table]:
+        """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
+        return self._exporter.tables()
+
+    def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
+        return self._exporter.snapshot()
+
+    snapshot.__doc__ = Exporter.snapshot.__doc__
+
+    # -- writing files --------------------------------------------------------------------------------------------
+
+    def output_tgf(self, path: str) -> dict:
+        return self._exporter.output_tgf(path)
+
+    output_tgf.__doc__ = Exporter.output_tgf.__doc__
+
+    def output_graph(self, path: str, format: str | None = None) -> dict:
+        return self._exporter.output_graph(path, format)
+
+    output_graph.__doc__ = Exporter.output_graph.__doc__
+
+    def output_png(self, path: str, width: int = 1000, height: int = 1000) -> dict:
+        return self._exporter.output_png(path, width, height)
+
+    output_png.__doc__ = Exporter.output_png.__doc__
+
+    def time_lapse(self, steps: int, directory: str = ".", format: str = "tgf", status: bool = False) -> dict:
+        return self._exporter.time_lapse(steps, directory, format, status, self.refresh_peers, self.net_status)
+
+    time_lapse.__doc__ = Exporter.time_lapse.__doc__
+
+    # -- stopping -------------------------------------------------------------------------------------------------
+
+    def die(self) -> dict:
+        """Stop every peer and close every socket; nothing is left running. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._churn.stop()
+            self._workforce.stop()
+            self._offload.stop()
+            self._channel.close()
+            self.sockets_left_open = self._ctx.term()
+            if self.sockets_left_open:
+                log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
+        return {"stopping": True}
+
+    def _failures(self) -> list[dict]:
+        churn_error = self.churned.get("error")
+        return self.failures + ([{"what": "churn", "error": churn_error}] if churn_error else [])
+
+    def _troubles(self) -> dict:
+        """For ``ping``: crashed peers and failed background greenlets, only when there are any."""
+        troubles = {"crashed": self.counters["crashed"], "failures": self._failures()}
+        return {key: value for key, value in troubles.items() if value}
+
+    def _report(self, phase: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(phase, done, total)
+
+    def _background_failed(self, greenlet: gevent.Greenlet) -> None:
+        """A background greenlet of the network died of an error: logged once, shown in ``stats``."""
+        failure = {"what": "heartbeat watch", "error": repr(greenlet.exception)}
+        self.failures.append(failure)
+        log.error("the %s stopped: %s", failure["what"], failure["error"])

@@ -1,0 +1,1 @@
+"""Discovery protocols other than the original's: Kademlia's pure, sans-IO core lives here."""
