@@ -1,28 +1,37 @@
-"""The ``p2p-network`` command line (docs/DESIGN.md §5): ``run``, ``serve``, ``ctl`` and ``plot``.
+"""The ``p2p-network`` command line (docs/DESIGN.md §5): ``run``, ``serve``, ``worker``, ``keys``, ``ctl``, ``plot``.
 
-The supervisor returns data; this module turns it into the original's console lines (or JSON with ``--json``).
+The supervisor returns data; :mod:`.console` turns it into the original's console lines (or JSON with ``--json``).
 Long operations draw progress bars on stderr when it is a terminal and ``--json`` is off (see :mod:`.progress`).
-``main(argv)`` returns the exit code: 0 success, 1 a command failed, 2 usage error, 3 no supervisor answered,
-130 interrupted. Expected failures are one line on stderr, never a traceback.
+``main(argv)`` returns the exit code: 0 success; 1 a command failed; 2 usage error, i.e. what was typed is wrong,
+found before anything ran (``run`` checks all its commands before it builds a network); 3 no supervisor answered in
+time; 130 interrupted (SIGINT). ``serve`` and ``worker`` stop cleanly and exit 0 on SIGTERM. Every failure is one
+line on stderr, never a traceback.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import gc
+import ipaddress
 import json
+import math
 import os
+import re
 import signal
 import sys
-from typing import Callable, Iterator
+import textwrap
+from typing import Iterator
 
 import gevent
 
 from . import __version__, plot, security, worker
+from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
-from .control import COMMANDS, DEFAULT_ENDPOINT, ControlClient, ControlServer
+from .console import print_result
+from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
-from .graph import read_graph
+from .graph import output_file, read_graph
+from .interrupts import Signalled, stopping_on
 from .network import ROUTINGS, Network
 from .progress import TerminalProgress
 from .table import METRICS
@@ -31,6 +40,7 @@ PROG = "p2p-network"
 #: The original's session, run by ``run`` when no command is given.
 DEFAULT_SESSION = ["net_status", "refresh_peers", "net_status", "output_tgf", "network.tgf"]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SUPERVISOR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+_HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,14 +54,18 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="A peer-to-peer network simulator on gevent and ZeroMQ.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    command_names = ", ".join(COMMANDS)
+    usages = "commands:\n" + "\n".join(
+        f"  {command.usage()}\n" + textwrap.fill(command.help, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+        for command in COMMANDS.values())
+    text = argparse.RawDescriptionHelpFormatter
 
-    run = sub.add_parser("run", help="build a network, run commands in order, exit",
-                         description=f"Build a network and run COMMANDs in order ({command_names}). "
-                                     f"With none: {' '.join(DEFAULT_SESSION)}.")
+    run = sub.add_parser("run", help="build a network, run commands in order, exit", formatter_class=text,
+                         description=f"Build a network and run COMMANDs in order (not die). With none: "
+                                     f"{' '.join(DEFAULT_SESSION)}. Required arguments in order or as key=value, "
+                                     f"the others as key=value.", epilog=usages)
     _network_options(run)
     run.add_argument("--json", action="store_true", help="print each command's result as one JSON line")
-    run.add_argument("--sample", type=int, default=None, metavar="K",
+    run.add_argument("--sample", type=_integer(0), default=None, metavar="K",
                      help="net_status estimates reach from K random targets per peer (0: all pairs; default: all "
                           "pairs up to 2,000 peers)")
     run.add_argument("--routing", choices=ROUTINGS, default=None,
@@ -60,16 +74,17 @@ def _build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="build a network and serve the control socket until die")
     _network_options(serve)
-    serve.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                       help=f"control socket endpoint (default {DEFAULT_ENDPOINT})")
+    serve.add_argument("--control", type=_endpoint(bind=True), default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                       help=f"control socket endpoint, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
 
     member = sub.add_parser("worker", help="hold peers for a supervisor (on this or another host)",
                             description="Start a worker process. With --supervisor it joins that running "
                                         "supervisor and contributes -n peers; without, it waits to be attached.")
-    member.add_argument("--supervisor", metavar="ENDPOINT", help="control endpoint of a running supervisor")
-    member.add_argument("-n", type=int, default=0, help="peers to contribute (with --supervisor; default 0)")
-    member.add_argument("--host", default="127.0.0.1", help="address this worker and its peers bind")
-    member.add_argument("--timeout", type=_positive_float, default=Config.control_timeout, metavar="S",
+    member.add_argument("--supervisor", type=_endpoint(bind=False), metavar="ENDPOINT",
+                        help="control endpoint of a running supervisor")
+    member.add_argument("-n", type=_integer(0), default=0, help="peers to contribute (with --supervisor; default 0)")
+    member.add_argument("--host", type=_host, default="127.0.0.1", help="address this worker and its peers bind")
+    member.add_argument("--timeout", type=_seconds, default=Config.control_timeout, metavar="S",
                         help="give up (exit 3) if no supervisor gets in touch within S seconds (default %(default)s)")
     _security_options(member)
 
@@ -78,43 +93,45 @@ def _build_parser() -> argparse.ArgumentParser:
                                       "the same --curve-dir to serve, worker and ctl.")
     keys.add_argument("--curve-dir", required=True, metavar="DIR")
 
-    ctl = sub.add_parser("ctl", help="send one command to a running supervisor",
-                         description=f"Send COMMAND ({command_names}) to a supervisor and print the reply.")
-    ctl.add_argument("--control", default=DEFAULT_ENDPOINT, metavar="ENDPOINT")
-    ctl.add_argument("--timeout", type=_positive_float, default=10.0, metavar="S",
+    ctl = sub.add_parser("ctl", help="send one command to a running supervisor", formatter_class=text,
+                         description="Send COMMAND to a supervisor and print the reply. Relative paths are taken "
+                                     "from this directory when the supervisor is on this host (loopback or ipc), "
+                                     "else from the supervisor's.", epilog=usages)
+    ctl.add_argument("--control", type=_endpoint(bind=False), default=DEFAULT_ENDPOINT, metavar="ENDPOINT")
+    ctl.add_argument("--timeout", type=_seconds, default=10.0, metavar="S",
                      help="seconds to wait for the reply (default 10); exit 3 if none comes")
     ctl.add_argument("--json", action="store_true", help="print the raw JSON reply")
     ctl.add_argument("--curve-dir", metavar="DIR", help="the network's CURVE keys (if the supervisor uses them)")
-    ctl.add_argument("command", metavar="COMMAND")
+    ctl.add_argument("command", nargs="?", metavar="COMMAND")
     ctl.add_argument("args", nargs="*", metavar="ARG")
 
-    plot = sub.add_parser("plot", help="draw a graph file or a time-lapse as a PNG (needs the plot extra)",
-                          description="Draw FILE (.tgf, .graphml, .gexf or .json) as a picture of the overlay, or "
-                                      "with --time-lapse DIR chart connectivity and mean table size against "
-                                      "refresh step (from DIR/time-lapse.json, else from the time-lapse files).")
-    plot.add_argument("file", nargs="?", metavar="FILE", help="graph file written by output_graph or output_tgf")
-    plot.add_argument("--time-lapse", metavar="DIR", help="directory holding a time_lapse's files")
-    plot.add_argument("-o", "--output", required=True, metavar="OUT.png")
-    plot.add_argument("--width", type=int, default=1000, metavar="PX", help="picture width (default 1000)")
-    plot.add_argument("--height", type=int, default=None, metavar="PX",
-                      help="picture height (default 1000, or 600 for a time-lapse)")
+    plot_ = sub.add_parser("plot", help="draw a graph file or a time-lapse as a PNG (needs the plot extra)",
+                           description="Draw FILE (.tgf, .graphml, .gexf or .json) as a picture of the overlay, or "
+                                       "with --time-lapse DIR chart connectivity and mean table size against "
+                                       "refresh step (from DIR/time-lapse.json, else from the time-lapse files).")
+    plot_.add_argument("file", nargs="?", metavar="FILE", help="graph file written by output_graph or output_tgf")
+    plot_.add_argument("--time-lapse", metavar="DIR", help="directory holding a time_lapse's files")
+    plot_.add_argument("-o", "--output", required=True, metavar="OUT.png")
+    plot_.add_argument("--width", type=_pixels, default=1000, metavar="PX", help="picture width (default 1000)")
+    plot_.add_argument("--height", type=_pixels, default=None, metavar="PX",
+                       help="picture height (default 1000, or 600 for a time-lapse)")
     return parser
 
 
 def _network_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-n", type=int, default=16, help="number of peers (default 16)")
+    parser.add_argument("-n", type=_integer(1), default=16, help="number of peers (default 16)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice: same seed, same run")
     parser.add_argument("--metric", choices=METRICS, default="tree",
                         help="closest-peer rule: the original's tree walk (default) or Kademlia's xor")
     parser.add_argument("--transport", choices=TRANSPORTS, default="inproc")
-    parser.add_argument("--host", default="127.0.0.1", help="address peers bind with --transport tcp")
+    parser.add_argument("--host", type=_host, default="127.0.0.1", help="address peers bind with --transport tcp")
     parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
-    parser.add_argument("--join-concurrency", type=int, default=1, metavar="J",
+    parser.add_argument("--join-concurrency", type=_integer(1), default=1, metavar="J",
                         help="up to J peers join, and refresh, at once (default 1, the original's sequential "
                              "order; more is faster over workers, but tables then depend on scheduling)")
-    parser.add_argument("--workers", type=int, default=0, metavar="K",
+    parser.add_argument("--workers", type=_integer(0), default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
     _security_options(parser)
 
@@ -126,10 +143,25 @@ def _security_options(parser: argparse.ArgumentParser) -> None:
                         help="allow a non-loopback control socket or worker link without CURVE keys")
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+# -- option types: each raises ArgumentTypeError, which argparse reports as "argument --x: <message>" ----------------
+
+
+def _integer(low: int):
+    def integer(text: str) -> int:
+        if not re.fullmatch(r"[+-]?[0-9]{1,19}", text) or not low <= int(text) < 1 << 63:
+            raise argparse.ArgumentTypeError(f"must be an integer of at least {low}, not {text!r:.40}")
+        return int(text)
+    return integer
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r:.40}")
     return value
 
 
@@ -145,157 +177,48 @@ def _duration(text: str) -> float:
     try:
         value = float(number) * scale
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 2s, 5m, 1d)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r:.40} (try 2s, 5m, 1d)")
     return value
 
 
+def _endpoint(bind: bool):
+    def endpoint(text: str) -> str:
+        try:
+            security.parse_endpoint(text, bind)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return endpoint
+
+
+def _host(text: str) -> str:
+    """An IP address or a host name to bind (and be reached at)."""
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(text)
+        return text
+    if _HOST_NAME.fullmatch(text):
+        return text
+    raise argparse.ArgumentTypeError(f"not an IP address or host name: {text!r:.40}")
+
+
+def _pixels(text: str) -> int:
+    try:
+        return plot.check_size("a picture side", int(text) if re.fullmatch(r"[0-9]{1,6}", text) else text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _config(args) -> Config:
-    if args.workers < 0:
-        raise UsageError("--workers must not be negative")
+    if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
+        raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers else args.transport
     changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
                "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir}
     if args.refresh_interval is not None:
         changes["refresh_interval"] = args.refresh_interval
     return Config(**changes)
-
-
-def parse_commands(words: list[str]) -> Iterator[tuple[str, dict]]:
-    """Split ``run``'s words into (command, arguments) using each command's parameters: the required ones
-    positionally, then optional ones as ``key=value`` words, e.g. ``["output_graph", "a.gexf", "format=gexf",
-    "net_status"]`` -> ``("output_graph", {"path": "a.gexf", "format": "gexf"}), ("net_status", {})``."""
-    position = 0
-    while position < len(words):
-        name = words[position]
-        command = COMMANDS.get(name)
-        if command is None or name == "die":
-            raise UsageError(f"unknown command {name!r}; choose from {', '.join(c for c in COMMANDS if c != 'die')}")
-        required = [param for param in command.params if param.required]
-        values = words[position + 1: position + 1 + len(required)]
-        if len(values) < len(required):
-            raise UsageError(f"{name} needs {' '.join(p.name.upper() for p in required)}")
-        position += 1 + len(required)
-        options = []
-        optional = {param.name for param in command.params if not param.required}
-        while position < len(words) and words[position].partition("=")[0] in optional and "=" in words[position]:
-            options.append(words[position])
-            position += 1
-        yield name, command.arguments({**_typed_arguments(command, values), **_typed_options(command, options)})
-
-
-def _typed_arguments(command, values: list[str]) -> dict:
-    """The required parameters of ``command`` from positional words, converted to their types."""
-    return {param.name: _typed(command, param, text)
-            for param, text in zip([param for param in command.params if param.required], values)}
-
-
-def _typed_options(command, words: list[str]) -> dict:
-    """Optional parameters of ``command`` from ``key=value`` words, converted to their types."""
-    params = {param.name: param for param in command.params}
-    arguments = {}
-    for word in words:
-        key, _, text = word.partition("=")
-        if key not in params:
-            raise UsageError(f"{command.name} takes no argument {key}")
-        arguments[key] = _typed(command, params[key], text)
-    return arguments
-
-
-def _typed(command, param, text: str):
-    if param.type is list:  # e.g. ids=["1", "2"]: JSON
-        try:
-            value = json.loads(text)
-        except ValueError:
-            value = None
-        if type(value) is list:
-            return value
-    elif param.type is bool:
-        if text.lower() in ("true", "yes", "1"):
-            return True
-        if text.lower() in ("false", "no", "0"):
-            return False
-    else:
-        try:
-            return param.type(text)
-        except ValueError:
-            pass
-    raise UsageError(f"{command.name}: {param.name} must be {param.type.__name__}, not {text!r}")
-
-
-# -- formatting: the original's console lines ------------------------------------------------------------------
-
-
-def _format_net_status(result: dict) -> Iterator[str]:
-    sample = result.get("sample")
-    out_of = f"{sample} sampled" if sample else f"{result['n']}"
-    for peer in result["peers"]:
-        yield f"{peer['id']} has {peer['tree_size']} peers in its tree."
-        yield f"{peer['id']} is connected to {peer['reachable']}/{out_of} peers {peer['percent']}%"
-    if sample:
-        low, high = result["ci95"]
-        yield (f"Connectivity percentage {result['connectivity']}% (estimate {result['estimate']}%, 95% CI "
-               f"{low}-{high}%, {sample} targets per peer)")
-    else:
-        yield f"Connectivity percentage {result['connectivity']}%"
-    if result.get("dead"):
-        yield f"{len(result['dead'])} dead peers, {result['failed_hops']} lookups failed at a dead peer"
-
-
-def _format_peers(result: dict) -> Iterator[str]:
-    for peer in result["peers"]:
-        size = "-" if peer["tree_size"] is None else peer["tree_size"]
-        yield f"{peer['id']} {peer['state']} {size} {peer['server']} {peer['client']}"
-    yield f"{result['alive']}/{len(result['peers'])} peers alive"
-
-
-def _format_lookup(result: dict) -> Iterator[str]:
-    route, walk = result["route"], result["walk"]
-    outcome = f"reached in {route['hops']} hops" if route["reached"] else f"not reached after {route['hops']} hops"
-    yield f"Route from {result['from']} to {result['id']} {outcome}: {' -> '.join(route['path'])}"
-    found = "the target" if walk["exact"] else walk["found"]
-    yield f"Walk from {result['from']} finds {found} after {walk['queried']} queries: {' -> '.join(walk['path'])}"
-
-
-def _format_ping(result: dict) -> Iterator[str]:
-    yield f"{result['n']} peers"
-    for member in result.get("workers", ()):
-        state = "alive" if member["alive"] else "gone"
-        yield f"worker {member['endpoint']} pid {member['pid']}: {member['peers']} peers, {state}"
-    if result.get("unreachable"):
-        yield f"{result['unreachable']} peers unreachable"
-
-
-FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
-    "net_status": _format_net_status,
-    "refresh_peers": lambda result: iter(()),
-    "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
-    "output_graph": lambda result: iter([f"Writing network structure to {result['path']}"]),
-    "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]),
-    "lookup": _format_lookup,
-    "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
-    "ping": lambda result: _format_ping(result),
-    "attach": lambda result: iter([f"Worker {result['worker']['endpoint']} attached with "
-                                   f"{result['worker']['peers']} peers ({result['n']} in the network)"]),
-    "stats": lambda result: iter([f"{key}: {json.dumps(value)}" for key, value in result.items()]),
-    "die": lambda result: iter(["Supervisor stopping"]),
-    "peers": _format_peers,
-    "add_peers": lambda result: iter([f"Added {len(result['added'])} peers, {result['n']} alive"]),
-    "kill_peers": lambda result: iter([f"Killed {len(result['killed'])} peers, {result['n']} alive"]),
-    "leave_peers": lambda result: iter([f"{len(result['left'])} peers left, {result['n']} alive"]),
-    "churn": lambda result: iter([json.dumps(result)]),
-}
-
-
-def _print_result(name: str, result: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"cmd": name, "result": result}), flush=True)
-        return
-    formatter = FORMATTERS.get(name)
-    lines = formatter(result) if formatter else [json.dumps(result)]
-    for line in lines:
-        print(line, flush=True)
 
 
 # -- actions ---------------------------------------------------------------------------------------------------
@@ -309,18 +232,26 @@ def _progress(args) -> TerminalProgress | None:
 
 
 def _run(args) -> int:
-    session = list(parse_commands(args.commands or DEFAULT_SESSION))
+    session = parse_session(args.commands or DEFAULT_SESSION)  # every mistake in them is a usage error: 2
     for name, arguments in session:
         if name == "net_status":  # --sample and --routing are defaults for every net_status without its own
-            if args.sample is not None and arguments.get("sample") is None:
+            if args.sample is not None and arguments["sample"] is None:
                 arguments["sample"] = args.sample
-            if args.routing is not None and arguments.get("routing") == "auto":
+            if args.routing is not None and arguments["routing"] == "auto":
                 arguments["routing"] = args.routing
+    if any(name == "output_png" for name, _ in session):
+        plot.require_matplotlib()  # before the build, which may take long
     progress = _progress(args)
+    config = _config(args)
     try:
-        with _network(args, progress) as network:
+        with contextlib.ExitStack() as stack:
+            network = _build(stack, args, config, progress)
             for name, arguments in session:
-                _print_result(name, COMMANDS[name].run(network, **arguments), args.json)
+                try:
+                    result = COMMANDS[name].run(network, **arguments)
+                except P2PError as exc:  # found only now the network exists (an id no peer has): a failed command
+                    raise P2PError(f"{name}: {exc}") from exc
+                print_result(name, result, args.json)
     finally:
         if progress is not None:
             progress.close()
@@ -329,48 +260,44 @@ def _run(args) -> int:
 
 def _serve(args) -> int:
     _check_exposure("control socket", args.control, args)
-    with _network(args, _progress(args)) as network:
+    keys = security.load(args.curve_dir)
+    config = _config(args)
+    with contextlib.ExitStack() as stack:
+        network = stack.enter_context(Network(config))
+        server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
+        stack.callback(server.stop)
+        network.progress = _progress(args)
+        _build(stack, args, config, network=network)
         network.progress = None  # only the creation: the control socket's commands report to their own caller
-        server = ControlServer(network, args.control, security.load(args.curve_dir)).start()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, server.stop)
+        server.start()
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
         server.wait()
-        server.stop()
     return EXIT_OK
 
 
-@contextlib.contextmanager
-def _network(args, progress=None) -> Iterator[Network]:
-    """A network of ``args.n`` peers, spread over ``args.workers`` local worker processes if asked; the workers
-    are stopped (and reaped) with the network. ``progress`` is told how the build goes."""
-    config = _config(args)
-    launched = None
+def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, network: Network | None = None):
+    """A network of ``args.n`` peers (in ``network``, else a new one), spread over ``args.workers`` local worker
+    processes if asked; ``stack`` stops the network and then reaps the workers when it closes."""
+    if network is None:
+        network = stack.enter_context(Network(config, progress=progress))
     if args.workers:
         _check_exposure("worker link", config.host, args)
         launched = worker.launch(worker.local_hosts(config.host, args.workers), config, _security_arguments(args))
-    try:
-        with Network(config, progress=progress) as network:
-            for endpoint in launched.endpoints if launched else ():
-                network.attach(endpoint)
-            network.create(args.n)
-            yield network
-    finally:
-        if launched:
-            launched.reap(config.shutdown_timeout)
+        stack.callback(launched.reap, config.shutdown_timeout)
+        stack.callback(network.die)  # first, so that the workers are told to stop before they are waited for
+        for endpoint in launched.endpoints:
+            network.attach(endpoint)
+    network.create(args.n)
+    return network
 
 
 def _worker(args) -> int:
-    if args.n < 0:
-        raise UsageError("-n must not be negative")
     if args.n and not args.supervisor:
         raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
     _check_exposure("worker link", args.host, args)
     keys = security.load(args.curve_dir)
     member = worker.Worker(args.host, Config(control_timeout=args.timeout), keys).start()
     try:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            gevent.signal_handler(signum, member.stop)
         print(f"{worker.READY}{member.endpoint}", flush=True)
         if args.supervisor:
             result = _attach(member, args.supervisor, args.n, keys)
@@ -379,41 +306,46 @@ def _worker(args) -> int:
         member.wait()
     finally:
         member.stop()
+    if member.gave_up:
+        raise RpcTimeout(member.gave_up)
     return EXIT_OK
 
 
-def _ctl_arguments(name: str, words: list[str]) -> dict:
-    """ARGs as ``key=value`` (value read as JSON, else a string), or positional for a command we know."""
-    if words and all("=" in word for word in words):
-        arguments = {}
-        for word in words:
-            key, _, text = word.partition("=")
-            try:
-                arguments[key] = json.loads(text)
-            except ValueError:
-                arguments[key] = text
-        return arguments
-    command = COMMANDS.get(name)
-    if command is None:
-        if words:
-            raise UsageError(f"pass the arguments of {name!r} as key=value")
-        return {}
-    required = [param for param in command.params if param.required]
-    positional = [word for word in words if "=" not in word]
-    if positional != words[:len(positional)] or len(positional) != len(required):
-        raise UsageError(f"{name} takes {len(required)} argument(s): "
-                         f"{' '.join(p.name.upper() for p in required) or 'none'}, then key=value options")
-    return {**_typed_arguments(command, positional), **_typed_options(command, words[len(positional):])}
+def _attach(member, supervisor: str, peers: int, keys) -> dict:
+    """Ask ``supervisor`` to take on ``member`` with ``peers`` peers. Building them may take long, but a supervisor
+    that never gets in touch lets the worker stop after ``control_timeout``: then no supervisor answered."""
+    def call() -> dict | P2PError:  # an error comes back as a value: gevent prints those a greenlet raises
+        try:
+            with ControlClient(supervisor, member.config.command_timeout, keys) as client:
+                return client.call("attach", endpoint=member.endpoint, peers=peers)
+        except P2PError as exc:
+            return exc
+
+    attaching = gevent.spawn(call)
+    try:
+        gevent.wait([attaching, member.stopped], count=1)
+        if not attaching.ready():
+            raise RpcTimeout(f"no supervisor answered at {supervisor} within {member.config.control_timeout:g} s")
+        result = attaching.get()
+    finally:
+        attaching.kill()
+    if isinstance(result, P2PError):
+        raise result
+    return result
 
 
 def _ctl(args) -> int:
-    arguments = _ctl_arguments(args.command, args.args)
+    if args.command is None:
+        raise UsageError(f"ctl needs a COMMAND: {', '.join(COMMANDS)}")
+    request = parse_request(args.command, args.args)
+    if security.is_loopback(args.control):
+        request = absolute_paths(request)
     with ControlClient(args.control, args.timeout, security.load(args.curve_dir)) as client:
-        reply = client.request({"cmd": args.command, **arguments})
+        reply = client.request(request)
     if args.json:
         print(json.dumps(reply), flush=True)
     elif reply["ok"]:
-        _print_result(args.command, reply["result"], False)
+        print_result(args.command, reply["result"], False)
     if not reply["ok"]:
         raise ControlError(reply.get("error", "unknown error"))
     return EXIT_OK
@@ -422,32 +354,16 @@ def _ctl(args) -> int:
 def _plot(args) -> int:
     if (args.file is None) == (args.time_lapse is None):
         raise UsageError("plot needs either FILE or --time-lapse DIR")
+    path = os.path.abspath(output_file(args.output, None, ["png"])[0])
     plot.require_matplotlib()
     if args.time_lapse is not None:
-        steps = plot.draw_time_lapse(args.time_lapse, args.output, args.width, args.height or 600)
-        print(f"Drawing a {steps - 1} step time-lapse to {args.output}", flush=True)
+        steps = plot.draw_time_lapse(args.time_lapse, path, args.width, args.height or 600)
+        print(f"Drawing a {steps} step time-lapse to {path}", flush=True)
     else:
         drawn = read_graph(args.file)
-        plot.draw_overlay(drawn, args.output, args.width, args.height or 1000)
-        print(f"Drawing {drawn.number_of_nodes()} peers to {args.output}", flush=True)
+        plot.draw_overlay(drawn, path, args.width, args.height or 1000)
+        print(f"Drawing {drawn.number_of_nodes()} peers to {path}", flush=True)
     return EXIT_OK
-
-
-def _attach(member, supervisor: str, peers: int, keys) -> dict:
-    """Ask ``supervisor`` to take on ``member`` with ``peers`` peers. Building them may take long, but a supervisor
-    that never gets in touch lets the worker stop after ``control_timeout``: then no supervisor answered."""
-    def call() -> dict:
-        with ControlClient(supervisor, member.config.command_timeout, keys) as client:
-            return client.call("attach", endpoint=member.endpoint, peers=peers)
-
-    attaching = gevent.spawn(call)
-    try:
-        gevent.wait([attaching, member.stopped], count=1)
-        if not attaching.ready():
-            raise RpcTimeout(f"no supervisor answered at {supervisor} within {member.config.control_timeout:g} s")
-        return attaching.get()
-    finally:
-        attaching.kill()
 
 
 def _keys(args) -> int:
@@ -470,6 +386,10 @@ def _security_arguments(args) -> tuple[str, ...]:
 
 
 ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl": _ctl, "plot": _plot}
+#: The signals each action turns into a clean stop (see :func:`.interrupts.stopping_on`). ``plot`` and ``keys`` run
+#: no event loop: Python's own SIGINT handling (KeyboardInterrupt) serves them.
+STOP_SIGNALS = {"run": (signal.SIGINT,), "ctl": (signal.SIGINT,), "serve": (signal.SIGINT, signal.SIGTERM),
+                "worker": (signal.SIGINT, signal.SIGTERM)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = _build_parser().parse_args(argv)
-        return ACTIONS[args.action](args)
+        with stopping_on(STOP_SIGNALS.get(args.action, ())):
+            return ACTIONS[args.action](args)
     except SystemExit as exc:  # --help and --version: argparse has printed, the code says how it went
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except UsageError as exc:
@@ -488,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(exc), EXIT_NO_SUPERVISOR if asked_a_supervisor else EXIT_FAILED)
     except P2PError as exc:
         return _fail(str(exc), EXIT_FAILED)
+    except Signalled as exc:  # SIGTERM asks serve and worker to stop: that is a success
+        return _fail("Aborted!", EXIT_INTERRUPTED) if exc.signum == signal.SIGINT else EXIT_OK
     except KeyboardInterrupt:
         return _fail("Aborted!", EXIT_INTERRUPTED)
     except BrokenPipeError:  # e.g. `p2p-network ctl stats | head`: the reader left; no traceback for that

@@ -1,20 +1,19 @@
 """The control socket (docs/DESIGN.md §6): a REQ/REP server speaking one JSON object per message, and its client.
 
-Commands live in one registry, ``COMMANDS``: name -> parameters and the :class:`Network` method that runs it. The
-CLI reads the same registry to parse ``run`` and ``ctl`` arguments, so the socket and the command line never drift
-apart. Every request gets exactly one reply; a bad one gets ``{"ok": false, "error": ...}`` and the socket keeps
-serving. Ids are decimal strings, because 160-bit integers do not survive JSON numbers in most languages.
+The commands and the checks on their arguments live in :mod:`p2pzmq.commands` (``COMMANDS``), which the CLI reads
+too, so the socket and the command line never drift apart. Every request gets exactly one reply; a bad one gets
+``{"ok": false, "error": ...}`` and the socket keeps serving. Ids are decimal strings, because 160-bit integers do
+not survive JSON numbers in most languages.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from typing import Any, Callable
 
 import gevent
 import gevent.event
 
+from .commands import COMMANDS, Command
 from .config import MAX_CONTROL_REPLY_BYTES
 from .errors import ControlError, P2PError, ProtocolError, RpcTimeout, UsageError
 from .transport import Context
@@ -24,112 +23,44 @@ log = logging.getLogger(__name__)
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 
 
-@dataclasses.dataclass(frozen=True)
-class Param:
-    """One argument of a control command: its JSON key, its type, and (if not required) its default."""
-
-    name: str
-    type: type
-    default: Any = None
-    required: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Command:
-    name: str
-    params: tuple[Param, ...]
-    run: Callable[..., dict]
-    help: str
-
-    def arguments(self, request: dict) -> dict:
-        """The validated keyword arguments in ``request``; raises :class:`UsageError` naming what is wrong."""
-        known = {param.name for param in self.params} | {"cmd"}
-        unknown = sorted(set(request) - known)
-        if unknown:
-            raise UsageError(f"{self.name} takes no argument {', '.join(unknown)}")
-        kwargs = {}
-        for param in self.params:
-            if param.name not in request:
-                if param.required:
-                    raise UsageError(f"{self.name} needs argument {param.name!r}")
-                kwargs[param.name] = param.default
-                continue
-            value = request[param.name]
-            if param.type is float and type(value) is int:
-                value = float(value)  # JSON writes 2.0 as 2
-            if type(value) is not param.type:  # bool is not an int here, and 3.0 is not 3
-                raise UsageError(f"{self.name}: {param.name} must be {param.type.__name__}, not {value!r}")
-            kwargs[param.name] = value
-        return kwargs
-
-
-#: Which peers kill_peers and leave_peers act on: ``count`` drawn with ``seed``, or the listed ``ids``.
-_CHOOSE = (Param("count", int, None, False), Param("seed", int, None, False), Param("ids", list, None, False))
-
-COMMANDS: dict[str, Command] = {command.name: command for command in (
-    Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers"),
-    Command("net_status", (Param("sample", int, None, required=False), Param("routing", str, "auto", required=False)),
-            lambda net, sample, routing: net.net_status(sample, routing),
-            "table size and greedy-routing reach of every peer; sample=K estimates it from K random targets per "
-            "peer; routing=messages|local|auto"),
-    Command("refresh_peers", (), lambda net: net.refresh_peers(), "one discovery pass of every peer, in list order"),
-    Command("output_tgf", (Param("path", str),), lambda net, path: net.output_tgf(path),
-            "write the overlay as TGF to PATH (on the supervisor's host)"),
-    Command("output_graph", (Param("path", str), Param("format", str, "tgf", required=False)),
-            lambda net, path, format: net.output_graph(path, format),
-            "write the overlay to PATH as format=tgf|graphml|gexf|dot|json (default tgf)"),
-    Command("output_png", (Param("path", str), Param("width", int, 1000, required=False),
-                           Param("height", int, 1000, required=False)),
-            lambda net, path, width, height: net.output_png(path, width, height),
-            "draw the overlay to PATH, a width x height pixel PNG (needs the plot extra)"),
-    Command("lookup", (Param("from", str), Param("id", str)),
-            lambda net, **ids: net.lookup(ids["from"], ids["id"]),
-            "the greedy route and the discovery walk from peer FROM to ID (decimal ids); changes no table"),
-    Command("time_lapse", (Param("steps", int), Param("format", str, "tgf", required=False),
-                           Param("status", bool, False, required=False)),
-            lambda net, steps, format, status: net.time_lapse(steps, format=format, status=status),
-            "STEPS times: refresh_peers, then write time-lapse-<i>.<format>; status=true also runs net_status "
-            "each step and writes time-lapse.json"),
-    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
-    Command("attach", (Param("endpoint", str), Param("peers", int, 0, False)),
-            lambda net, endpoint, peers: net.attach(endpoint, peers),
-            "take on the worker listening at ENDPOINT and create PEERS new peers on it"),
-    Command("die", (), lambda net: net.die(), "stop every peer and the supervisor"),
-    Command("peers", (), lambda net: net.peer_list(),
-            "every peer: id, server and client endpoints, alive flag, state and table size"),
-    Command("add_peers", (Param("n", int),), lambda net, n: net.add_peers(n),
-            "N more peers, each bootstrapped from a random alive one"),
-    Command("kill_peers", _CHOOSE, lambda net, **choice: net.kill_peers(**choice),
-            "crash peers (no goodbye): count=K [seed=S] or ids=[...]"),
-    Command("leave_peers", _CHOOSE, lambda net, **choice: net.leave_peers(**choice),
-            "peers leave gracefully, telling the peers they know: count=K [seed=S] or ids=[...]"),
-    Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
-                      Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
-                      Param("wait", bool, False, False)),
-            lambda net, **plan: net.churn(**plan),
-            "joins at JOIN_RATE/s, exponential sessions of mean 1/LEAVE_RATE s, for DURATION s, in the background"),
-)}
-
-
 def handle(network, raw: bytes) -> tuple[dict, bool]:
-    """Run one request against ``network``: (the reply object, whether the server should stop after replying)."""
+    """Run one request against ``network``: (the reply object, whether the server should stop after replying).
+
+    Whatever a client sends, and whatever a command raises, ends in one reply: bytes that are not UTF-8 JSON (NaN
+    and Infinity included, or nested too deep), JSON that is not an object with a string ``cmd``, unknown commands
+    and bad arguments get an error reply before anything runs; a command that fails gets its error, and a bug in
+    one (any other exception, even a stray ``gevent.Timeout``) an ``internal error`` reply and a logged traceback.
+    """
     try:
-        request = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        return _error(f"malformed request: not JSON ({exc})"), False
-    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-        return _error('malformed request: expected {"cmd": "<name>", ...}'), False
-    command = COMMANDS.get(request["cmd"])
-    if command is None:
-        return _error(f"unknown command {request['cmd']!r}; known: {', '.join(COMMANDS)}"), False
+        command, arguments = _parse(raw)
+    except UsageError as exc:
+        return _error(str(exc)), False
     try:
-        result = command.run(network, **command.arguments(request))
+        result = command.run(network, **arguments)
     except P2PError as exc:
         return _error(str(exc)), False
-    except Exception as exc:  # a bug must cost one error reply, not the control socket of a running network
+    except (Exception, gevent.Timeout) as exc:  # a bug must cost one error reply, not the control socket
         log.exception("control command %s failed", command.name)
         return _error(f"internal error in {command.name}: {exc!r}"), False
     return {"ok": True, "result": result}, command.name == "die"
+
+
+def _parse(raw: bytes) -> tuple[Command, dict]:
+    """The command a request names and its checked arguments; :class:`UsageError` for anything else."""
+    try:
+        request = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise UsageError(f"malformed request: not UTF-8 JSON ({exc})") from None
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        raise UsageError('malformed request: expected {"cmd": "<name>", ...}')
+    command = COMMANDS.get(request["cmd"])
+    if command is None:
+        raise UsageError(f"unknown command {request['cmd']!r:.80}; known: {', '.join(COMMANDS)}")
+    return command, command.arguments(request)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
 
 
 def _error(message: str) -> dict:

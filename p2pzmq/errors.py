@@ -6,7 +6,11 @@
     │   └── ClosedError         the socket or context is closed
     ├── ProtocolError           a message failed validation; it is dropped and counted
     ├── ControlError            the supervisor answered a control command with an error reply
+    ├── OutputError             a file could not be written (the command ran and failed)
     └── UsageError              the caller asked for something that cannot be done (bad arguments)
+
+The command line maps them to exit codes (README.md): UsageError found before anything ran is 2, RpcTimeout while
+asking a supervisor is 3, every other P2PError is 1.
 """
 
 
@@ -38,6 +42,10 @@ class ProtocolError(P2PError):
 
 class ControlError(P2PError):
     """The supervisor replied ``{"ok": false, "error": ...}``."""
+
+
+class OutputError(P2PError):
+    """A file (graph, picture, key) could not be written: the path was well formed but the system refused it."""
 
 
 class UsageError(P2PError):

@@ -10,17 +10,64 @@ number type) with attributes ``label`` (the decimal id again, shown by yEd and G
 the given extras. networkx writes GraphML, GEXF and node-link JSON; DOT is written here, because networkx's DOT
 writer needs pydot or pygraphviz and DOT for a plain attributed digraph is a few lines. networkx is imported only
 when one of those formats is used, so the TGF-only paths stay quick to start.
+
+Every command that writes a file (these formats, and pictures) names it through :func:`output_file`: one rule for
+extensions and formats. A file that cannot be written raises :class:`OutputError`; a malformed path or format,
+:class:`UsageError`.
 """
 from __future__ import annotations
 
 import json
+import os
 from typing import Iterable, Iterator
 
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .table import Table
 
 #: Output formats, and the file extension each is written with.
 FORMATS = {"tgf": "tgf", "graphml": "graphml", "gexf": "gexf", "dot": "dot", "json": "json"}
+
+
+def check_path(path, what: str = "path") -> str:
+    """``path`` if it can name a file on this system: a non-empty string without NUL that the file system can
+    encode; else :class:`UsageError` (``open`` would raise ValueError or UnicodeEncodeError, not OSError)."""
+    if type(path) is not str or not path:
+        raise UsageError(f"{what} must be a non-empty file name, not {path!r:.80}")
+    try:
+        if "\0" in path:
+            raise ValueError("it holds a NUL character")
+        os.fsencode(path)
+    except ValueError as exc:  # UnicodeEncodeError is a ValueError
+        raise UsageError(f"{what} {path!r:.80} cannot be a file name: {exc}") from None
+    return path
+
+
+def output_file(path, fmt: str | None, formats: Iterable[str]) -> tuple[str, str]:
+    """The one rule for every file a command writes: ``(path, format) -> (checked path, format)``.
+
+    The file name's extension names the format (case-insensitive); ``fmt``, if given, must agree with it. A name
+    without an extension gets one: ``fmt``'s, else the first of ``formats`` (the command's default). A format or
+    extension outside ``formats`` (what this command writes) is a :class:`UsageError`, as is a path that names a
+    directory. Pure: no file is touched, and a relative path stays relative (the writer resolves it).
+    """
+    check_path(path)
+    formats = list(formats)
+    if fmt is not None and fmt not in formats:
+        raise UsageError(f"unknown format {fmt!r:.80}; choose one of {', '.join(formats)}")
+    name = os.path.basename(path)
+    if name in ("", ".", ".."):
+        raise UsageError(f"{path!r:.80} names a directory, not a file")
+    stem, extension = os.path.splitext(name)
+    extension = extension[1:].lower()
+    if not extension:
+        fmt = fmt or formats[0]
+        return f"{path}.{FORMATS.get(fmt, fmt)}", fmt
+    if extension not in formats:
+        raise UsageError(f"{path!r:.80}: this command writes {' or '.join('.' + f for f in formats)} files, "
+                         f"not .{extension}")
+    if fmt is not None and fmt != extension:
+        raise UsageError(f"{path!r:.80} has the extension .{extension} but format={fmt} was asked for")
+    return path, extension
 
 
 def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
@@ -39,7 +86,7 @@ def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
 
 
 def write_tgf(path: str, ids: list[int], tables: Iterable[Table]) -> int:
-    """Write TGF to ``path``; returns the number of edges. Raises :class:`UsageError` if it cannot be written."""
+    """Write TGF to ``path``; returns the number of edges. Raises :class:`OutputError` if it cannot be written."""
     lines = list(tgf_lines(ids, tables))
     write_text(path, "\n".join(lines) + "\n")
     return len(lines) - len(ids) - 1
@@ -94,7 +141,7 @@ def write_graph(path: str, fmt: str, ids: list[int], tables: Iterable[Table],
         try:
             writer(graph, path)
         except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return graph.number_of_edges()
 
 
@@ -150,9 +197,9 @@ def read_graph(path: str):
 
 
 def write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` (UTF-8); raises :class:`UsageError` if it cannot be written."""
+    """Write ``text`` to ``path`` (UTF-8); raises :class:`OutputError` if it cannot be written."""
     try:
         with open(path, "w", encoding="utf-8") as out:
             out.write(text)
     except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

@@ -5,7 +5,8 @@
 CURVE only; a client needs the same directory to talk to it. ZeroMQ CURVE encrypts and authenticates the server;
 a client that lacks the public key (or speaks plain ZeroMQ) never completes the handshake and gets no answer.
 
-Binding anything but a loopback address without keys is refused unless the user says ``--insecure``.
+Binding anything but a loopback address (or an ``ipc://`` file) without keys is refused unless the user says
+``--insecure``. :func:`parse_endpoint` checks an endpoint typed by a user before any socket sees it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import dataclasses
 import ipaddress
 import os
 
-from .errors import UsageError
+from .errors import OutputError, UsageError
+from .graph import check_path
 from .transport import GreenSocket, curve_keypair
 
 PUBLIC_FILE = "network.key"
@@ -35,16 +37,23 @@ class Keys:
 
 
 def generate(directory: str) -> Keys:
-    """Write a new key pair into ``directory`` (created if missing); refuses to overwrite existing keys."""
-    os.makedirs(directory, exist_ok=True)
+    """Write a new key pair into ``directory`` (created if missing). Refuses (:class:`UsageError`) to overwrite
+    existing keys or to use a path that is not a directory; :class:`OutputError` if the system refuses to write."""
+    check_path(directory, "the key directory")
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f"{directory} is a file, not a directory")
     paths = [os.path.join(directory, name) for name in (PUBLIC_FILE, SECRET_FILE)]
     if any(os.path.exists(path) for path in paths):
         raise UsageError(f"{directory} already holds keys; remove them first or choose another directory")
     public, secret = curve_keypair()
-    for path, key, mode in zip(paths, (public, secret), (0o644, 0o600)):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(key + b"\n")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        for path, key, mode in zip(paths, (public, secret), (0o644, 0o600)):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(key + b"\n")
+    except OSError as exc:
+        raise OutputError(f"cannot write keys in {directory}: {exc.strerror or exc}") from exc
     return Keys(public, secret)
 
 
@@ -52,6 +61,7 @@ def load(directory: str | None) -> Keys | None:
     """The key pair in ``directory`` (None for None); a missing or malformed file is a :class:`UsageError`."""
     if directory is None:
         return None
+    check_path(directory, "the key directory")
     keys = []
     for name in (PUBLIC_FILE, SECRET_FILE):
         path = os.path.join(directory, name)
@@ -66,9 +76,39 @@ def load(directory: str | None) -> Keys | None:
     return Keys(*keys)
 
 
+def parse_endpoint(endpoint: str, bind: bool = False) -> tuple[str, str, int | None]:
+    """``(scheme, address, port)`` of a ``tcp://HOST:PORT`` or ``ipc://PATH`` endpoint that a user typed (port None
+    for ipc); :class:`UsageError` saying what is wrong otherwise. ``bind``: the endpoint is to be bound here, so
+    port 0 (any free port) and the wildcard host ``*`` are allowed; a peer to connect to needs a real port and host.
+    ``inproc://`` is refused: it cannot be reached from another process, which is what these endpoints are for.
+    """
+    scheme, separator, rest = endpoint.partition("://")
+    if not separator or scheme not in ("tcp", "ipc", "inproc"):
+        raise UsageError(f"not an endpoint: {endpoint!r:.80} (use tcp://HOST:PORT or ipc://PATH)")
+    if scheme == "inproc":
+        raise UsageError(f"{endpoint!r:.80} is an inproc endpoint, which no other process can reach "
+                         "(use tcp://HOST:PORT or ipc://PATH)")
+    if scheme == "ipc":
+        if not rest or "\0" in rest:
+            raise UsageError(f"{endpoint!r:.80} names no ipc file")
+        return scheme, rest, None
+    host, colon, port_text = rest.rpartition(":")
+    if not colon or not host or any(char.isspace() for char in rest):
+        raise UsageError(f"{endpoint!r:.80} is not tcp://HOST:PORT")
+    if host == "*" and not bind:
+        raise UsageError(f"{endpoint!r:.80}: the wildcard host * can only be bound; name the host to connect to")
+    if not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
+        raise UsageError(f"{endpoint!r:.80}: the port must be a number from {0 if bind else 1} to 65535")
+    port = int(port_text)
+    if port == 0 and not bind:
+        raise UsageError(f"{endpoint!r:.80}: port 0 (any free port) can only be bound; name the port to connect to")
+    return scheme, host, port
+
+
 def is_loopback(endpoint_or_host: str) -> bool:
-    """True for inproc endpoints and tcp on 127.0.0.0/8, ::1 or localhost."""
-    if endpoint_or_host.startswith("inproc://"):
+    """True for what only this host can reach: inproc and ipc endpoints, and tcp on 127.0.0.0/8, ::1 or
+    localhost."""
+    if endpoint_or_host.startswith(("inproc://", "ipc://")):
         return True
     host = endpoint_or_host.removeprefix("tcp://").rsplit(":", 1)[0] if "://" in endpoint_or_host \
         else endpoint_or_host

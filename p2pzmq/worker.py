@@ -56,6 +56,8 @@ class Worker:
         self.counters = Counters()
         self.peers: LocalHost | None = None
         self.stopped = gevent.event.Event()
+        #: Why the worker stopped by itself, if it did: no word from its supervisor in time (None otherwise).
+        self.gave_up: str | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._handlers = {link.BEAT: lambda fields: {}, link.HELLO: self._hello, link.SPAWN: self._spawn,
                           link.KILL: self._kill, link.STATS: self._stats, link.STOP: lambda fields: {}}
@@ -70,8 +72,9 @@ class Worker:
             while True:
                 silence = self.config.heartbeat_timeout if self.peers else self.config.control_timeout
                 frames = sock.recv(silence)
-                if frames is None:
-                    log.warning("no word from the supervisor for %g s: stopping this worker", silence)
+                if frames is None:  # its owner (the command line) reports it; a log line would say it twice
+                    self.gave_up = f"no word from a supervisor for {silence:g} s: worker stopped"
+                    log.info("%s", self.gave_up)
                     return
                 route, *body = frames
                 try:
@@ -200,7 +203,10 @@ def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -
     try:
         for host in hosts:
             command = [sys.executable, "-m", "p2pzmq", "worker", "--host", host, *extra_args]
-            processes.append(gevent.subprocess.Popen(command, stdout=gevent.subprocess.PIPE, text=True, env=env))
+            # A session of its own: Ctrl-C at the terminal interrupts the supervisor, which stops its workers (they
+            # must not each get the SIGINT, stop on their own and report it).
+            processes.append(gevent.subprocess.Popen(command, stdout=gevent.subprocess.PIPE, text=True, env=env,
+                                                     start_new_session=True))
         for process in processes:
             line = ""
             with gevent.Timeout(config.control_timeout, False):

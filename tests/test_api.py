@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from conftest import live_greenlets
-from p2pzmq import Config, Network, UsageError, cli, control
+from p2pzmq import Config, Network, UsageError, cli, commands, control
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +34,7 @@ def test_network_takes_a_size_and_config_keywords(tmp_path):
 def test_every_control_command_is_a_method_returning_the_same_data(make_network, tmp_path):
     net = make_network(6, seed=4)
     # ``peers`` is the one exception: ``Network.peers`` is the list of Peer objects, the command is ``peer_list()``.
-    assert all(callable(getattr(net, "peer_list" if name == "peers" else name, None)) for name in control.COMMANDS)
+    assert all(callable(getattr(net, "peer_list" if name == "peers" else name, None)) for name in commands.COMMANDS)
     a, b = str(net.peers[0].id), str(net.peers[-1].id)
     for request, direct in [
         ({"cmd": "ping"}, net.ping),
@@ -49,8 +49,8 @@ def test_every_control_command_is_a_method_returning_the_same_data(make_network,
 
 def test_json_output_of_run_parses(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["run", "-n", "5", "--seed", "2", "--json", "lookup", "1", "2"]) == 2
-    assert capsys.readouterr().err == "p2p-network: usage error: no peer has id 1\n"
+    assert cli.main(["run", "-n", "5", "--seed", "2", "--json", "lookup", "1", "2"]) == 1  # found at run time
+    assert capsys.readouterr().err == "p2p-network: lookup: no peer has id 1\n"
     assert cli.main(["run", "-n", "5", "--seed", "2", "--json", "net_status"]) == 0
     status = json.loads(capsys.readouterr().out)["result"]
     a, b = status["peers"][0]["id"], status["peers"][-1]["id"]
@@ -69,16 +69,19 @@ def test_console_lines_of_the_new_commands(capsys, tmp_path, monkeypatch):
     route, walk, written = capsys.readouterr().out.splitlines()
     assert route.startswith(f"Route from {a} to {b} reached in ") and route.endswith(f" -> {b}")
     assert walk.startswith(f"Walk from {a} finds the target after ")
-    assert written == "Writing network structure to n.gexf"
+    assert written == f"Writing network structure to {tmp_path / 'n.gexf'}"
 
 
-def test_ctl_takes_required_arguments_positionally_and_options_as_key_value():
-    assert cli._ctl_arguments("time_lapse", ["3", "format=dot", "status=true"]) == \
-        {"steps": 3, "format": "dot", "status": True}
-    assert cli._ctl_arguments("lookup", ["from=1", "id=2"]) == {"from": 1, "id": 2}  # all key=value: sent as JSON
-    for bad in (["format=dot", "3"], [], ["3", "status=maybe"], ["3", "colour=red"]):
-        with pytest.raises(cli.UsageError):
-            cli._ctl_arguments("time_lapse", bad)
+def test_ctl_takes_required_arguments_positionally_or_as_key_value_typed_by_the_registry():
+    assert commands.parse_request("time_lapse", ["3", "format=dot", "status=true"]) == \
+        {"cmd": "time_lapse", "steps": 3, "directory": ".", "format": "dot", "status": True}
+    assert commands.parse_request("time_lapse", ["format=dot", "3"]) == commands.parse_request(
+        "time_lapse", ["steps=3", "format=dot"])
+    assert commands.parse_request("lookup", ["from=1", "id=2"]) == {"cmd": "lookup", "from": "1", "id": "2"}
+    assert commands.parse_request("newer", ["a=1", "b=x"]) == {"cmd": "newer", "a": 1, "b": "x"}  # unknown: JSON
+    for bad in ([], ["3", "status=maybe"], ["3", "colour=red"], ["3", "4"], ["3", "steps=4"]):
+        with pytest.raises(UsageError):
+            commands.parse_request("time_lapse", bad)
 
 
 class FakeTerminal(io.StringIO):
@@ -143,7 +146,9 @@ def test_ctl_json_prints_the_raw_reply(capsys, make_network):
         assert cli.main(["ctl", "--control", server.endpoint, "--json", "lookup", a, b]) == 0
         out, err = capsys.readouterr()
         assert json.loads(out) == {"ok": True, "result": net.lookup(a, b)} and err == ""
-        assert cli.main(["ctl", "--control", server.endpoint, "--json", "output_graph", "x", "format=svg"]) == 1
+        assert cli.main(["ctl", "--control", server.endpoint, "--json", "output_graph", "x", "format=svg"]) == 2
+        assert capsys.readouterr().out == ""  # refused before anything was sent
+        assert cli.main(["ctl", "--control", server.endpoint, "--json", "lookup", "1", b]) == 1
         assert json.loads(capsys.readouterr().out)["ok"] is False
     finally:
         server.stop()

@@ -19,10 +19,10 @@ LAUNCHER = os.path.join(ROOT, "bin", "p2p-network")
 class Served:
     """``p2p-network serve`` on a random port; the endpoint is read from its ready line (no fixed ports)."""
 
-    def __init__(self, *args, cwd):
+    def __init__(self, *args, cwd, env=None):
         self.proc = subprocess.Popen([sys.executable, LAUNCHER, "serve", "--control", "tcp://127.0.0.1:0", *args],
                                      cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
         line, deadline = "", time.monotonic() + 60
         while "listening on" not in line:
             assert self.proc.poll() is None and time.monotonic() < deadline, self.proc.stderr.read()
@@ -81,8 +81,8 @@ def test_plain_zmq_client_drives_the_whole_contract(served, tmp_path):
     assert server.ask({"cmd": "refresh_peers"}) == {"ok": True, "result": {"refreshed": 8}}
     tgf = server.ask({"cmd": "output_tgf", "path": "snap.tgf"})["result"]
     assert tgf["nodes"] == 8 and tgf["edges"] >= 8 and (tmp_path / "snap.tgf").exists()
-    assert server.ask({"cmd": "time_lapse", "steps": 2})["result"]["files"] == ["./time-lapse-1.tgf",
-                                                                               "./time-lapse-2.tgf"]
+    assert server.ask({"cmd": "time_lapse", "steps": 2})["result"]["files"] == [  # in the supervisor's directory
+        str(tmp_path / "time-lapse-1.tgf"), str(tmp_path / "time-lapse-2.tgf")]
     assert server.ask({"cmd": "ping"})["result"] == {"n": 8}  # still serving after all the errors
     assert server.ask({"cmd": "die"}) == {"ok": True, "result": {"stopping": True}}
     assert server.proc.wait(15) == 0
@@ -96,15 +96,18 @@ def test_ctl_talks_to_serve(served):
     out = subprocess.run(ctl + ["--json", "ping"], capture_output=True, text=True, timeout=60)
     assert json.loads(out.stdout) == {"ok": True, "result": {"n": 5}}
     out = subprocess.run(ctl + ["time_lapse", "steps=-1"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and len(out.stderr.splitlines()) == 1
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1  # refused by ctl, as by run
+    out = subprocess.run(ctl + ["lookup", "1", "2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stderr == "p2p-network: no peer has id 1\n"  # the supervisor's error reply
     out = subprocess.run(ctl + ["die"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
     assert server.proc.wait(15) == 0
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_serve_exits_0_on_signal(served, signum):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_serve_stops_cleanly_on_signal(served, signum, code):
     server = served("-n", "4")
     assert server.ask({"cmd": "ping"})["ok"]
     server.proc.send_signal(signum)
-    assert server.proc.wait(15) == 0
+    assert server.proc.wait(15) == code
+    assert server.proc.stderr.read() == ("p2p-network: Aborted!\n" if code else "")

@@ -160,5 +160,6 @@ def test_run_takes_optional_arguments_as_key_value(capsys):
     assert code == 0, err
     assert out.splitlines()[0] == "Killed 2 peers, 6 alive" and out.splitlines()[1] == "Added 1 peers, 7 alive"
     assert out.splitlines()[-1] == "7/9 peers alive" and out.count(" killed - inproc://") == 2
-    assert cli.main(["run", "-n", "2", "kill_peers", "count=5"]) == 2  # more peers than there are
+    assert cli.main(["run", "-n", "2", "kill_peers", "count=5"]) == 1  # more peers than there are: found at run time
+    assert cli.main(["run", "-n", "2", "kill_peers", "count=-1"]) == 2  # wrong whatever the network
     assert cli.main(["run", "-n", "2", "kill_peers", "bogus=1"]) == 2

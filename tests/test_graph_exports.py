@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from p2pzmq import control, graph
-from p2pzmq.errors import UsageError
+from p2pzmq.errors import OutputError, UsageError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,10 +118,10 @@ def test_bad_formats_and_paths_are_usage_errors(make_network, tmp_path):
     with pytest.raises(UsageError):
         net.time_lapse(1, str(tmp_path), format="svg")
     assert list(tmp_path.iterdir()) == []  # a bad format is refused before any refresh or write
-    with pytest.raises(UsageError):
+    with pytest.raises(OutputError):
         net.output_graph(str(tmp_path / "no" / "dir.graphml"), "graphml")
     reply, _ = control.handle(net, json.dumps({"cmd": "output_graph", "path": "x", "format": 3}).encode())
-    assert reply["ok"] is False and "format must be str" in reply["error"]
+    assert reply["ok"] is False and "format must be a string" in reply["error"]
     with pytest.raises(UsageError):
         graph.read_graph(str(tmp_path / "missing.graphml"))
     (tmp_path / "junk.graphml").write_text("<not graphml")

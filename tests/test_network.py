@@ -4,7 +4,7 @@ import statistics
 import pytest
 
 from model import ModelNetwork
-from p2pzmq.errors import UsageError
+from p2pzmq.errors import OutputError, UsageError
 from p2pzmq.graph import read_tgf
 
 pytestmark = pytest.mark.timeout(300)
@@ -90,7 +90,10 @@ def test_usage_errors(make_network, tmp_path):
             net.create(bad)
     with pytest.raises(UsageError):
         net.time_lapse(-1)
-    with pytest.raises(UsageError):
+    for bad in ("", "x.graphml", "a\0b.tgf", str(tmp_path) + "/"):  # refused before anything is written
+        with pytest.raises(UsageError):
+            net.output_tgf(bad)
+    with pytest.raises(OutputError):  # well formed, but the system cannot write it
         net.output_tgf(str(tmp_path / "missing-dir" / "x.tgf"))
     assert net.ping() == {"n": 2}
 

@@ -1,10 +1,12 @@
 """Pictures: PNGs of the requested size that are not blank, the plot subcommand, and the hint without matplotlib."""
 import json
 import sys
+import warnings
 
 import networkx as nx
 import pytest
 from matplotlib.image import imread
+from matplotlib.text import Text
 
 from p2pzmq import cli, control, plot
 
@@ -46,7 +48,7 @@ def test_plot_subcommand_draws_tgf_and_graphml(capsys, tmp_path, monkeypatch):
         assert cli.main(["plot", source, "-o", f"{source}.png", "--width", "400", "--height", "300"]) == 0
         assert_picture(tmp_path / f"{source}.png", 400, 300)
     out = capsys.readouterr().out.splitlines()
-    assert out[-2:] == ["Drawing 6 peers to n.tgf.png", "Drawing 6 peers to n.graphml.png"]
+    assert out[-2:] == [f"Drawing 6 peers to {tmp_path / name}" for name in ("n.tgf.png", "n.graphml.png")]
 
 
 def test_plot_time_lapse_with_and_without_status(capsys, tmp_path, monkeypatch):
@@ -59,8 +61,8 @@ def test_plot_time_lapse_with_and_without_status(capsys, tmp_path, monkeypatch):
         assert cli.main(["plot", "--time-lapse", str(directory), "-o", "lapse.png"]) == 0
         assert_picture(directory / "lapse.png", 1000, 600)
     out = capsys.readouterr().out.splitlines()
-    assert out.count("Drawing a 2 step time-lapse to lapse.png") == 1  # with status, step 0 is charted too
-    assert out.count("Drawing a 1 step time-lapse to lapse.png") == 1  # from the files: steps 1 and 2
+    for status in ("true", "false"):  # two refreshes, charted from time-lapse.json (with step 0) or from the files
+        assert out.count(f"Drawing a 2 step time-lapse to {tmp_path / status / 'lapse.png'}") == 1
     summary = json.loads((tmp_path / "true" / "time-lapse.json").read_text())
     assert [step["step"] for step in summary["steps"]] == [0, 1, 2]
     assert all(0 <= step["connectivity"] <= 100 and step["mean_table_size"] >= 1 for step in summary["steps"])
@@ -84,3 +86,33 @@ def test_without_matplotlib_a_one_line_hint_and_exit_1(capsys, make_network, tmp
     reply, _ = control.handle(net, json.dumps({"cmd": "output_png", "path": str(tmp_path / "n.png")}).encode())
     assert reply == {"ok": False, "error": plot.INSTALL_HINT}
     assert not (tmp_path / "n.png").exists()
+
+
+@pytest.mark.parametrize("width, height", [(100, 100), (400, 300), (2000, 150), (150, 1200)])
+def test_nothing_is_cut_off_at_any_allowed_size(make_network, tmp_path, monkeypatch, width, height):
+    """Every title, tick label and colour-bar label lies inside the picture, and no layout warning is printed."""
+    saved = []
+    original = plot._save
+
+    def inspect(figure, path):
+        renderer = figure.canvas.get_renderer()
+        drawn = figure.get_tightbbox(renderer)  # everything drawn, in inches
+        figure_width, figure_height = figure.get_size_inches()
+        assert drawn.x0 >= 0 and drawn.y0 >= 0 and drawn.x1 <= figure_width and drawn.y1 <= figure_height, drawn
+        assert [text for text in figure.findobj(Text) if text.get_text()], "no text drawn"
+        saved.append(path)
+        original(figure, path)
+
+    monkeypatch.setattr(plot, "_save", inspect)
+    net = make_network(8, seed=1)
+    big = nx.DiGraph()
+    big.add_nodes_from((str(index * 2 ** 150 + 1), {"tgf": index + 1}) for index in range(plot.SMALL + 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.output_png(str(tmp_path / "small.png"), width, height)
+        plot.draw_overlay(big, str(tmp_path / "big.png"), width, height)
+        net.time_lapse(1, str(tmp_path), status=True)
+        plot.draw_time_lapse(str(tmp_path), str(tmp_path / "lapse.png"), width, height)
+    assert len(saved) == 3
+    for name in ("small.png", "big.png", "lapse.png"):
+        assert_picture(tmp_path / name, width, height)

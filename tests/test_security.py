@@ -53,7 +53,8 @@ def test_keys_are_not_overwritten_and_bad_key_files_are_usage_errors(tmp_path):
 
 
 @pytest.mark.parametrize("endpoint, loopback", [("tcp://127.0.0.1:5555", True), ("tcp://127.9.9.9:1", True),
-                                                ("tcp://[::1]:5", True), ("inproc://x", True), ("localhost", True),
+                                                ("tcp://[::1]:5", True), ("inproc://x", True), ("ipc:///tmp/c", True),
+                                                ("localhost", True),
                                                 ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False),
                                                 ("198.18.0.1", False), ("tcp://example.org:1", False)])
 def test_loopback_detection(endpoint, loopback):
@@ -67,3 +68,19 @@ def test_exposed_endpoints_need_keys_or_insecure(capsys, tmp_path):
     assert security.check_exposure("control socket", "tcp://0.0.0.0:1", None, True).startswith("WARNING")
     assert security.check_exposure("control socket", "tcp://0.0.0.0:1", security.generate(str(tmp_path)),
                                    False) is None
+
+
+@pytest.mark.parametrize("endpoint, bind, parsed", [
+    ("tcp://127.0.0.1:5555", False, ("tcp", "127.0.0.1", 5555)), ("tcp://[::1]:1", False, ("tcp", "[::1]", 1)),
+    ("tcp://*:0", True, ("tcp", "*", 0)), ("ipc:///tmp/c.sock", False, ("ipc", "/tmp/c.sock", None)),
+    ("tcp://127.0.0.1:0", False, None), ("tcp://*:5555", False, None), ("tcp://127.0.0.1:65536", True, None),
+    ("tcp://127.0.0.1", True, None), ("tcp://:5555", True, None), ("tcp://127.0.0.1:+5", True, None),
+    ("tcp://127.0.0.1:\u0665", True, None), ("inproc://x", True, None), ("ipc://", False, None),
+    ("udp://127.0.0.1:1", False, None), ("127.0.0.1:5555", False, None), ("tcp://a b:1", True, None),
+])
+def test_typed_endpoints_are_checked_before_any_socket(endpoint, bind, parsed):
+    if parsed is None:
+        with pytest.raises(UsageError):
+            security.parse_endpoint(endpoint, bind)
+    else:
+        assert security.parse_endpoint(endpoint, bind) == parsed

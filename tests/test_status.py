@@ -3,7 +3,7 @@ joins, and their command-line and control forms."""
 import pytest
 
 from model import ModelNetwork
-from p2pzmq import cli
+from p2pzmq import cli, commands
 from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
 from p2pzmq.status import DEAD, estimate, route_steps
@@ -101,7 +101,7 @@ def test_control_and_cli_take_sample_and_routing(make_network, capsys):
     assert reply["ok"] and reply["result"]["sample"] == 3
     reply, _ = handle(net, b'{"cmd": "net_status", "sample": "3"}')
     assert not reply["ok"]
-    assert list(cli.parse_commands(["net_status", "sample=4", "routing=local", "ping"])) == [
+    assert commands.parse_session(["net_status", "sample=4", "routing=local", "ping"]) == [
         ("net_status", {"sample": 4, "routing": "local"}), ("ping", {})]
     assert cli.main(["run", "-n", "5", "--seed", "1", "--sample", "4", "--join-concurrency", "2",
                      "net_status"]) == 0

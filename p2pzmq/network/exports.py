@@ -64,14 +64,19 @@ class Exporter:
         return {"alive": sum(row["alive"] for row in rows), "peers": rows}
 
     def output_tgf(self, path: str) -> dict:
-        """Write the network as TGF (§4.8) to ``path``."""
+        """Write the network as TGF (§4.8) to ``path`` (see :func:`p2pzmq.graph.output_file`; the result has the
+        absolute path written)."""
+        path = os.path.abspath(graph.output_file(path, None, ["tgf"])[0])
         with self._channel.exclusive():
             ids = [peer.id for peer in self._members.listed]
             tables = self.tables()
         return {"path": path, "nodes": len(ids), "edges": self._offload(graph.write_tgf, path, ids, tables)}
 
-    def output_graph(self, path: str, format: str = "tgf") -> dict:
-        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; see :mod:`.graph`)."""
+    def output_graph(self, path: str, format: str | None = None) -> dict:
+        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; None: as the extension
+        says, else tgf; see :func:`p2pzmq.graph.output_file`)."""
+        path, format = graph.output_file(path, format, graph.FORMATS)
+        path = os.path.abspath(path)
         ids, tables, extras = self.snapshot()
         edges = self._offload(graph.write_graph, path, format, ids, tables, extras)
         return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
@@ -80,6 +85,10 @@ class Exporter:
         """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra)."""
         from .. import plot
 
+        path = os.path.abspath(graph.output_file(path, None, ["png"])[0])
+        plot.check_size("width", width)
+        plot.check_size("height", height)
+        plot.require_matplotlib()
         ids, tables, extras = self.snapshot()
         drawn = self._offload(graph.to_networkx, ids, tables, extras)
         self._offload(plot.draw_overlay, drawn, path, width, height)
@@ -98,6 +107,7 @@ class Exporter:
             raise UsageError(f"time-lapse steps must be a non-negative integer, not {steps!r}")
         if format not in graph.FORMATS:
             raise UsageError(f"unknown graph format {format!r}; choose one of {', '.join(graph.FORMATS)}")
+        directory = os.path.abspath(graph.check_path(directory, "directory"))
         with self._channel.exclusive():
             history = [_step_status(0, None, net_status())] if status else []
             files = []

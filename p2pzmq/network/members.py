@@ -12,6 +12,7 @@ import collections
 import random
 
 from ..errors import UsageError
+from ..ids import ID_BITS, parse_id
 from ..rpc import Outcome, Result
 from ..table import Contact
 
@@ -75,12 +76,12 @@ class Members:
         if (count is None) == (ids is None):
             raise UsageError("give either count (with an optional seed) or ids")
         if ids is not None:
-            by_id = {str(peer.id): peer for peer in self.listed}
-            unknown = [peer_id for peer_id in ids if peer_id not in by_id]
-            if unknown or len(set(ids)) != len(ids):
-                raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, unknown)) or ids}")
-            wanted = set(ids)
-            return [peer for peer in self.listed if str(peer.id) in wanted]
+            wanted = [parse_peer_id(value, "ids") for value in ids]
+            unknown = set(wanted) - {peer.id for peer in self.listed}
+            if unknown or len(set(wanted)) != len(wanted):
+                raise UsageError(f"not the ids of distinct alive peers: {', '.join(map(str, sorted(unknown))) or ids}")
+            chosen = set(wanted)
+            return [peer for peer in self.listed if peer.id in chosen]
         if type(count) is not int or not 0 <= count <= len(self.listed):
             raise UsageError(f"count must be an integer between 0 and {len(self.listed)}, not {count!r}")
         wanted = set(random.Random(seed).sample(range(len(self.listed)), count))
@@ -93,3 +94,12 @@ class Members:
         for peer in peers:
             del self._by_client[peer.contact.client]
             self.departed.append((peer.contact, state))
+
+
+def parse_peer_id(value: int | str, name: str) -> int:
+    """A peer id given as an int or a decimal string, in [0, 2**160) (:func:`p2pzmq.ids.parse_id`); anything else
+    is a usage error naming the argument ``name``."""
+    try:
+        return parse_id(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a peer id (decimal digits, below 2**{ID_BITS}), not {value!r:.80}") from None

@@ -16,10 +16,9 @@ from .. import discovery, status
 from .. import messages as m
 from ..config import Config
 from ..errors import ProtocolError, UsageError
-from ..ids import ID_BITS
 from ..table import Contact, Table
 from .channel import CommandChannel
-from .members import Members
+from .members import Members, parse_peer_id
 
 #: How net_status may drive its routes (see :meth:`Router.net_status`).
 ROUTINGS = ("auto", "messages", "local")
@@ -51,8 +50,9 @@ class Router:
         with ``find_peer`` commands; ``local`` fetches each table once and routes on them (same result);
         ``auto`` uses messages up to ``status_local_above`` peers.
         """
-        if sample is not None and (type(sample) is not int or sample < 0):
-            raise UsageError(f"sample must be a non-negative integer, not {sample!r}")
+        if sample is not None and (type(sample) is not int or not 0 <= sample <= len(self._members)):
+            raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self._members)} (the number of "
+                             f"peers), not {sample!r}")
         if routing not in ROUTINGS:
             raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
         with self._channel.exclusive():
@@ -171,7 +171,7 @@ class Router:
 
         Every path is a list of decimal ids starting at ``source``.
         """
-        start_id, target_id = parse_id(source, "from"), parse_id(target, "id")
+        start_id, target_id = parse_peer_id(source, "from"), parse_peer_id(target, "id")
         with self._channel.exclusive():
             start = self._members.by_id(start_id).contact
             return {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id),
@@ -208,12 +208,3 @@ class Router:
                 path.append(contact_id)
         return {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
                 "exact": found.id == target}
-
-
-def parse_id(value: int | str, name: str) -> int:
-    """A peer id given as an int or a decimal string, in [0, 2**160); anything else is a usage error."""
-    if type(value) is int or (isinstance(value, str) and value.isdecimal() and value.isascii()):
-        peer_id = int(value)
-        if 0 <= peer_id < 1 << ID_BITS:
-            return peer_id
-    raise UsageError(f"{name} must be a peer id (decimal digits, below 2**{ID_BITS}), not {value!r}")

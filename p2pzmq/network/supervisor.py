@@ -220,7 +220,7 @@ class Network:
 
     output_tgf.__doc__ = Exporter.output_tgf.__doc__
 
-    def output_graph(self, path: str, format: str = "tgf") -> dict:
+    def output_graph(self, path: str, format: str | None = None) -> dict:
         return self._exporter.output_graph(path, format)
 
     output_graph.__doc__ = Exporter.output_graph.__doc__

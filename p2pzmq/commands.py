@@ -1,0 +1,342 @@
+"""The control commands: their parameters, the checks on their arguments, and how command-line words become them.
+
+One registry, ``COMMANDS``: name -> :class:`Command` (parameters, help, the :class:`~p2pzmq.network.Network` method
+that runs it). The control socket (:func:`p2pzmq.control.handle`), ``run`` and ``ctl`` all go through it, so they
+take the same arguments and refuse the same mistakes, before anything runs: JSON types (a bool is not an int, 3.0 is
+not 3), integers within 64 bits, finite floats, ranges and choices, peer ids (decimal strings below 2**160), file
+names, and the rules between arguments (a path's extension and its ``format=``; ``count`` or ``ids``).
+
+On the command line, a command's required arguments may be given in order (``output_graph net.gexf``) and every
+argument as ``key=value`` (``output_graph path=net.gexf format=gexf``); values are read by the parameter's type.
+Pure: no sockets, no files (paths are only checked and, for ``ctl``, made absolute).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+from typing import Any, Callable
+
+from . import graph, plot, security
+from .churn import ChurnPlan
+from .errors import UsageError
+from .ids import ID_BITS, parse_id
+from .network import ROUTINGS
+
+#: Integers in requests must fit in 64 bits (what most JSON readers keep exactly); ids travel as strings.
+INT_LIMIT = 1 << 63
+_INTEGER = re.compile(r"[+-]?[0-9]{1,40}")  # longer is out of range anyway (and int() refuses 4,300 digits)
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One argument of a control command: its JSON key and type, whether it is required (else its default), a
+    ``check`` of its value (raises :class:`UsageError` with the reason), and whether it names a file or directory
+    (``ctl`` makes such paths absolute when it talks to a supervisor on the same host)."""
+
+    name: str
+    type: type
+    default: Any = None
+    required: bool = True
+    check: Callable[[Any], Any] | None = None
+    path: bool = False
+
+    def value(self, command: str, value):
+        """``value`` checked against this parameter (JSON types, limits, ``check``)."""
+        if self.type is float and type(value) is int and -INT_LIMIT <= value < INT_LIMIT:
+            value = float(value)  # JSON writes 2.0 as 2
+        if type(value) is not self.type:
+            raise UsageError(f"{command}: {self.name} must be {_TYPE_NAMES[self.type]}, not {value!r:.80}")
+        if self.type is int and not -INT_LIMIT <= value < INT_LIMIT:
+            raise UsageError(f"{command}: {self.name} is out of range (64-bit integers)")
+        if self.type is float and not math.isfinite(value):
+            raise UsageError(f"{command}: {self.name} must be a finite number, not {value!r}")
+        if self.check is not None:
+            _checked(self.check, value, f"{command}: {self.name}")
+        return value
+
+    def parse(self, command: str, text: str):
+        """The value of a command-line word, read as this parameter's type (checked later by :meth:`value`)."""
+        if self.type is str:
+            return text
+        if self.type is int and _INTEGER.fullmatch(text):
+            return int(text)
+        if self.type is float:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        if self.type is bool and text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        if self.type is list and (items := _list(text)) is not None:
+            return items
+        raise UsageError(f"{command}: {self.name} must be {_TYPE_NAMES[self.type]}, not {text!r:.80}")
+
+
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               list: 'a list (JSON like ["1", "2"], or 1,2)'}
+
+
+def _checked(check: Callable, value, prefix: str) -> None:
+    """``check(value)``, with ``prefix`` (the command, and the parameter) before the reason of its UsageError."""
+    try:
+        check(value)
+    except UsageError as exc:
+        raise UsageError(f"{prefix} {exc}") from None
+
+
+def _list(text: str) -> list | None:
+    """A list from a JSON array or comma-separated words (None if ``text`` is neither); integers become decimal
+    strings, since the only list parameter holds ids."""
+    if not text.startswith("["):
+        return [word for word in text.split(",") if word]
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return [str(item) if type(item) is int else item for item in value] if type(value) is list else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A control command: parameters, the function ``run(network, **arguments)``, a help line, and a ``check`` of
+    the arguments together (it may rewrite them, e.g. add a path's extension). ``session``: ``run`` may use it."""
+
+    name: str
+    params: tuple[Param, ...]
+    run: Callable[..., dict]
+    help: str
+    check: Callable[[dict], None] | None = None
+    session: bool = True
+
+    def arguments(self, request: dict) -> dict:
+        """The checked keyword arguments in ``request`` (``cmd`` may be one of its keys); raises
+        :class:`UsageError` naming what is wrong. A JSON null is taken as "not given" for an optional parameter."""
+        known = {param.name for param in self.params} | {"cmd"}
+        unknown = sorted(set(request) - known)
+        if unknown:
+            named = ", ".join(repr(key)[:40] for key in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise UsageError(f"{self.name} takes no argument {named} ({self.usage()})")
+        kwargs = {}
+        for param in self.params:
+            value = request.get(param.name)
+            if value is None and param.name in request and param.required:
+                raise UsageError(f"{self.name}: {param.name} must not be null")
+            if value is None:
+                if param.required:
+                    raise UsageError(f"{self.name} needs {param.name.upper()} ({self.usage()})")
+                kwargs[param.name] = param.default
+            else:
+                kwargs[param.name] = param.value(self.name, value)
+        if self.check is not None:
+            _checked(self.check, kwargs, f"{self.name}:")
+        return kwargs
+
+    def usage(self) -> str:
+        """How to type the command: ``name REQUIRED... [key=value]...``."""
+        words = [self.name] + [param.name.upper() for param in self.params if param.required]
+        words += [f"[{param.name}=...]" for param in self.params if not param.required]
+        return " ".join(words)
+
+    def take(self, words: list[str], position: int) -> tuple[dict, int]:
+        """Read this command's arguments from ``words[position:]``: ``key=value`` for any parameter, bare words for
+        the required ones not given yet, in order. Stops at the first word that is neither; returns the unchecked
+        values and where it stopped."""
+        params = {param.name: param for param in self.params}
+        values: dict = {}
+        while position < len(words):
+            word = words[position]
+            key, equals, text = word.partition("=")
+            if equals and key in params:
+                if key in values:
+                    raise UsageError(f"{self.name}: {key} is given twice")
+                values[key] = params[key].parse(self.name, text)
+            else:
+                missing = [param for param in self.params if param.required and param.name not in values]
+                if not missing:
+                    break
+                values[missing[0].name] = missing[0].parse(self.name, word)
+            position += 1
+        return values, position
+
+
+def parse_session(words: list[str]) -> list[tuple[str, dict]]:
+    """``run``'s words as checked (command, arguments) pairs, e.g. ``["output_graph", "a.gexf", "net_status"]`` ->
+    ``[("output_graph", {"path": "a.gexf", "format": "gexf"}), ("net_status", {...})]``. Every mistake is found
+    here, before a network exists."""
+    session, position = [], 0
+    while position < len(words):
+        name = words[position]
+        command = COMMANDS.get(name)
+        if command is None or not command.session:
+            known = ", ".join(name for name, command in COMMANDS.items() if command.session)
+            raise UsageError(f"unknown command {name!r:.80}; choose from {known}")
+        values, position = command.take(words, position + 1)
+        session.append((name, command.arguments(values)))
+    return session
+
+
+def parse_request(name: str, words: list[str]) -> dict:
+    """The request ``ctl`` sends for command ``name`` and its words. A known command's arguments are read by type
+    and checked here; those of a command this registry does not know (a newer supervisor's) must be ``key=value``,
+    each value read as JSON, else taken as a string."""
+    command = COMMANDS.get(name)
+    if command is None:
+        request = {"cmd": name}
+        for word in words:
+            key, equals, text = word.partition("=")
+            if not equals or not key:
+                raise UsageError(f"pass the arguments of {name!r:.80} (a command unknown here) as key=value")
+            try:
+                request[key] = json.loads(text)
+            except (ValueError, RecursionError):
+                request[key] = text
+        return request
+    values, position = command.take(words, 0)
+    if position < len(words):
+        raise UsageError(f"{name} takes no argument {words[position]!r:.80} ({command.usage()})")
+    arguments = command.arguments(values)
+    return {"cmd": name, **{key: value for key, value in arguments.items() if value is not None}}
+
+
+def absolute_paths(request: dict) -> dict:
+    """``request`` with the paths of a known command made absolute against this process's working directory (a
+    directory parameter left out is this directory), for a supervisor on this host: it writes where ``ctl`` runs."""
+    command = COMMANDS.get(request.get("cmd"))
+    if command is None:
+        return request
+    resolved = dict(request)
+    for param in command.params:
+        if param.path and (param.name in request or param.default is not None):
+            resolved[param.name] = os.path.abspath(request.get(param.name, param.default))
+    return resolved
+
+
+# -- checks ------------------------------------------------------------------------------------------------------
+
+
+def _peer_id(value: str) -> None:
+    try:
+        parse_id(value)
+    except ValueError:
+        raise UsageError(f"must be a peer id (decimal digits, below 2**{ID_BITS}), not {value!r:.80}") from None
+
+
+def _peer_ids(values: list) -> None:
+    for value in values:
+        if type(value) is not str:
+            raise UsageError(f"must list peer ids as decimal strings, not {value!r:.80}")
+        _peer_id(value)
+    if len(set(values)) != len(values):
+        raise UsageError("lists a peer twice")
+
+
+def _at_least(low: int) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        if value < low:
+            raise UsageError(f"must be at least {low}, not {value}")
+    return check
+
+
+def _one_of(choices) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise UsageError(f"must be one of {', '.join(choices)}, not {value!r:.80}")
+    return check
+
+
+def _pixels(value: int) -> None:
+    if not plot.MIN_PIXELS <= value <= plot.MAX_PIXELS:
+        raise UsageError(f"must be from {plot.MIN_PIXELS} to {plot.MAX_PIXELS} pixels, not {value}")
+
+
+def _file_name(value: str) -> None:
+    try:
+        graph.check_path(value)
+    except UsageError:
+        raise UsageError(f"must be a path (not empty, no NUL, encodable here), not {value!r:.80}") from None
+
+
+def _endpoint(value: str) -> None:
+    try:
+        security.parse_endpoint(value)
+    except UsageError as exc:
+        raise UsageError(f"is not an endpoint to connect to: {exc}") from None
+
+
+def _writes(formats) -> Callable[[dict], None]:
+    """The check of an output command: its path and format agree (:func:`p2pzmq.graph.output_file`)."""
+    def check(arguments: dict) -> None:
+        arguments["path"], chosen = graph.output_file(arguments["path"], arguments.get("format"), formats)
+        if "format" in arguments:
+            arguments["format"] = chosen
+    return check
+
+
+def _one_choice(arguments: dict) -> None:
+    if (arguments["count"] is None) == (arguments["ids"] is None):
+        raise UsageError("give either count=K (with an optional seed=S) or ids=[...]")
+
+
+def _churn_plan(arguments: dict) -> None:
+    ChurnPlan(arguments["join_rate"], arguments["leave_rate"], arguments["crash_fraction"], arguments["duration"])
+
+
+def _path(name: str, default: str | None = None) -> Param:
+    return Param(name, str, default, default is None, _file_name, path=True)
+
+
+#: Which peers kill_peers and leave_peers act on: ``count`` drawn with ``seed``, or the listed ``ids``.
+_CHOOSE = (Param("count", int, None, False, _at_least(0)), Param("seed", int, None, False),
+           Param("ids", list, None, False, _peer_ids))
+_PIXELS = (Param("width", int, 1000, False, _pixels), Param("height", int, 1000, False, _pixels))
+
+COMMANDS: dict[str, Command] = {command.name: command for command in (
+    Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers"),
+    Command("net_status", (Param("sample", int, None, False, _at_least(0)),
+                           Param("routing", str, "auto", False, _one_of(ROUTINGS))),
+            lambda net, sample, routing: net.net_status(sample, routing),
+            "table size and greedy-routing reach of every peer; sample=K estimates it from K random targets per "
+            "peer; routing=messages|local|auto"),
+    Command("refresh_peers", (), lambda net: net.refresh_peers(), "one discovery pass of every peer, in list order"),
+    Command("output_tgf", (_path("path"),), lambda net, path: net.output_tgf(path),
+            "write the overlay as TGF to PATH (.tgf)", _writes(("tgf",))),
+    Command("output_graph", (_path("path"), Param("format", str, None, False, _one_of(graph.FORMATS))),
+            lambda net, path, format: net.output_graph(path, format),
+            "write the overlay to PATH; its extension or format=tgf|graphml|gexf|dot|json says how (default tgf)",
+            _writes(tuple(graph.FORMATS))),
+    Command("output_png", (_path("path"), *_PIXELS),
+            lambda net, path, width, height: net.output_png(path, width, height),
+            "draw the overlay to PATH (.png), width x height pixels (needs the plot extra)", _writes(("png",))),
+    Command("lookup", (Param("from", str, check=_peer_id), Param("id", str, check=_peer_id)),
+            lambda net, **ids: net.lookup(ids["from"], ids["id"]),
+            "the greedy route and the discovery walk from peer FROM to ID (decimal ids); changes no table"),
+    Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
+                           Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
+                           Param("status", bool, False, False)),
+            lambda net, steps, directory, format, status: net.time_lapse(steps, directory, format, status),
+            "STEPS times: refresh_peers, then write time-lapse-<i>.<format> in directory=DIR (default: the "
+            "working directory); status=true also runs net_status each step and writes time-lapse.json"),
+    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
+    Command("attach", (Param("endpoint", str, check=_endpoint), Param("peers", int, 0, False, _at_least(0))),
+            lambda net, endpoint, peers: net.attach(endpoint, peers),
+            "take on the worker listening at ENDPOINT and create PEERS new peers on it (needs --transport tcp)"),
+    Command("die", (), lambda net: net.die(), "stop every peer and the supervisor", session=False),
+    Command("peers", (), lambda net: net.peer_list(),
+            "every peer: id, server and client endpoints, alive flag, state and table size"),
+    Command("add_peers", (Param("n", int, check=_at_least(1)),), lambda net, n: net.add_peers(n),
+            "N more peers, each bootstrapped from a random alive one"),
+    Command("kill_peers", _CHOOSE, lambda net, **choice: net.kill_peers(**choice),
+            "crash peers (no goodbye): count=K [seed=S], or ids=ID,ID,...", _one_choice),
+    Command("leave_peers", _CHOOSE, lambda net, **choice: net.leave_peers(**choice),
+            "peers leave gracefully, telling the peers they know: count=K [seed=S], or ids=ID,ID,...", _one_choice),
+    Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
+                      Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
+                      Param("wait", bool, False, False)),
+            lambda net, **plan: net.churn(**plan),
+            "joins at JOIN_RATE/s, exponential sessions of mean 1/LEAVE_RATE s, for DURATION s, in the background",
+            _churn_plan),
+)}
