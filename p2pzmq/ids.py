@@ -16,8 +16,9 @@ def new_id(rng: random.Random) -> int:
 
 
 def new_cookie(rng: random.Random) -> int:
-    """A cookie, uniform in 1..2**32."""
-    return rng.randint(1, MAX_COOKIE)
+    """A cookie, uniform in 1..2**32 (``getrandbits``: the same distribution as ``randint(1, 2**32)`` at a fifth of
+    its cost, and a cookie is drawn for every request)."""
+    return rng.getrandbits(32) + 1
 
 
 def discovery_targets(own_id: int) -> list[int]:

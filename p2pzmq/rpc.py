@@ -133,13 +133,38 @@ class Caller:
 
     def call(self, endpoint: str, kind, args: tuple, reply_kind: type, timeout: float,
              liveness: Liveness | None = None, key: Any = None):
-        """The reply to one request; raises :class:`RpcTimeout` if none comes within ``timeout`` seconds (sending
-        included), :class:`TransportError` if it cannot be sent or its destination is declared gone."""
-        result = self.call_many([Request(endpoint, kind, args, reply_kind, key)], timeout, window=1,
-                                strict=True, liveness=liveness)[0]
-        if result.outcome is Outcome.GONE:
-            raise TransportError(f"{endpoint} is gone")
-        return result.reply
+        """The reply to ``kind(req_id, cookie, *args)`` sent to ``endpoint``; raises :class:`RpcTimeout` if none
+        comes within ``timeout`` seconds (of sending, and again of waiting), :class:`TransportError` if it cannot be
+        sent or its destination is declared gone. The path every walk takes, so it is kept lean."""
+        if liveness is not None:
+            result = self.call_many([Request(endpoint, kind, args, reply_kind, key)], timeout, window=1,
+                                    strict=True, liveness=liveness)[0]
+            if result.outcome is Outcome.GONE:
+                raise TransportError(f"{endpoint} is gone")
+            return result.reply
+        sock = self.sock
+        req_id, cookie = next(self._ids), new_cookie(self._cookies)
+        try:
+            route = sock.route(endpoint)
+            if not sock.send_to(route, self._codec.encode(kind(req_id, cookie, *args)), timeout):
+                raise RpcTimeout(f"could not send to {endpoint} in time")
+        except TransportError as exc:
+            self._unanswered(endpoint, exc, True)
+        self.counters["requests"] += 1
+        wait, deadline = timeout, None
+        while True:
+            frames = sock.recv(wait)
+            if frames is None:
+                self._unanswered(endpoint, RpcTimeout(f"no reply from {endpoint}"), True)
+            msg = self.decode(frames[1:])
+            if msg is None:
+                pass
+            elif type(msg) is reply_kind and msg.req_id == req_id and msg.cookie == cookie and frames[0] == route:
+                return msg
+            else:
+                self.offer(frames[0], msg)
+            deadline = deadline or time.monotonic() + timeout  # something else came first: wait no longer in all
+            wait = deadline - time.monotonic()
 
     def call_many(self, requests: list[Request], timeout: float, *, window: int, strict: bool = False,
                   liveness: Liveness | None = None) -> list[Result]:
@@ -171,7 +196,7 @@ class Caller:
             if not self._deliver(route, frames, request.key, timeout, liveness):
                 return GONE
         except TransportError as exc:
-            return self._unanswered(request, exc, strict)
+            return self._unanswered(request.endpoint, exc, strict)
         self.counters["requests"] += 1
         pending[req_id] = _Pending(index, cookie, route, request.reply_kind, request)
         return None
@@ -214,7 +239,7 @@ class Caller:
                                  "and others got no reply" if len(pending) > 1 else
                                  f"no reply from {next(iter(pending.values())).request.endpoint}")
                 for item in pending.values():
-                    results[item.index] = self._unanswered(item.request, exc, strict)
+                    results[item.index] = self._unanswered(item.request.endpoint, exc, strict)
                 return
 
     def _match(self, frames: list[bytes], pending: dict[int, _Pending], results: list) -> bool:
@@ -245,9 +270,9 @@ class Caller:
         if self._on_unmatched is None or not self._on_unmatched(route, msg):
             self.counters.drop(self._where, "unmatched", type(msg).__name__)
 
-    def _unanswered(self, request: Request, exc: TransportError, strict: bool) -> Result:
+    def _unanswered(self, endpoint: str, exc: TransportError, strict: bool) -> Result:
         self.counters["timeouts" if isinstance(exc, RpcTimeout) else "undeliverable"] += 1
-        self.sock.forget(request.endpoint)
+        self.sock.forget(endpoint)
         if strict:
             raise exc
         return SILENT

@@ -13,8 +13,13 @@ of two ways at a time:
   for it, so no receiver ever sleeps on an empty queue and the event loop is not involved. Every message is still a
   ZeroMQ message between the two sockets.
 
-Frames are sent and received one by one with plain-int flags: pyzmq's ``*_multipart`` helpers and its enum
-arithmetic cost more than the messages themselves (tests/test_transport_green.py covers wake-ups and back-pressure).
+What costs what, in instructions counted with callgrind (load-independent): a 2-frame send and receive ≈ 15 K;
+``getsockopt(EVENTS or RCVMORE)`` ≈ 10 K (pyzmq builds an Enum for the option on every call); a receive that raises
+``zmq.Again`` ≈ 26 K; ``zmq_poll`` with timeout 0 ≈ 2.7 K; pyzmq's Python ``send`` wrapper ≈ 3 K per frame. So this
+module asks "is a message queued?" with ``zmq_poll`` (which, like EVENTS, processes the socket's commands, so
+parking after a "no" cannot miss a wake-up), sends through the backend socket's ``send``, receives a ROUTER's
+routing frame as bytes and the rest as frames (whose ``more`` flag pyzmq reads in C), and never uses the
+``*_multipart`` helpers (tests/test_transport_green.py covers wake-ups and back-pressure).
 
 Every socket is created with ``LINGER 0`` and ``MAXMSGSIZE``; ROUTERs also get ``ROUTER_MANDATORY`` (otherwise
 unroutable messages vanish silently). Routing ids for outgoing connections are never reused, because connecting twice
@@ -23,16 +28,17 @@ with one ``CONNECT_ROUTING_ID`` aborts the whole process. ``zmq.ZMQError`` never
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import itertools
 import os
 import time
-import weakref
 from typing import Iterator
 
 import gevent
 import zmq
+import zmq.backend
 from gevent.hub import get_hub
 
 from .errors import ClosedError, TransportError
@@ -44,8 +50,10 @@ _WRITE = 2
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
 _EVENTS = int(zmq.EVENTS)
-_RCVMORE = int(zmq.RCVMORE)
 _POLLIN = int(zmq.POLLIN)
+_send = zmq.backend.Socket.send  # the backend's own method: pyzmq's Python wrapper costs ~3 K instructions a frame
+_recv = zmq.backend.Socket.recv
+_poll = zmq.zmq_poll
 _POLLOUT = int(zmq.POLLOUT)
 #: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
 _DRAIN_BATCH = 256
@@ -82,10 +90,23 @@ def curve_keypair() -> tuple[bytes, bytes]:
     return zmq.curve_keypair()
 
 
+#: Every context not yet terminated. An owner that forgets to call :meth:`Context.term` leaks its context until the
+#: process exits, instead of leaving it to the garbage collector: collected in one cycle with its sockets, a pyzmq
+#: context finds its weak list of sockets already cleared, closes none, and blocks in libzmq's term() forever.
+_OPEN_CONTEXTS: set["Context"] = set()
+
+
+@atexit.register
+def _term_open_contexts() -> None:
+    for ctx in list(_OPEN_CONTEXTS):
+        ctx.term()
+
+
 class Context:
     """One ZeroMQ context per process or per simulated network (inproc endpoints live inside one context).
 
-    It keeps track of its sockets so that :meth:`term` can close whatever an owner left open and never hang.
+    It keeps every socket it made (strongly, see :data:`_OPEN_CONTEXTS`) so that :meth:`term` can close whatever an
+    owner left open and never hang.
     """
 
     _namespaces = itertools.count(1)
@@ -97,12 +118,13 @@ class Context:
         self.max_message_bytes = max_message_bytes
         self.tcp_backlog = tcp_backlog
         self.namespace = f"p2pzmq-{os.getpid()}-{next(self._namespaces)}"
-        self._sockets: weakref.WeakSet[GreenSocket] = weakref.WeakSet()
+        self._sockets: set[GreenSocket] = set()
         #: inproc endpoints currently bound in this context, and their sockets. libzmq lets a socket connect to an
         #: unbound inproc endpoint and keeps that pending connection, with every message sent to it, until the
         #: context ends, even after a disconnect: dialling a dead peer's endpoint would leak memory forever.
         self._inproc_bound: dict[str, GreenSocket] = {}
         self._closed = False
+        _OPEN_CONTEXTS.add(self)
 
     def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
                hwm: int | None = None) -> "RouterSocket":
@@ -138,6 +160,7 @@ class Context:
                 zsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock = cls(zsock)
         sock._inproc_bound = self._inproc_bound
+        sock._siblings = self._sockets
         self._sockets.add(sock)
         return sock
 
@@ -147,9 +170,11 @@ class Context:
         if self._closed:
             return 0
         self._closed = True
-        left_open = [sock for sock in list(self._sockets) if not sock.closed]
+        _OPEN_CONTEXTS.discard(self)
+        left_open = [sock for sock in self._sockets if not sock.closed]
         for sock in left_open:
             sock.close()
+        self._sockets.clear()
         self._zctx.term()
         return len(left_open)
 
@@ -163,7 +188,9 @@ class GreenSocket:
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
         self._inproc_bound: dict[str, GreenSocket] = {}  # the context's registry (see Context)
+        self._siblings: set[GreenSocket] = set()  # the context's open sockets (see Context)
         self._bound: list[str] = []
+        self._pollin = [(zsock, _POLLIN)]  # zmq_poll's argument, made once
         self._handler = None  # while served: handler(frames)
         self._on_error = None
         self._draining = False
@@ -217,42 +244,41 @@ class GreenSocket:
 
     def _send_frames(self, frames: list[bytes]) -> None:
         """Queue one multipart message without blocking (all frames or, on EAGAIN at the first, none)."""
-        send = self._zsock.send
+        zsock = self._zsock
         for frame in frames[:-1]:
-            send(frame, _MORE_NOBLOCK)
-        send(frames[-1], _NOBLOCK)
+            _send(zsock, frame, _MORE_NOBLOCK)
+        _send(zsock, frames[-1], _NOBLOCK)
 
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
         arrived within that many seconds."""
-        zsock = self._zsock
-        while True:
-            try:
-                first = zsock.recv(_NOBLOCK)
-                break
-            except zmq.Again:
-                pass
-            except zmq.ZMQError as exc:
-                raise _error("cannot receive", exc, self) from exc
-            # EAGAIN drained the command mailbox: the fd will signal the next arrival (module docstring). Parked
-            # outside the except block, so thousands of idle sockets do not each keep an exception alive.
-            if not self._park(timeout):
-                return None
-        return self._rest(first)
-
-    def _rest(self, first: bytes) -> list[bytes]:
-        """``first`` and the frames that follow it in the same message (they arrive together)."""
-        zsock = self._zsock
-        parts = [first]
+        deadline = None
         try:
-            while zsock.getsockopt(_RCVMORE):
-                parts.append(zsock.recv(_NOBLOCK))
+            while not _poll(self._pollin, 0):
+                if timeout is not None:
+                    deadline = deadline or time.monotonic() + timeout
+                    timeout = deadline - time.monotonic()
+                # zmq_poll processed the command mailbox: the fd will signal the next arrival (module docstring).
+                if not self._park(timeout):
+                    return None
+            return self._message()
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
+
+    def _message(self) -> list[bytes]:
+        """The frames of the message at the head of the queue (it is there: its frames arrive together)."""
+        zsock = self._zsock
+        frame = _recv(zsock, _NOBLOCK, False)
+        parts = [frame.bytes]
+        while frame.more:
+            frame = _recv(zsock, _NOBLOCK, False)
+            parts.append(frame.bytes)
         return parts
 
     def _park(self, timeout: float | None) -> bool:
         """Wait for the fd to signal; False if ``timeout`` passed first."""
+        if timeout is not None and timeout <= 0:
+            return False
         if timeout is None:
             get_hub().wait(self._watcher)
             return True
@@ -287,13 +313,12 @@ class GreenSocket:
         if self._draining:
             return
         self._draining = True
-        zsock = self._zsock
         try:
             for _ in range(_DRAIN_BATCH):
                 handler = self._handler
-                if handler is None or self.closed or not zsock.getsockopt(_EVENTS) & _POLLIN:
+                if handler is None or self.closed or not _poll(self._pollin, 0):
                     return
-                handler(self._rest(zsock.recv(_NOBLOCK)))
+                handler(self._message())
             get_hub().loop.run_callback(self._drain)  # more may be queued: let others have a turn first
         except Exception as exc:  # the handler's owner decides what a failure means; the loop must go on
             if not self.closed:
@@ -319,6 +344,7 @@ class GreenSocket:
         if self.closed:
             return
         self.closed = True
+        self._siblings.discard(self)
         for endpoint in self._bound:
             self._inproc_bound.pop(endpoint, None)
         self._handler = None
@@ -384,6 +410,10 @@ class RouterSocket(GreenSocket):
     def connections(self) -> int:
         return len(self._routes)
 
+    def _message(self) -> list[bytes]:
+        """The routing frame as bytes (cheaper than a frame object), then the rest (see GreenSocket._message)."""
+        return [_recv(self._zsock, _NOBLOCK), *GreenSocket._message(self)]
+
     def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
         """Send ``frames`` to ``route``; False if ``timeout`` seconds pass first (the high-water mark holds the
         message back, or the connection is still coming up), and then nothing was sent.
@@ -397,7 +427,7 @@ class RouterSocket(GreenSocket):
         handshake_deadline = give_up = None
         while True:
             try:
-                self._send_frames([route, *frames])
+                self._send_routed(route, frames)
                 self._fresh.discard(route)
                 local = self._local.get(route)
                 if local is not None:
@@ -433,9 +463,17 @@ class RouterSocket(GreenSocket):
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""
         try:
-            self._send_frames([route, *frames])
+            self._send_routed(route, frames)
         except zmq.ZMQError as exc:
             raise _error("cannot reply", exc, self) from exc
+
+    def _send_routed(self, route: bytes, frames: list[bytes]) -> None:
+        """Queue ``frames`` for ``route`` without blocking (all of them or, on an error at the first, none)."""
+        zsock = self._zsock
+        _send(zsock, route, _MORE_NOBLOCK)
+        for frame in frames[:-1]:
+            _send(zsock, frame, _MORE_NOBLOCK)
+        _send(zsock, frames[-1], _NOBLOCK)
 
 
 class Endpoints:

@@ -60,18 +60,18 @@ def test_new_cookie_range_and_determinism():
     assert len(set(cookies)) > 4990
     rng_a, rng_b = random.Random(5), random.Random(5)
     assert [new_cookie(rng_a) for _ in range(100)] == [new_cookie(rng_b) for _ in range(100)]
-    assert new_cookie(random.Random(9)) == random.Random(9).randint(1, 2**32)
+    assert new_cookie(random.Random(9)) == random.Random(9).getrandbits(32) + 1
 
 
 class _Extreme(random.Random):
-    """A Random whose randint always answers one end of the range, to pin the bounds down."""
+    """A Random whose random bits are all zeros or all ones, to pin the bounds down."""
 
     def __init__(self, high: bool) -> None:
         super().__init__(0)
         self.high = high
 
-    def randint(self, a: int, b: int) -> int:
-        return b if self.high else a
+    def getrandbits(self, k: int) -> int:
+        return (1 << k) - 1 if self.high else 0
 
 
 def test_new_cookie_bounds_are_1_and_2_to_the_32_inclusive():
