@@ -75,6 +75,10 @@ def failed(answered: LinkRequest, error: str) -> LinkReply:
 class LinkCodec:
     """JSON for the link; ``decode`` validates the envelope and raises :class:`ProtocolError`."""
 
+    def pack(self, kind, values: tuple) -> list[bytes]:
+        """The frames of ``kind(*values)`` (see rpc.Caller)."""
+        return self.encode(kind(*values))
+
     def encode(self, msg: LinkRequest | LinkReply) -> list[bytes]:
         if type(msg) is LinkRequest:
             body = {**msg.fields, "op": msg.op, "req": msg.req_id, "cookie": msg.cookie}

@@ -206,6 +206,15 @@ def encode(msg) -> list[bytes]:
         raise ProtocolError(f"cannot encode {type(msg).__name__}: {exc}") from exc
 
 
+def pack(kind: type, values: tuple) -> list[bytes]:
+    """The frames of the message ``kind(*values)``, without building it (a request's path: see rpc.Caller.call);
+    raises :class:`ProtocolError` as :func:`encode` does."""
+    try:
+        return [_ENCODERS[kind](values)]
+    except (KeyError, struct.error, OverflowError, ValueError, TypeError, AttributeError) as exc:
+        raise ProtocolError(f"cannot encode {getattr(kind, '__name__', kind)}: {exc}") from exc
+
+
 _REPLY_TYPES = frozenset(REPLIES)
 
 
@@ -226,6 +235,7 @@ class Codec:
         self._contacts: dict[bytes, Contact] = {}  # a contact's wire bytes -> the one Contact object for them
 
     encode = staticmethod(encode)
+    pack = staticmethod(pack)
     tag = staticmethod(tag)
 
     def decode(self, frames: list[bytes]):

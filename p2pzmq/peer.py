@@ -81,7 +81,8 @@ class Peer:
         return self.protocol.table
 
     def start(self) -> "Peer":
-        self._server_sock.serve(self._on_request, self._crashed)
+        # Requests come only from other peers' clients, and a client in this context runs the server it sends to.
+        self._server_sock.serve(self._on_request, self._crashed, settle=False)
         self._client_sock.serve(self._on_command, self._crashed)
         self._idle.start(self._refresh_by_itself)
         self.alive = True
@@ -111,17 +112,18 @@ class Peer:
 
     # -- what protocols use ---------------------------------------------------------------------------------------
 
-    def ask(self, endpoint: str, kind, reply_kind: type, *args):
-        """Send ``kind(req_id, cookie, <this peer's contact>, *args)`` to another peer's server and return its reply;
-        raises :class:`~p2pzmq.errors.RpcTimeout` after ``client_timeout`` or another
-        :class:`~p2pzmq.errors.TransportError`. Late, forged and misdirected replies are dropped and counted."""
-        return self._rpc.call(endpoint, kind, (self.contact, *args), reply_kind, self.config.client_timeout)
+    @property
+    def call(self):
+        """The client's :meth:`Caller.call <p2pzmq.rpc.Caller.call>`: ``call(endpoint, kind, args, reply_kind,
+        timeout)`` sends ``kind(req_id, cookie, *args)`` to another peer's server and returns its reply; raises
+        :class:`~p2pzmq.errors.RpcTimeout` or another :class:`~p2pzmq.errors.TransportError`. Late, forged and
+        misdirected replies are dropped and counted. (Protocols hold on to it: a walk calls it for every hop.)"""
+        return self._rpc.call
 
-    def ask_many(self, asks: list[tuple[str, type, type, tuple]], window: int) -> list[Result]:
-        """Several :meth:`ask` s, ``(endpoint, kind, reply_kind, args)`` each, ``window`` in flight at a time, each
+    def call_many(self, calls: list[tuple[str, type, tuple, type]], window: int) -> list[Result]:
+        """Several :meth:`call` s, ``(endpoint, kind, args, reply_kind)`` each, ``window`` in flight at a time, each
         window waiting at most ``client_timeout``; one :class:`~p2pzmq.rpc.Result` each, in order."""
-        requests = [Request(endpoint, kind, (self.contact, *args), reply_kind)
-                    for endpoint, kind, reply_kind, args in asks]
+        requests = [Request(endpoint, kind, args, reply_kind) for endpoint, kind, args, reply_kind in calls]
         return self._rpc.call_many(requests, self.config.client_timeout, window=window)
 
     def forget(self, endpoint: str) -> None:
@@ -131,16 +133,22 @@ class Peer:
     # -- server ---------------------------------------------------------------------------------------------------
 
     def _on_request(self, frames: list[bytes]) -> None:
-        route, *body = frames
-        msg = self._decode(body, "server")
-        if msg is None:
+        """A request from another peer: the protocol answers it (on the path of every request: kept inline)."""
+        try:
+            msg = self._codec.decode(frames[1:])
+        except ProtocolError as exc:
+            self.counters.drop("server", exc.reason, exc)
             return
         if type(msg) not in self._requests:
             self.counters.drop("server", "unexpected", type(msg).__name__)
             return
         reply = self.protocol.serve(msg)
         if reply is not None:
-            self._answer(self._server_sock, route, reply)
+            try:
+                self._server_sock.reply(frames[0], self._codec.encode(reply))
+                self.counters["replies"] += 1
+            except TransportError as exc:
+                self.counters.drop("undeliverable", "undeliverable", exc)
 
     def _answer(self, sock: RouterSocket, route: bytes, reply) -> None:
         try:

@@ -10,7 +10,8 @@ sentinel. Every place that receives messages counts what it drops in one :class:
 
 A codec here is any object with ``encode(msg) -> frames``, ``decode(frames) -> msg`` (raising
 :class:`~p2pzmq.errors.ProtocolError`) and ``tag(msg) -> (req_id, cookie) | None`` (None for a message that is not a
-reply): the peer protocol's binary codec and the worker link's JSON codec both are.
+reply) and ``pack(kind, values) -> frames`` (the frames of ``kind(*values)``, which a binary codec can produce without
+building the message): the peer protocol's binary codec and the worker link's JSON codec both are.
 """
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ class Caller:
         req_id, cookie = next(self._ids), new_cookie(self._cookies)
         try:
             route = sock.route(endpoint)
-            if not sock.send_to(route, self._codec.encode(kind(req_id, cookie, *args)), timeout):
+            if not sock.send_to(route, self._codec.pack(kind, (req_id, cookie, *args)), timeout):
                 raise RpcTimeout(f"could not send to {endpoint} in time")
         except TransportError as exc:
             self._unanswered(endpoint, exc, True)
@@ -156,12 +157,13 @@ class Caller:
             frames = sock.recv(wait)
             if frames is None:
                 self._unanswered(endpoint, RpcTimeout(f"no reply from {endpoint}"), True)
-            msg = self.decode(frames[1:])
-            if msg is None:
-                pass
-            elif type(msg) is reply_kind and msg.req_id == req_id and msg.cookie == cookie and frames[0] == route:
-                return msg
+            try:
+                msg = self._codec.decode(frames[1:])
+            except ProtocolError as exc:
+                self.counters.drop(self._where, exc.reason, exc)
             else:
+                if type(msg) is reply_kind and msg.req_id == req_id and msg.cookie == cookie and frames[0] == route:
+                    return msg
                 self.offer(frames[0], msg)
             deadline = deadline or time.monotonic() + timeout  # something else came first: wait no longer in all
             wait = deadline - time.monotonic()
@@ -192,7 +194,7 @@ class Caller:
         req_id, cookie = next(self._ids), new_cookie(self._cookies)
         try:
             route = self.sock.route(request.endpoint)
-            frames = self._codec.encode(request.kind(req_id, cookie, *request.args))
+            frames = self._codec.pack(request.kind, (req_id, cookie, *request.args))
             if not self._deliver(route, frames, request.key, timeout, liveness):
                 return GONE
         except TransportError as exc:

@@ -138,15 +138,25 @@ class Table:
         """The original's add_peer: nothing at capacity; else overwrite in place or insert (gb_trees:enter)."""
         if len(self._ids) >= self.capacity:
             return
-        path, found = self._search(contact.id)
-        if found is not None:
-            found.contact = contact
-            return
+        key = contact.id
+        parent, node, depth = None, self._root, 0
+        while node is not None:  # _search without the path: the path is needed only when rebalancing (rarely)
+            node_key = node.key
+            if key == node_key:
+                node.contact = contact
+                return
+            parent, node, depth = node, node.left if key < node_key else node.right, depth + 1
         leaf = _Node(contact)
-        self._attach(path, leaf)
+        if parent is None:
+            self._root = leaf
+        elif key < parent.key:
+            parent.left = leaf
+        else:
+            parent.right = leaf
+        self._ids.append(key)
         size = len(self._ids)
-        if (size * size) >> len(path) == 0:  # the budget, halved once per node passed, ran out: too deep
-            self._rebalance(path, leaf)
+        if (size * size) >> depth == 0:  # the budget, halved once per node passed, ran out: too deep
+            self._rebalance(self._search(key)[0], leaf)
 
     def remove(self, peer_id: int) -> bool:
         """Delete ``peer_id`` if present (gb_trees:delete: no rebalancing); True if it was there.

@@ -62,8 +62,10 @@ class Field(NamedTuple):
 
 REQUEST_ID = Field("Q")
 COOKIE = Field("I", "{v} - 1", "{v} + 1")
-ID = Field(f"{ID_BYTES}s", "{h}to_bytes({v})", "{h}from_bytes({v})",
-           helpers={"to_bytes": id_to_bytes, "from_bytes": id_from_bytes})
+# ids.id_to_bytes / id_from_bytes written out (every request carries an id): the struct reads exactly ID_BYTES bytes,
+# and to_bytes refuses an id that does not fit with OverflowError, which encode reports as a ProtocolError.
+ID = Field(f"{ID_BYTES}s", f"{{v}}.to_bytes({ID_BYTES}, 'big')", "{h}from_bytes({v}, 'big')",
+           helpers={"from_bytes": int.from_bytes})
 
 # -- contacts -----------------------------------------------------------------------------------------------------
 

@@ -35,4 +35,6 @@ def test_codec_bench_quick_compares_both_codecs_in_one_run():
     assert len(rows) == 2
     for row in rows:
         old, new, ratio = float(row[2]), float(row[3]), row[4].strip()
-        assert old > 0 and new > 0 and ratio == f"{old / new:.1f}x"
+        # the tool divides the unrounded times, which the table prints to 2 decimals: allow that rounding
+        low, high = (old - 0.005) / (new + 0.005), (old + 0.005) / (new - 0.005)
+        assert old > 0 and new > 0 and ratio.endswith("x") and low - 0.05 <= float(ratio[:-1]) <= high + 0.05

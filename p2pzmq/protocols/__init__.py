@@ -11,8 +11,9 @@ through :func:`table_from_wire`. Every instance has:
 - ``contacts()``: the table's wire form (what ``ClientPeers`` returns);
 - ``closest(target)``: one greedy-routing step, the table's closest entry to ``target`` (the owner included).
 
-A protocol asks other peers through its node (:class:`~p2pzmq.peer.Peer`): ``node.ask(endpoint, kind, reply_kind,
-*args)``, ``node.ask_many(asks, window)``, ``node.forget(endpoint)``, ``node.contact``, ``node.counters``.
+A protocol asks other peers through its node (:class:`~p2pzmq.peer.Peer`): ``node.call(endpoint, kind, args,
+reply_kind, timeout)``, ``node.call_many(calls, window)``, ``node.forget(endpoint)``, ``node.contact``,
+``node.counters``.
 """
 from __future__ import annotations
 

@@ -29,6 +29,8 @@ class Original:
         self.config = config
         self._node = node
         self._me = node.contact
+        self._call = node.call
+        self._timeout = config.client_timeout
         self.secret = new_cookie(cookies)
         self.table = config.table()
         self.table.add(self._me)
@@ -80,7 +82,7 @@ class Original:
 
     def join(self, contact: Contact) -> None:
         """Bootstrap: fetch ``contact``'s table (it learns us) and build ours from it (§4.8 create)."""
-        reply = self._node.ask(contact.server, m.GetPeers, m.PeersReply)
+        reply = self._call(contact.server, m.GetPeers, (self._me,), m.PeersReply, self._timeout)
         self._rebuild(self.config.table(reply.table))
 
     def refresh(self) -> None:
@@ -92,8 +94,8 @@ class Original:
         waiting at most ``client_timeout`` for the acknowledgements; returns how many acknowledged. Waiting for
         them matters: a socket closed with LINGER 0 would discard messages still queued on a tcp connection."""
         others = [contact.server for contact in self.table if contact.id != self._me.id]
-        results = self._node.ask_many([(server, m.Leave, m.Done, ()) for server in others],
-                                      self.config.max_connections)
+        results = self._node.call_many([(server, m.Leave, (self._me,), m.Done) for server in others],
+                                       self.config.max_connections)
         for server in others:
             self._node.forget(server)
         return sum(result.replied for result in results)
@@ -122,11 +124,12 @@ class Original:
         if contact.id in self._unreachable:
             raise RpcTimeout(f"{contact.server} did not answer earlier in this pass")
         try:
-            reply = self._node.ask(contact.server, m.FindClosest, m.ClosestReply, target)
+            reply = self._call(contact.server, m.FindClosest, (self._me, target), m.ClosestReply, self._timeout)
         except TransportError:
             self._unreachable.add(contact.id)
             if self.config.evict_after:
                 self._strikes[contact.id] += 1
             raise
-        self._strikes.pop(contact.id, None)
+        if self._strikes:
+            self._strikes.pop(contact.id, None)
         return reply.contact
