@@ -1,7 +1,5 @@
 """Launchers that start everything at once: ``serve --expect-workers K`` waits for K workers to register, then builds
 the same network as one process, whatever K and whatever order the workers arrive in; ``worker --host auto``."""
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,23 +10,14 @@ import gevent.event
 import pytest
 
 from conftest import wait_until
+from launchers import ENV, ctl, one_process_tgf
 from p2pzmq import cli, rendezvous
 from p2pzmq.config import Config
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import RpcTimeout, UsageError
-from p2pzmq.network import Network
 from p2pzmq.worker import READY, Worker
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT}
-
-
-def one_process_tgf(tmp_path, n: int, seed: int) -> bytes:
-    path = tmp_path / f"one-{n}-{seed}.tgf"
-    with Network(n, seed=seed) as net:
-        net.output_tgf(str(path))
-    return path.read_bytes()
 
 
 @pytest.mark.parametrize("order", [(0,), (0, 1, 2), (2, 0, 1)], ids=["K=1", "K=3", "K=3-other-order"])
@@ -102,13 +91,6 @@ def waiting_supervisor(*argv):
     assert line.startswith("Control socket listening on "), line + proc.stderr.read()
     assert read_line(proc.stderr).startswith("Waiting for workers: 0/")
     return proc, line.rsplit(" ", 1)[1].strip()
-
-
-def ctl(endpoint, *argv):
-    done = subprocess.run([sys.executable, "-m", "p2pzmq", "ctl", "--control", endpoint, "--timeout", "30", "--json",
-                           *argv], capture_output=True, text=True, timeout=60, env=ENV)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)["result"]
 
 
 def finish(*procs):
