@@ -108,7 +108,7 @@ def test_the_containers_command_lines_build_the_network(objects, tmp_path):
         assert ping["n"] == peers and sorted(w["host"] for w in ping["workers"]) == [f"127.0.1.{i}"
                                                                                     for i in range(1, workers + 1)]
         assert ctl(endpoint, "--curve-dir", keys, "net_status")["n"] == peers
-        ctl(endpoint, "--curve-dir", keys, "output_tgf", "net.tgf")
+        ctl(endpoint, "--curve-dir", keys, "output_tgf", str(tmp_path / "net.tgf"))
         assert (tmp_path / "net.tgf").read_bytes() == one_process_tgf(tmp_path, peers, int(settings["P2P_SEED"]))
         assert ctl(endpoint, "--curve-dir", keys, "die") == {"stopping": True}
         assert [proc.wait(30) for proc in procs] == [0] * (workers + 1)  # a Job's workers complete with exit 0
