@@ -88,9 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
     member.add_argument("--supervisor", type=_endpoint(bind=False), metavar="ENDPOINT",
                         help="control endpoint of a running supervisor")
     member.add_argument("-n", type=_integer(0), default=0, help="peers to contribute (with --supervisor; default 0)")
-    member.add_argument("--host", type=_host, default="127.0.0.1",
-                        help="address this worker and its peers bind; auto: the one this host reaches the supervisor "
-                             "from (beside a supervisor on this host: 127.0.1.x by registration order)")
+    member.add_argument("--host", type=_host, default="127.0.0.1", help="address this worker and its peers bind; "
+                        "auto: the one that reaches the supervisor (beside it on loopback: 127.0.1.<index + 1>)")
     member.add_argument("--timeout", type=_seconds, default=Config.control_timeout, metavar="S",
                         help="give up (exit 3) if no supervisor gets in touch within S seconds (default %(default)s)")
     _security_options(member)
@@ -266,7 +265,7 @@ def _run(args) -> int:
 
 
 def _serve(args) -> int:
-    expected = args.expect_workers
+    expected = args.expect_workers  # by a launcher that starts them with the supervisor: they register themselves
     if expected and args.workers:
         raise UsageError("give either --workers (started here) or --expect-workers (started by a launcher)")
     _check_exposure("control socket", args.control, args)
@@ -277,7 +276,7 @@ def _serve(args) -> int:
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
         stack.callback(server.stop)
         network.progress = _progress(args)
-        if expected:  # started with the supervisor by a launcher, the workers register through the control socket
+        if expected:
             server.start()
             print(f"Control socket listening on {server.endpoint}", file=sys.stderr, flush=True)
             if not rendezvous.await_workers(network, server.stopped, expected, args.expect_timeout):
@@ -311,8 +310,6 @@ def _worker(args) -> int:
     if args.n and not args.supervisor:
         raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
     auto = args.host == "auto"
-    if auto and not args.supervisor:
-        raise UsageError("--host auto needs --supervisor (the address is the one that reaches it)")
     host = rendezvous.address_towards(args.supervisor) if auto else args.host
     _check_exposure("worker link", host, args)
     keys = security.load(args.curve_dir)

@@ -44,11 +44,13 @@ def await_workers(network, stopped, count: int, timeout: float) -> bool:
         gevent.wait([network.attached, stopped], timeout=left, count=1)
 
 
-def address_towards(endpoint: str) -> str:
+def address_towards(endpoint: str | None) -> str:
     """The address of this host that traffic to ``endpoint`` (``tcp://HOST:PORT``) leaves from: the source address
     the kernel picks for a UDP socket connected there (connecting a UDP socket sends nothing). Bound by a worker, it
     is an address the supervisor can reach: the pod's IP in Kubernetes, the node's in a Slurm job, a loopback address
     beside a supervisor on this host."""
+    if endpoint is None:
+        raise UsageError("--host auto needs --supervisor (the address is the one that reaches it)")
     scheme, _, rest = endpoint.partition("://")
     host, _, port = rest.rpartition(":")
     host = host.strip("[]")
