@@ -24,7 +24,7 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, plot, security, worker
+from . import __version__, plot, rendezvous, security, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -76,6 +76,11 @@ def _build_parser() -> argparse.ArgumentParser:
     _network_options(serve)
     serve.add_argument("--control", type=_endpoint(bind=True), default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                        help=f"control socket endpoint, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
+    serve.add_argument("--expect-workers", type=_integer(0), default=0, metavar="K",
+                       help="serve the control socket at once, wait for K workers to register (p2p-network worker "
+                            "--supervisor ENDPOINT), then create the peers over them (implies --transport tcp)")
+    serve.add_argument("--expect-timeout", type=_seconds, default=300.0, metavar="S",
+                       help="exit 1 unless K workers registered within S seconds (default %(default)s)")
 
     member = sub.add_parser("worker", help="hold peers for a supervisor (on this or another host)",
                             description="Start a worker process. With --supervisor it joins that running "
@@ -83,7 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
     member.add_argument("--supervisor", type=_endpoint(bind=False), metavar="ENDPOINT",
                         help="control endpoint of a running supervisor")
     member.add_argument("-n", type=_integer(0), default=0, help="peers to contribute (with --supervisor; default 0)")
-    member.add_argument("--host", type=_host, default="127.0.0.1", help="address this worker and its peers bind")
+    member.add_argument("--host", type=_host, default="127.0.0.1", help="address this worker and its peers bind; "
+                        "auto: the one that reaches the supervisor (beside it on loopback: 127.0.1.<index + 1>)")
     member.add_argument("--timeout", type=_seconds, default=Config.control_timeout, metavar="S",
                         help="give up (exit 3) if no supervisor gets in touch within S seconds (default %(default)s)")
     _security_options(member)
@@ -213,7 +219,7 @@ def _pixels(text: str) -> int:
 def _config(args) -> Config:
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
-    transport = "tcp" if args.workers else args.transport
+    transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
     changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
                "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir}
     if args.refresh_interval is not None:
@@ -259,6 +265,9 @@ def _run(args) -> int:
 
 
 def _serve(args) -> int:
+    expected = args.expect_workers  # by a launcher that starts them with the supervisor: they register themselves
+    if expected and args.workers:
+        raise UsageError("give either --workers (started here) or --expect-workers (started by a launcher)")
     _check_exposure("control socket", args.control, args)
     keys = security.load(args.curve_dir)
     config = _config(args)
@@ -267,9 +276,15 @@ def _serve(args) -> int:
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
         stack.callback(server.stop)
         network.progress = _progress(args)
+        if expected:
+            server.start()
+            print(f"Control socket listening on {server.endpoint}", file=sys.stderr, flush=True)
+            if not rendezvous.await_workers(network, server.stopped, expected, args.expect_timeout):
+                return EXIT_OK  # told to die while waiting
         _build(stack, args, config, network=network)
         network.progress = None  # only the creation: the control socket's commands report to their own caller
-        server.start()
+        if not expected:
+            server.start()
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)
         server.wait()
     return EXIT_OK
@@ -294,15 +309,17 @@ def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, net
 def _worker(args) -> int:
     if args.n and not args.supervisor:
         raise UsageError("-n needs --supervisor (a worker without one waits to be attached)")
-    _check_exposure("worker link", args.host, args)
+    auto = args.host == "auto"
+    host = rendezvous.address_towards(args.supervisor) if auto else args.host
+    _check_exposure("worker link", host, args)
     keys = security.load(args.curve_dir)
-    member = worker.Worker(args.host, Config(control_timeout=args.timeout), keys).start()
+    member = worker.Worker(host, Config(control_timeout=args.timeout), keys, spread_loopback=auto).start()
     try:
         print(f"{worker.READY}{member.endpoint}", flush=True)
         if args.supervisor:
             result = _attach(member, args.supervisor, args.n, keys)
             print(f"Attached to {args.supervisor} with {result['worker']['peers']} peers "
-                  f"({result['n']} in the network)", flush=True)
+                  f"({result['n']} in the network) as worker {result['index']}", flush=True)
         member.wait()
     finally:
         member.stop()

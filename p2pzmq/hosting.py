@@ -150,9 +150,11 @@ class RemoteHost:
         self._room = 0
         self._liveness = Liveness(lambda _: self.alive, config.heartbeat_interval)
 
-    def hello(self) -> dict:
-        """Hand the worker the network's settings; it answers with its pid, host and room for peers."""
-        reply = self.request(link.HELLO, config={key: getattr(self.config, key) for key in link.WORKER_SETTINGS})
+    def hello(self, index: int) -> dict:
+        """Hand the worker the network's settings and its ``index`` (0, 1, ... in the order workers were taken on);
+        it answers with its pid, host and room for peers."""
+        reply = self.request(link.HELLO, config={key: getattr(self.config, key) for key in link.WORKER_SETTINGS},
+                             index=index)
         self.pid, self.host, self._room = reply["pid"], reply["host"], reply["room"]
         return reply
 

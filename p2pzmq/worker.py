@@ -39,8 +39,15 @@ READY = "Worker listening on "
 class Worker:
     """Peers for a remote supervisor, served from one greenlet that owns the link socket."""
 
-    def __init__(self, host: str = "127.0.0.1", config: Config | None = None, keys=None) -> None:
-        """A worker whose link binds ``host``; with ``keys`` (:class:`~p2pzmq.security.Keys`) it speaks CURVE only."""
+    def __init__(self, host: str = "127.0.0.1", config: Config | None = None, keys=None,
+                 spread_loopback: bool = False) -> None:
+        """A worker whose link binds ``host``; with ``keys`` (:class:`~p2pzmq.security.Keys`) it speaks CURVE only.
+
+        With ``spread_loopback`` and an IPv4 loopback ``host``, its peers bind the loopback address of the index the
+        supervisor gives it (127.0.1.1 for the first worker, as ``serve --workers`` does; see :func:`local_hosts`):
+        replicas started from one command line on one host then do not share one address's ports.
+        """
+        self._spread_loopback = spread_loopback
         self.config = (config or Config()).replace(transport="tcp", host=host)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
@@ -109,8 +116,13 @@ class Worker:
             unknown = set(settings) - set(link.WORKER_SETTINGS)
             if unknown:
                 raise ValueError(f"unknown settings {sorted(unknown)}")
-            self.config = self.config.replace(**settings)
-            self.peers = LocalHost(ctx=self._ctx, endpoints=self._endpoints, config=self.config,
+            index = fields.get("index", 0)
+            if type(index) is not int or index < 0:
+                raise ValueError(f"a worker index is a non-negative integer, not {index!r}")
+            host = local_hosts(self.config.host, index + 1)[index] if self._spread_loopback else self.config.host
+            self.config = self.config.replace(**settings, host=host)
+            endpoints = Endpoints("tcp", self._ctx.namespace, host)
+            self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters)
         return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}

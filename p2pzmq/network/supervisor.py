@@ -107,6 +107,11 @@ class Network:
         return self._workforce.workers
 
     @property
+    def attached(self):
+        """A gevent Event set whenever a worker is taken on (see :func:`p2pzmq.rendezvous.await_workers`)."""
+        return self._workforce.attached
+
+    @property
     def churned(self) -> dict:
         """What the last churn did so far."""
         return self._churn.state
@@ -124,13 +129,15 @@ class Network:
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
 
     def attach(self, endpoint: str, peers: int = 0) -> dict:
-        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it."""
+        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it. The result's ``index``
+        numbers the workers 0, 1, ... in the order they were taken on."""
         if type(peers) is not int or peers < 0:
             raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
         worker = self._workforce.attach(endpoint)
+        index = self.workers.index(worker)
         if peers:
             self.create(peers, [worker])
-        return {"worker": worker.describe(len(self.members.on(worker))), "n": len(self.members)}
+        return {"worker": worker.describe(len(self.members.on(worker))), "index": index, "n": len(self.members)}
 
     def refresh_peers(self, concurrency: int | None = None) -> dict:
         return self._builder.refresh(concurrency)

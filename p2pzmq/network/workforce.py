@@ -7,6 +7,8 @@ import logging
 import random
 from typing import Callable
 
+import gevent.event
+
 from .. import link
 from ..config import Config
 from ..errors import UsageError
@@ -30,11 +32,14 @@ class Workforce:
         self._keys = keys  # security.Keys of the network, or None
         self._on_failure = on_failure
         self.workers: list[RemoteHost] = []
+        #: Set whenever a worker is taken on (whoever waits for workers clears it).
+        self.attached = gevent.event.Event()
         self._link: Channel | None = None
         self._watch: Watch | None = None
 
     def attach(self, endpoint: str) -> RemoteHost:
-        """Take on the worker listening at ``endpoint``: hand it the network's settings and watch its heartbeats."""
+        """Take on the worker listening at ``endpoint``: hand it the network's settings and its index (its place in
+        :attr:`workers`), watch its heartbeats, and set :attr:`attached`."""
         if self.config.transport != "tcp":
             raise UsageError("workers need --transport tcp (inproc endpoints cannot leave a process)")
         if self._link is None:
@@ -44,9 +49,10 @@ class Workforce:
             self._link = Channel(Caller(sock, link.LinkCodec(), self._counters, random.Random(), where="link"))
             self._watch = Watch(self._ctx, self.config, self._keys, on_failure=self._on_failure)
         worker = RemoteHost(endpoint, self._link, self.config)
-        worker.hello()
+        worker.hello(len(self.workers))
         self.workers.append(worker)
         self._watch.hosts.append(worker)
+        self.attached.set()
         return worker
 
     def builders(self, hosts: list | None = None) -> list:
