@@ -24,7 +24,8 @@ from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
 from .rpc import Channel, Counters, Liveness
 from .table import Contact
-from .transport import Context, Endpoints, RouterSocket
+from .endpoints import Endpoints
+from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
 

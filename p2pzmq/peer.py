@@ -31,7 +31,8 @@ from .config import Config
 from .errors import ProtocolError, TransportError
 from .rpc import Caller, Counters, Request, Result
 from .table import Contact
-from .transport import Context, Endpoints, RouterSocket
+from .endpoints import Endpoints
+from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
 

@@ -1,32 +1,10 @@
-"""The only module that imports ZeroMQ: context, green sockets, endpoints and connection reuse.
+"""The only module that imports ZeroMQ: context, green sockets and connection reuse (docs/DESIGN.md §3, §7.1).
 
-Sockets here are a lean green layer over pyzmq's non-blocking calls (docs/DESIGN.md §3, §7). A socket is used in one
-of two ways at a time:
-
-- by one greenlet that owns it: a call that would block parks that greenlet on the socket's event fd in gevent's
-  loop. ZeroMQ's fd signals pending *commands*, not messages, and any socket call may consume that signal. A
-  receive that fails with EAGAIN has just drained the command mailbox, so parking right after it cannot miss a
-  wake-up. So ``recv`` tries first and parks only after EAGAIN, with a timer made only then;
-- or *served* (:meth:`GreenSocket.serve`): a handler that never blocks gets each message from an io-watcher callback,
-  with no greenlet at all. Better still, a sender in the same context that sends to a served inproc socket runs it
-  at once (:meth:`RouterSocket.send_to`): the request is handled and its reply queued before the sender even looks
-  for it, and the event loop is not involved. Every message is still a ZeroMQ message between the two sockets.
-
-Run to completion also saves libzmq's wake-ups. A reader that finds its queue empty (a receive that fails, EVENTS, a
-poll) is put to sleep, and every later message to it then costs a command: an eventfd write by the sender, a read
-and a poll by the receiver, each with libzmq's getpid. So the receiver a sender runs takes the one message it knows
-is there without asking first (:meth:`GreenSocket._pump`), and a client that expects its reply queued already reads
-it without asking (:meth:`GreenSocket.recv`). Such a reader never sleeps and no syscall is made per request; a drain
-scheduled for later takes whatever else arrived meanwhile (from tcp, or from other senders) and lets the reader
-sleep properly once all is quiet.
-
-What costs what, in instructions counted with callgrind (load-independent): a 2-frame send and receive ≈ 15 K;
-``getsockopt(EVENTS or RCVMORE)`` ≈ 10 K (pyzmq builds an Enum for the option on every call); a receive that raises
-``zmq.Again`` ≈ 26 K; ``zmq_poll`` with timeout 0 ≈ 2.7 K; pyzmq's Python ``send`` wrapper ≈ 3 K per frame. So this
-module asks "is a message queued?" with ``zmq_poll`` (which, like EVENTS, processes the socket's commands, so
-parking after a "no" cannot miss a wake-up), sends through the backend socket's ``send``, receives a ROUTER's
-routing frame as bytes and the rest as frames (whose ``more`` flag pyzmq reads in C), and never uses the
-``*_multipart`` helpers (tests/test_transport_green.py covers wake-ups and back-pressure).
+A socket is used in one of two ways at a time: by one greenlet that owns it (a call that would block parks that
+greenlet on the socket's fd), or *served*: a handler that never blocks gets each message from an io-watcher callback,
+with no greenlet at all, and a sender in the same context runs it at once (run to completion: the request is handled
+and its reply queued before the sender looks for it). docs/DESIGN.md §7.1 explains the edge-triggered fd, why a
+served reader must rarely be told its queue is empty, and what each pyzmq call costs.
 
 Every socket is created with ``LINGER 0`` and ``MAXMSGSIZE``; ROUTERs also get ``ROUTER_MANDATORY`` (otherwise
 unroutable messages vanish silently). Routing ids for outgoing connections are never reused, because connecting twice
@@ -49,11 +27,11 @@ import zmq.backend
 from gevent.hub import get_hub
 
 from .errors import ClosedError, TransportError
+from .serving import Served
 
 #: Sockets one context may hold; must be set before the first socket (libzmq's default is 1023).
 MAX_SOCKETS = 32768
 _READ = 1
-_WRITE = 2
 _NOBLOCK = int(zmq.NOBLOCK)
 _MORE_NOBLOCK = int(zmq.SNDMORE) | _NOBLOCK
 _EVENTS = int(zmq.EVENTS)
@@ -62,8 +40,6 @@ _send = zmq.backend.Socket.send  # the backend's own method: pyzmq's Python wrap
 _recv = zmq.backend.Socket.recv
 _poll = zmq.zmq_poll
 _POLLOUT = int(zmq.POLLOUT)
-#: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
-_DRAIN_BATCH = 256
 _BUSY_RETRY = 0.00005  # a loopback tcp handshake takes well under a millisecond: poll for it finely
 _BUSY_RETRY_MAX = 0.05
 
@@ -186,11 +162,12 @@ class Context:
         return len(left_open)
 
 
-class GreenSocket:
+class GreenSocket(Served):
     """A ZeroMQ socket whose blocking calls park only the calling greenlet, or that hands its messages to a
-    handler (:meth:`serve`). One owner at a time: a greenlet, or the handler."""
+    handler (:meth:`~p2pzmq.serving.Served.serve`). One owner at a time: a greenlet, or the handler."""
 
     def __init__(self, zsock: zmq.Socket) -> None:
+        super().__init__()
         self._zsock = zsock
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
@@ -198,12 +175,7 @@ class GreenSocket:
         self._siblings: set[GreenSocket] = set()  # the context's open sockets (see Context)
         self._bound: list[str] = []
         self._pollin = [(zsock, _POLLIN)]  # zmq_poll's argument, made once
-        self._handler = None  # while served: handler(frames)
-        self._on_error = None
-        self._draining = False
-        self._drain_due = False  # a drain is scheduled on the loop
-        self._settle = True  # pumps schedule a drain for what they leave (see serve)
-        self._expect = False  # a message was probably just queued for us by a sender that ran us (see _pump)
+        self._expect = False  # a reply was probably just queued for us by a server we ran (see RouterSocket.send_to)
 
     def bind(self, endpoint: str) -> str:
         """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
@@ -241,9 +213,12 @@ class GreenSocket:
     def send(self, frames: list[bytes]) -> None:
         """Send one multipart message, waiting (green) while the high-water mark holds it back."""
         delay = _BUSY_RETRY
+        zsock = self._zsock
         while True:
             try:
-                self._send_frames(frames)
+                for frame in frames[:-1]:
+                    _send(zsock, frame, _MORE_NOBLOCK)
+                _send(zsock, frames[-1], _NOBLOCK)
                 return
             except zmq.Again:
                 # POLLOUT is not reliable on a ROUTER with ROUTER_MANDATORY (it reports any pipe), so back off briefly.
@@ -252,36 +227,41 @@ class GreenSocket:
             except zmq.ZMQError as exc:
                 raise _error("cannot send", exc, self) from exc
 
-    def _send_frames(self, frames: list[bytes]) -> None:
-        """Queue one multipart message without blocking (all frames or, on EAGAIN at the first, none)."""
-        zsock = self._zsock
-        for frame in frames[:-1]:
-            _send(zsock, frame, _MORE_NOBLOCK)
-        _send(zsock, frames[-1], _NOBLOCK)
-
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
         arrived within that many seconds."""
         if self._expect:  # the server we just sent to ran at once and probably answered: take it without asking
             self._expect = False
-            try:
-                return self._message()  # (a ROUTER's, written out in RouterSocket.recv)
-            except zmq.Again:
-                pass
-            except zmq.ZMQError as exc:
-                raise _error("cannot receive", exc, self) from exc
+            frames = self._take()
+            if frames is not None:
+                return frames
         deadline = None
         try:
             while not _poll(self._pollin, 0):
                 if timeout is not None:
                     deadline = deadline or time.monotonic() + timeout
                     timeout = deadline - time.monotonic()
-                # zmq_poll processed the command mailbox: the fd will signal the next arrival (module docstring).
+                # zmq_poll processed the command mailbox: the fd will signal the next arrival (§7.1).
                 if not self._park(timeout):
                     return None
             return self._message()
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
+
+    def _take(self) -> list[bytes] | None:
+        """The message at the head of the queue, or None if there is none, found without asking first (§7.1)."""
+        try:
+            return self._message()
+        except zmq.Again:
+            return None
+        except zmq.ZMQError as exc:
+            raise _error("cannot receive", exc, self) from exc
+
+    def _queued(self) -> bool:
+        try:
+            return bool(_poll(self._pollin, 0))
+        except zmq.ZMQError as exc:
+            raise _error("cannot poll", exc, self) from exc
 
     def _message(self) -> list[bytes]:
         """The frames of the message at the head of the queue (it is there: its frames arrive together)."""
@@ -312,71 +292,6 @@ class GreenSocket:
         finally:
             timer.close()
         return True
-
-    def serve(self, handler, on_error, settle: bool = True) -> None:
-        """From now on, hand every message to ``handler(frames)`` as it arrives, from gevent's loop (or at once,
-        from a sender in this context: :meth:`RouterSocket.send_to`), until :meth:`pause` or :meth:`close`.
-        ``handler`` must never block. If it raises, serving stops and ``on_error(exception)`` is called.
-
-        ``settle=False`` vouches that whatever reaches this socket from this context is sent by a sender that runs
-        it, so each run takes exactly what was sent and no drain needs to follow (a drain that finds the queue empty
-        puts libzmq's reader to sleep: wake-up syscalls for the next message). Messages from other processes wake
-        the socket through its fd as always."""
-        self._handler, self._on_error, self._settle = handler, on_error, settle
-        self._watcher.start(self._drain)
-        get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
-
-    def pause(self) -> None:
-        """Stop serving: a greenlet may own the socket again."""
-        self._handler = None
-        self._watcher.stop()
-
-    def _drain(self) -> None:
-        """Hand what is queued to the handler (a batch at a time); nothing if the socket is not served now."""
-        self._drain_due = False
-        self._handle(_DRAIN_BATCH)
-
-    def _pump(self) -> None:
-        """Run to completion: hand the message a sender in this context has just queued to the handler, without
-        asking first whether one is queued (see the module docstring), and leave anything else to a later drain."""
-        handler = self._handler
-        if handler is None or self._draining or self.closed:
-            return
-        self._draining = True
-        try:
-            handler(self._message())
-        except zmq.Again:
-            pass  # nothing was there after all: an earlier drain took it
-        except Exception as exc:  # the handler's owner decides what a failure means; the sender must go on
-            self._failed(exc)
-        finally:
-            self._draining = False
-        if self._settle and not self._drain_due:
-            self._drain_due = True
-            get_hub().loop.run_callback(self._drain)
-
-    def _handle(self, batch: int) -> None:
-        """Give the handler up to ``batch`` messages while any is queued."""
-        if self._draining:
-            return
-        self._draining = True
-        try:
-            for _ in range(batch):
-                handler = self._handler
-                if handler is None or self.closed or not _poll(self._pollin, 0):
-                    return
-                handler(self._message())
-            self._drain_due = True
-            get_hub().loop.run_callback(self._drain)  # more may be queued: let others have a turn first
-        except Exception as exc:  # the handler's owner decides what a failure means; the loop must go on
-            self._failed(exc)
-        finally:
-            self._draining = False
-
-    def _failed(self, exc: Exception) -> None:
-        if not self.closed:
-            self.pause()
-            self._on_error(exc)
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
@@ -479,13 +394,13 @@ class RouterSocket(GreenSocket):
         A route that has carried a message before and is now unroutable is gone (its peer closed): that raises
         :class:`TransportError` at once, and so does a new one that does not come up within ``handshake_timeout``.
         A served socket in this context at the other end handles the message before this returns (run to
-        completion, see the module docstring).
+        completion, docs/DESIGN.md §7.1).
         """
         delay = _BUSY_RETRY
         handshake_deadline = give_up = None
         zsock = self._zsock
         while True:
-            try:  # RouterSocket._send_routed, written out: the path of every request
+            try:
                 _send(zsock, route, _MORE_NOBLOCK)
                 for frame in frames[:-1]:
                     _send(zsock, frame, _MORE_NOBLOCK)
@@ -493,7 +408,7 @@ class RouterSocket(GreenSocket):
                 self._fresh.discard(route)
                 local = self._local.get(route)
                 if local is not None:
-                    local._pump()
+                    local._run()
                     self._expect = True
                 return True
             except zmq.Again:
@@ -525,34 +440,11 @@ class RouterSocket(GreenSocket):
 
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""
+        zsock = self._zsock
         try:
-            self._send_routed(route, frames)
+            _send(zsock, route, _MORE_NOBLOCK)
+            for frame in frames[:-1]:
+                _send(zsock, frame, _MORE_NOBLOCK)
+            _send(zsock, frames[-1], _NOBLOCK)
         except zmq.ZMQError as exc:
             raise _error("cannot reply", exc, self) from exc
-
-    def _send_routed(self, route: bytes, frames: list[bytes]) -> None:
-        """Queue ``frames`` for ``route`` without blocking (all of them or, on an error at the first, none)."""
-        zsock = self._zsock
-        _send(zsock, route, _MORE_NOBLOCK)
-        for frame in frames[:-1]:
-            _send(zsock, frame, _MORE_NOBLOCK)
-        _send(zsock, frames[-1], _NOBLOCK)
-
-
-class Endpoints:
-    """Makes bind addresses for one transport, so peer code never spells ``inproc://`` or ``tcp://`` itself."""
-
-    def __init__(self, transport: str, namespace: str, host: str = "127.0.0.1") -> None:
-        if transport not in ("inproc", "tcp"):
-            raise TransportError(f"unknown transport {transport!r}")
-        self.transport = transport
-        self.namespace = namespace
-        self.host = host
-        self._serial = itertools.count(1)
-
-    def new(self, role: str) -> str:
-        """A fresh bind address for a socket playing ``role`` (``server``, ``client``, ...)."""
-        if self.transport == "inproc":
-            return f"inproc://{self.namespace}/{role}/{next(self._serial)}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:0"

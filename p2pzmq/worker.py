@@ -28,7 +28,8 @@ from .errors import P2PError, TransportError
 from .hosting import LocalHost, peer_room, process_usage
 from .ids import ID_BITS
 from .rpc import Counters
-from .transport import Context, Endpoints
+from .endpoints import Endpoints
+from .transport import Context
 
 log = logging.getLogger(__name__)
 

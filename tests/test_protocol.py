@@ -9,7 +9,8 @@ from p2pzmq.config import Config
 from p2pzmq.peer import Peer
 from p2pzmq.rpc import Counters
 from p2pzmq.table import Contact
-from p2pzmq.transport import Context, Endpoints
+from p2pzmq.endpoints import Endpoints
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)
 

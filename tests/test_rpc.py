@@ -12,7 +12,8 @@ from p2pzmq import messages as m
 from p2pzmq.errors import ProtocolError, RpcTimeout, TransportError
 from p2pzmq.rpc import GONE, SILENT, Caller, Channel, Counters, Liveness, Outcome, Request
 from p2pzmq.table import Contact
-from p2pzmq.transport import Context, Endpoints
+from p2pzmq.endpoints import Endpoints
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(30)
 ME = Contact(1, "inproc://me/server", "inproc://me/client")

@@ -3,7 +3,8 @@ import gevent
 import pytest
 
 from p2pzmq.errors import ClosedError, RpcTimeout, TransportError
-from p2pzmq.transport import Context, Endpoints
+from p2pzmq.endpoints import Endpoints
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -3,7 +3,8 @@ connection and everything sent to it until the context ends, so every lookup thr
 import pytest
 
 from p2pzmq.errors import TransportError
-from p2pzmq.transport import Context, Endpoints
+from p2pzmq.endpoints import Endpoints
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -3,7 +3,7 @@ back-pressure that parks the sender instead of dropping or failing (docs/DESIGN.
 import gevent
 import pytest
 
-from p2pzmq.transport import Endpoints
+from p2pzmq.endpoints import Endpoints
 from test_transport import ctx  # noqa: F401  (the fixture: a fresh context that must end with no socket open)
 
 pytestmark = pytest.mark.timeout(60)

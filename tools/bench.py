@@ -109,7 +109,8 @@ def raw_plain(round_trips: int) -> tuple[float, float]:
 
 def raw_lean(round_trips: int) -> tuple[float, float]:
     """Round trips per second between two greenlets over p2pzmq's own green transport (ROUTER<->ROUTER inproc)."""
-    from p2pzmq.transport import Context, Endpoints
+    from p2pzmq.endpoints import Endpoints
+    from p2pzmq.transport import Context
 
     ctx = Context()
     server, client = ctx.router(), ctx.router()

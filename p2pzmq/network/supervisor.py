@@ -21,7 +21,8 @@ from ..errors import UsageError
 from ..hosting import LocalHost, process_usage
 from ..rpc import Counters
 from ..table import Table
-from ..transport import Context, Endpoints
+from ..endpoints import Endpoints
+from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
 from .churning import ChurnDriver
