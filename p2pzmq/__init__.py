@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 from .config import Config  # noqa: E402  (after __version__, which setup.cfg reads)
 from .control import ControlClient, ControlServer  # noqa: E402
 from .errors import (  # noqa: E402
-    ClosedError, ControlError, OutputError, P2PError, ProtocolError, RpcTimeout, TransportError, UsageError,
+    Cancelled, ClosedError, ControlError, OutputError, P2PError, ProtocolError, RpcTimeout, TransportError,
+    UsageError,
 )
 from .network import Network  # noqa: E402
 
 __all__ = [
-    "ClosedError", "Config", "ControlClient", "ControlError", "ControlServer", "Network", "OutputError", "P2PError",
-    "ProtocolError", "RpcTimeout", "TransportError", "UsageError", "__version__",
+    "Cancelled", "ClosedError", "Config", "ControlClient", "ControlError", "ControlServer", "Network", "OutputError",
+    "P2PError", "ProtocolError", "RpcTimeout", "TransportError", "UsageError", "__version__",
 ]

@@ -275,14 +275,14 @@ def _serve(args) -> int:
         network = stack.enter_context(Network(config))
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
         stack.callback(server.stop)
-        network.progress = _progress(args)
+        network.on_progress = _progress(args)
         if expected:
             server.start()
             print(f"Control socket listening on {server.endpoint}", file=sys.stderr, flush=True)
             if not rendezvous.await_workers(network, server.stopped, expected, args.expect_timeout):
                 return EXIT_OK  # told to die while waiting
         _build(stack, args, config, network=network)
-        network.progress = None  # only the creation: the control socket's commands report to their own caller
+        network.on_progress = None  # only the creation: the control socket's commands report to their own caller
         if not expected:
             server.start()
         print(f"Network created and supervisor listening on {server.endpoint}", flush=True)

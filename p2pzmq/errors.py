@@ -7,6 +7,7 @@
     ├── ProtocolError           a message failed validation; it is dropped and counted
     ├── ControlError            the supervisor answered a control command with an error reply
     ├── OutputError             a file could not be written (the command ran and failed)
+    ├── Cancelled               a long operation was cancelled; it stopped at a safe point
     └── UsageError              the caller asked for something that cannot be done (bad arguments)
 
 The command line maps them to exit codes (README.md): UsageError found before anything ran is 2, RpcTimeout while
@@ -46,6 +47,15 @@ class ControlError(P2PError):
 
 class OutputError(P2PError):
     """A file (graph, picture, key) could not be written: the path was well formed but the system refused it."""
+
+
+class Cancelled(P2PError):
+    """A long operation was asked to stop (``cancel``) and stopped at a safe point; the message says what it had
+    done, ``phases`` the same as data (``[{"phase", "done", "total"}, ...]``, outermost first)."""
+
+    def __init__(self, message: str, phases: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.phases = phases or []
 
 
 class UsageError(P2PError):

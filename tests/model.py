@@ -37,8 +37,9 @@ class ModelNetwork:
                 self.tables[peer_id] = build_table(me, start, self._find_closest_as(me), self.max_hops)
             self.peers.insert(0, me)
 
-    def refresh_peers(self) -> None:
-        for me in self.peers:
+    def refresh_peers(self, count: int | None = None) -> None:
+        """Refresh every peer in list order, or only the first ``count`` (a refresh cancelled after them)."""
+        for me in self.peers[:count]:
             self.tables[me.id] = build_table(me, self.tables[me.id], self._find_closest_as(me), self.max_hops)
 
     def kill(self, ids: set[int]) -> None:

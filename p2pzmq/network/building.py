@@ -60,20 +60,25 @@ class Builder:
             plan = [item for batch in batches for item in batch]
             spawned: collections.deque = collections.deque()
             done = 0
-            for batch in batches:
-                while len(spawned) < len(batch):  # start peers on their hosts SPAWN_BATCH at a time
-                    offset = done + len(spawned)
-                    spawned.extend(self._spawn(plan[offset:offset + SPAWN_BATCH], hosts, offset))
-                fresh = [spawned.popleft() for _ in batch]
-                joins = [(peer.contact, m.Join, (self._members.listed[bootstrap].contact,))
-                         for peer, (_, bootstrap) in zip(fresh, batch) if bootstrap is not None]
-                self._members.add(fresh)  # listed first: commands go only to listed peers
-                self._channel.ask(joins, strict=True)
-                done += len(batch)
-                self._report("create", done, n)
-                if self.config.pace:
-                    gevent.sleep(self.config.pace)
-            self._seconds["create"] += time.perf_counter() - started
+            try:
+                for batch in batches:
+                    while len(spawned) < len(batch):  # start peers on their hosts SPAWN_BATCH at a time
+                        offset = done + len(spawned)
+                        spawned.extend(self._spawn(plan[offset:offset + SPAWN_BATCH], hosts, offset))
+                    fresh = [spawned.popleft() for _ in batch]
+                    joins = [(peer.contact, m.Join, (self._members.listed[bootstrap].contact,))
+                             for peer, (_, bootstrap) in zip(fresh, batch) if bootstrap is not None]
+                    self._members.add(fresh)  # listed first: commands go only to listed peers
+                    self._channel.ask(joins, strict=True)
+                    done += len(batch)
+                    self._report("create", done, n)  # a safe point: cancel stops the build here
+                    if self.config.pace:
+                        gevent.sleep(self.config.pace)
+            except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
+                self._stop_unlisted(spawned)
+                raise
+            finally:
+                self._seconds["create"] += time.perf_counter() - started
         return {"n": len(self._members), "created": n}
 
     def _draw(self, n: int, concurrency: int) -> list[list[tuple[int, int | None]]]:
@@ -97,6 +102,14 @@ class Builder:
             self._channel.remote = True
         return [next(started[position % len(hosts)]) for position in range(offset, offset + len(batch))]
 
+    def _stop_unlisted(self, peers) -> None:
+        """Stop peers that were started but never listed (nor joined): a create that ended early leaves none."""
+        by_host: dict = collections.defaultdict(list)
+        for peer in peers:
+            by_host[getattr(peer, "host", self._workforce.local)].append(peer.id)
+        for host, ids in by_host.items():
+            host.kill(ids)
+
     def refresh(self, concurrency: int | None = None) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``; with
         ``concurrency`` (default: ``join_concurrency``) J > 1, J at a time (faster over workers; the tables then
@@ -111,7 +124,7 @@ class Builder:
                 results = self._channel.ask([(peer.contact, m.Refresh, ()) for peer in batch], strict=True,
                                             window=concurrency)
                 refreshed += sum(result.replied for result in results)
-                self._report("refresh", start + len(batch), len(listed))
+                self._report("refresh", start + len(batch), len(listed))  # a safe point: every walk is over
             self._seconds["refresh"] += time.perf_counter() - started
         return {"refreshed": refreshed}
 
@@ -133,11 +146,7 @@ class Builder:
 
     def _remove(self, peers: list, state: str) -> None:
         """Stop ``peers`` where they live (one request per host holding some) and list them as departed."""
-        by_host: dict = collections.defaultdict(list)
-        for peer in peers:
-            by_host[getattr(peer, "host", self._workforce.local)].append(peer.id)
-        for host, ids in by_host.items():
-            host.kill(ids)
+        self._stop_unlisted(peers)
         self._members.remove(peers, state)
         for peer in peers:
             self._channel.forget(peer.contact)

@@ -7,6 +7,7 @@ record of who is in. The methods return data; callers format it.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from typing import Callable
@@ -17,7 +18,7 @@ from .. import messages as m
 from .. import security
 from ..churn import ChurnPlan
 from ..config import Config
-from ..errors import UsageError
+from ..errors import ClosedError, UsageError
 from ..hosting import LocalHost, process_usage
 from ..rpc import Counters
 from ..table import Table
@@ -30,6 +31,7 @@ from .exports import Exporter
 from .members import Members
 from .offload import Offloader
 from .routing import Router
+from .tracking import Tracker
 from .workforce import Workforce
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,16 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 
 #: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
 Progress = Callable[[str, int, int], None]
+
+
+def _tracked(method):
+    """A long operation: :meth:`Network.progress` shows how far it is, :meth:`Network.cancel` stops it at its next
+    safe point (see :mod:`.tracking`)."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._tracker.operation(method.__name__):
+            return method(self, *args, **kwargs)
+    return run
 
 
 class Network:
@@ -61,7 +73,8 @@ class Network:
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
-        self.progress = progress
+        self.on_progress = progress
+        self._tracker = Tracker(self._notify)
         self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
         #: Background greenlets of the network that died of an error (heartbeat watch): what, and why.
         self.failures: list[dict] = []
@@ -77,13 +90,14 @@ class Network:
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         self._offload = Offloader(config.shutdown_timeout)
-        self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce,
-                                self._report, self.seconds)
+        report = self._tracker.report
+        self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,
+                                self.seconds)
         self._router = Router(config, self.members, self._channel, self._offload,
-                              random.Random(None if seed is None else seed ^ _STATUS_STREAM), self._report,
-                              self.seconds)
-        self._exporter = Exporter(config, self.members, self._channel, self._offload, self._report)
-        self._churn = ChurnDriver(self.add_peers, self.kill_peers, self.leave_peers,
+                              random.Random(None if seed is None else seed ^ _STATUS_STREAM), report, self.seconds)
+        self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
+        # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
+        self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout)
         if n is not None:
             try:
@@ -119,14 +133,19 @@ class Network:
 
     # -- building -------------------------------------------------------------------------------------------------
 
+    @_tracked
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         return self._builder.create(n, hosts, concurrency)
 
     create.__doc__ = Builder.create.__doc__
 
+    @_tracked
     def add_peers(self, n: int) -> dict:
         """``n`` more peers, each bootstrapped from a random alive one (as ``create``)."""
-        self.create(n)
+        return self._add_peers(n)
+
+    def _add_peers(self, n: int) -> dict:
+        self._builder.create(n)
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
 
     def attach(self, endpoint: str, peers: int = 0) -> dict:
@@ -140,6 +159,7 @@ class Network:
             self.create(peers, [worker])
         return {"worker": worker.describe(len(self.members.on(worker))), "index": index, "n": len(self.members)}
 
+    @_tracked
     def refresh_peers(self, concurrency: int | None = None) -> dict:
         return self._builder.refresh(concurrency)
 
@@ -189,6 +209,7 @@ class Network:
             result["workers"] = self._workforce.stats(self.members)
         return result
 
+    @_tracked
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
         result = self._router.net_status(sample, routing)
         if self.workers:
@@ -238,17 +259,32 @@ class Network:
 
     output_png.__doc__ = Exporter.output_png.__doc__
 
+    @_tracked
     def time_lapse(self, steps: int, directory: str = ".", format: str = "tgf", status: bool = False) -> dict:
         return self._exporter.time_lapse(steps, directory, format, status, self.refresh_peers, self.net_status)
 
     time_lapse.__doc__ = Exporter.time_lapse.__doc__
 
-    # -- stopping -------------------------------------------------------------------------------------------------
+    # -- long operations and stopping ------------------------------------------------------------------------------
+
+    def progress(self) -> dict:
+        """What the running long operation (create, add_peers, refresh_peers, net_status, time_lapse) is doing:
+        ``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
+        under way and whether it is ``cancelling``; a :class:`UsageError` when none runs."""
+        return self._tracker.progress()
+
+    def cancel(self) -> dict:
+        """Stop the running long operation at its next safe point: between two peers of a create or refresh, two
+        routing rounds of a status, two steps of a time-lapse, so every table stays whole. Returns at once, with
+        :meth:`progress`; the operation then raises :class:`~p2pzmq.errors.Cancelled` saying what it completed."""
+        return self._tracker.cancel()
 
     def die(self) -> dict:
-        """Stop every peer and close every socket; nothing is left running. Idempotent."""
+        """Stop every peer and close every socket; nothing is left running. Idempotent. An operation running in
+        another greenlet raises :class:`ClosedError` there."""
         if not self.closed:
             self.closed = True
+            self._tracker.stop_others(ClosedError("the network was stopped (die)"))
             self._churn.stop()
             self._workforce.stop()
             self._offload.stop()
@@ -267,9 +303,9 @@ class Network:
         troubles = {"crashed": self.counters["crashed"], "failures": self._failures()}
         return {key: value for key, value in troubles.items() if value}
 
-    def _report(self, phase: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(phase, done, total)
+    def _notify(self, phase: str, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(phase, done, total)
 
     def _background_failed(self, greenlet: gevent.Greenlet) -> None:
         """A background greenlet of the network died of an error: logged once, shown in ``stats``."""
