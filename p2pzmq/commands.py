@@ -103,7 +103,9 @@ def _list(text: str) -> list | None:
 @dataclasses.dataclass(frozen=True)
 class Command:
     """A control command: parameters, the function ``run(network, **arguments)``, a help line, and a ``check`` of
-    the arguments together (it may rewrite them, e.g. add a path's extension). ``session``: ``run`` may use it."""
+    the arguments together (it may rewrite them, e.g. add a path's extension). ``session``: ``run`` may use it.
+    ``quick``: the control socket answers it at once, even while a long command runs (docs/DESIGN.md §6); the
+    others are long, and run one at a time in order."""
 
     name: str
     params: tuple[Param, ...]
@@ -111,6 +113,7 @@ class Command:
     help: str
     check: Callable[[dict], None] | None = None
     session: bool = True
+    quick: bool = False
 
     def arguments(self, request: dict) -> dict:
         """The checked keyword arguments in ``request`` (``cmd`` may be one of its keys); raises
@@ -295,7 +298,7 @@ _CHOOSE = (Param("count", int, None, False, _at_least(0)), Param("seed", int, No
 _PIXELS = (Param("width", int, 1000, False, _pixels), Param("height", int, 1000, False, _pixels))
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (
-    Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers"),
+    Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers", quick=True),
     Command("net_status", (Param("sample", int, None, False, _at_least(0)),
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
             lambda net, sample, routing: net.net_status(sample, routing),
@@ -320,11 +323,19 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             lambda net, steps, directory, format, status: net.time_lapse(steps, directory, format, status),
             "STEPS times: refresh_peers, then write time-lapse-<i>.<format> in directory=DIR (default: the "
             "working directory); status=true also runs net_status each step and writes time-lapse.json"),
-    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings"),
+    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings",
+            quick=True),
     Command("attach", (Param("endpoint", str, check=_endpoint), Param("peers", int, 0, False, _at_least(0))),
             lambda net, endpoint, peers: net.attach(endpoint, peers),
             "take on the worker listening at ENDPOINT and create PEERS new peers on it (needs --transport tcp)"),
-    Command("die", (), lambda net: net.die(), "stop every peer and the supervisor", session=False),
+    Command("die", (), lambda net: net.die(), "stop every peer and the supervisor, and any command running",
+            session=False, quick=True),
+    Command("progress", (), lambda net: net.progress(),
+            "the long command running: its phase, done of total, seconds, and the commands queued behind it",
+            session=False, quick=True),
+    Command("cancel", (), lambda net: net.cancel(),
+            "stop the long command running at its next safe point (between peers, routing rounds or time-lapse "
+            "steps); its caller gets an error saying what it completed", session=False, quick=True),
     Command("peers", (), lambda net: net.peer_list(),
             "every peer: id, server and client endpoints, alive flag, state and table size"),
     Command("add_peers", (Param("n", int, check=_at_least(1)),), lambda net, n: net.add_peers(n),

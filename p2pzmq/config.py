@@ -15,6 +15,11 @@ TRANSPORTS = ("inproc", "tcp")
 #: Largest reply a control client accepts. A reply holds a row per peer (net_status of 20,000 peers is about
 #: 2.5 MB, ``peers`` more), while requests and every peer message stay under ``Config.max_message_bytes``.
 MAX_CONTROL_REPLY_BYTES = 1 << 28
+#: The control socket answers a request larger than MAX_CONTROL_REQUEST_BYTES with an error (a list of 80,000 ids
+#: fits). ZeroMQ drops a message over MAX_CONTROL_MESSAGE_BYTES and closes its connection without a word: that
+#: limit only bounds the memory one message may take.
+MAX_CONTROL_REQUEST_BYTES = 1 << 22
+MAX_CONTROL_MESSAGE_BYTES = 1 << 26
 
 
 @dataclasses.dataclass(frozen=True)

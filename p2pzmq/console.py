@@ -46,6 +46,14 @@ def _format_ping(result: dict) -> Iterator[str]:
         yield f"{result['unreachable']} peers unreachable"
 
 
+def _format_progress(result: dict, lead: str = "") -> Iterator[str]:
+    phases = ", ".join(f"{phase['phase']} {phase['done']}/{phase['total']}" for phase in result["phases"])
+    state = " (cancelling)" if result["cancelling"] and not lead else ""
+    yield f"{lead}{result['running']} after {result['seconds']:g} s: {phases or 'no progress reported'}{state}"
+    if result.get("queued"):
+        yield f"queued: {' '.join(result['queued'])}"
+
+
 FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "net_status": _format_net_status,
     "refresh_peers": lambda result: iter(()),
@@ -64,6 +72,8 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "kill_peers": lambda result: iter([f"Killed {len(result['killed'])} peers, {result['n']} alive"]),
     "leave_peers": lambda result: iter([f"{len(result['left'])} peers left, {result['n']} alive"]),
     "churn": lambda result: iter([json.dumps(result)]),
+    "progress": _format_progress,
+    "cancel": lambda result: _format_progress(result, "Cancelling "),
 }
 
 

@@ -1,52 +1,79 @@
-"""The control socket (docs/DESIGN.md §6): a REQ/REP server speaking one JSON object per message, and its client.
+"""The control socket (docs/DESIGN.md §6): a server speaking REQ/REP with one JSON object per message, and its client.
 
 The commands and the checks on their arguments live in :mod:`p2pzmq.commands` (``COMMANDS``), which the CLI reads
 too, so the socket and the command line never drift apart. Every request gets exactly one reply; a bad one gets
 ``{"ok": false, "error": ...}`` and the socket keeps serving. Ids are decimal strings, because 160-bit integers do
 not survive JSON numbers in most languages.
+
+Quick commands (ping, stats, progress, cancel, die) are answered at once, even while a long one runs; long commands
+run one at a time, in order of arrival (:class:`ControlServer`).
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import time
+from typing import Callable, NamedTuple
 
 import gevent
 import gevent.event
+import gevent.queue
 
 from .commands import COMMANDS, Command
-from .config import MAX_CONTROL_REPLY_BYTES
-from .errors import ControlError, P2PError, ProtocolError, RpcTimeout, UsageError
+from .config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REPLY_BYTES, MAX_CONTROL_REQUEST_BYTES
+from .errors import Cancelled, ControlError, P2PError, ProtocolError, RpcTimeout, TransportError, UsageError
 from .transport import Context
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+#: Requests taken off the socket and not yet looked at; beyond this, ZeroMQ's own queue holds the rest.
+INBOX = 64
 
 
 def handle(network, raw: bytes) -> tuple[dict, bool]:
-    """Run one request against ``network``: (the reply object, whether the server should stop after replying).
-
-    Whatever a client sends, and whatever a command raises, ends in one reply: bytes that are not UTF-8 JSON (NaN
-    and Infinity included, or nested too deep), JSON that is not an object with a string ``cmd``, unknown commands
-    and bad arguments get an error reply before anything runs; a command that fails gets its error, and a bug in
-    one (any other exception, even a stray ``gevent.Timeout``) an ``internal error`` reply and a logged traceback.
-    """
+    """Run one request against ``network`` to its end: (the reply object, whether the server should stop after
+    replying). See :func:`execute` for what becomes of errors."""
     try:
         command, arguments = _parse(raw)
     except UsageError as exc:
         return _error(str(exc)), False
+    reply = execute(command.name, lambda: command.run(network, **arguments))
+    return reply, command.name == "die" and reply["ok"]
+
+
+def execute(name: str, run: Callable[[], dict]) -> dict:
+    """The reply to command ``name``, whose work is ``run()``. Whatever it raises ends in one reply: a failure its
+    error (a cancelled command also ``"cancelled": true`` and the ``phases`` it completed, see
+    :class:`~p2pzmq.errors.Cancelled`), and a bug (any other exception, even a stray ``gevent.Timeout``) an
+    ``internal error`` reply and a logged traceback."""
     try:
-        result = command.run(network, **arguments)
+        return {"ok": True, "result": run()}
+    except Cancelled as exc:
+        return {**_error(str(exc)), "cancelled": True, "phases": exc.phases}
     except P2PError as exc:
-        return _error(str(exc)), False
+        return _error(str(exc))
     except (Exception, gevent.Timeout) as exc:  # a bug must cost one error reply, not the control socket
-        log.exception("control command %s failed", command.name)
-        return _error(f"internal error in {command.name}: {exc!r}"), False
-    return {"ok": True, "result": result}, command.name == "die"
+        log.exception("control command %s failed", name)
+        return _error(f"internal error in {name}: {exc!r}")
+
+
+def encode(reply: dict) -> bytes:
+    """``reply`` as JSON; a result that JSON cannot hold exactly (NaN, bytes, a set: a bug) becomes an error reply."""
+    try:
+        return json.dumps(reply, allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        log.error("a control reply is not JSON: %r", exc)
+        return json.dumps(_error(f"internal error: the reply is not JSON ({exc})")).encode()
 
 
 def _parse(raw: bytes) -> tuple[Command, dict]:
-    """The command a request names and its checked arguments; :class:`UsageError` for anything else."""
+    """The command a request names and its checked arguments; :class:`UsageError` for anything else: bytes that are
+    not UTF-8 JSON (NaN and Infinity included, or nested too deep), JSON that is not an object with a string
+    ``cmd``, an unknown command, bad arguments."""
+    if len(raw) > MAX_CONTROL_REQUEST_BYTES:
+        raise UsageError(f"request too large: {len(raw)} bytes, at most {MAX_CONTROL_REQUEST_BYTES}")
     try:
         request = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -67,17 +94,42 @@ def _error(message: str) -> dict:
     return {"ok": False, "error": " ".join(message.split())}
 
 
-class ControlServer:
-    """Serves ``network`` on a REP socket at ``endpoint`` from one greenlet, one command at a time.
+def _envelope(frames: list[bytes]) -> tuple[list[bytes], bytes]:
+    """The envelope and the request of a message a ROUTER received: the routing frame and every frame up to the
+    empty delimiter (a REQ client sends one) come back with the reply; the one frame after them is the request
+    (any other number of frames is no request: ``b""``)."""
+    route, rest = frames[:1], frames[1:]
+    cut = rest.index(b"") + 1 if b"" in rest else 0
+    body = rest[cut:]
+    return route + rest[:cut], body[0] if len(body) == 1 else b""
 
-    Requests that arrive during a long command wait their turn in ZeroMQ's queue and are answered in order.
+
+class _Job(NamedTuple):
+    command: Command
+    arguments: dict
+    envelope: list[bytes]
+
+
+class ControlServer:
+    """Serves ``network`` at ``endpoint``: a ROUTER socket speaking REQ/REP to every client (any ZeroMQ REQ socket).
+
+    Quick commands (``Command.quick``: ping, stats, progress, cancel, die) are answered at once by the server
+    greenlet, even while a long command runs. Long commands (all others) run one at a time in a worker greenlet the
+    server owns; those arriving meanwhile wait in its queue, in order, and ``progress`` lists them. ``cancel`` stops
+    the running one at its next safe point (:meth:`Network.cancel <p2pzmq.network.Network.cancel>`): its own client
+    then gets an error reply saying what it completed. ``die`` stops the running command, answers every queued one
+    with an error, stops the network, answers, and stops serving.
+
+    The socket is served (docs/DESIGN.md §7.1): its handler only puts each message in the server greenlet's inbox.
+    Replies go out whole, without yielding, from the greenlet that has the answer (the server's or the worker).
     """
 
     def __init__(self, network, endpoint: str = DEFAULT_ENDPOINT, keys=None) -> None:
         """With ``keys`` (:class:`~p2pzmq.security.Keys`) only CURVE clients holding the network's key get answers."""
         self.network = network
-        self._ctx = Context(max_sockets=16)
-        self._sock = self._ctx.rep()
+        # ZeroMQ drops an oversized message and its connection without a word: take large ones, refuse them here.
+        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_MESSAGE_BYTES)
+        self._sock = self._ctx.router()
         try:
             if keys is not None:
                 keys.serve(self._sock)
@@ -85,33 +137,128 @@ class ControlServer:
         except P2PError:
             self._ctx.term()
             raise
+        self._inbox: gevent.queue.Queue = gevent.queue.Queue()
+        self._jobs: collections.deque[_Job] = collections.deque()  # long commands waiting for the worker
+        self._job: _Job | None = None  # the one the worker runs
+        self._started = 0.0  # when it began
+        self._worker: gevent.Greenlet | None = None
         self._greenlet: gevent.Greenlet | None = None
+        self._paused = False  # the inbox is full: ZeroMQ's queue holds what comes next
+        self._own = {"progress": self._progress, "cancel": self._cancel, "die": self._die}
         self.stopped = gevent.event.Event()
 
     def start(self) -> "ControlServer":
+        self._sock.serve(self._take, self._failed)
         self._greenlet = gevent.spawn(self._serve)
         return self
+
+    def _take(self, frames: list[bytes]) -> None:
+        """The socket's handler: to the inbox; when the server lags far behind, leave the rest in ZeroMQ's queue."""
+        self._inbox.put_nowait(frames)
+        if self._inbox.qsize() >= INBOX:
+            self._paused = True
+            self._sock.pause()
+
+    def _failed(self, exc: Exception) -> None:
+        log.error("the control socket stopped serving: %r", exc)
 
     def _serve(self) -> None:
         try:
             while True:
-                frames = self._sock.recv()
-                reply, stop = handle(self.network, frames[-1] if len(frames) == 1 else b"")
-                if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
-                    self.network.counters.drop("control", "bad_request", reply["error"])
-                self._sock.send([json.dumps(reply).encode()])
-                if stop:
+                frames = self._inbox.get()
+                if self._paused:
+                    self._paused = False
+                    self._sock.serve(self._take, self._failed)
+                if self._answer(*_envelope(frames)):
                     return
         finally:
             self._sock.close()
             self.stopped.set()
+
+    def _answer(self, envelope: list[bytes], raw: bytes) -> bool:
+        """Answer a quick command, or queue a long one; True once ``die`` was answered."""
+        try:
+            command, arguments = _parse(raw)
+        except UsageError as exc:
+            self._reply(envelope, _error(str(exc)))
+            return False
+        if not command.quick:
+            self._jobs.append(_Job(command, arguments, envelope))
+            if self._worker is None:
+                self._worker = gevent.spawn(self._work)
+            return False
+        own = self._own.get(command.name)
+        reply = execute(command.name, own or (lambda: command.run(self.network, **arguments)))
+        self._reply(envelope, reply)
+        return command.name == "die" and reply["ok"]
+
+    def _work(self) -> None:
+        """The worker: run the queued long commands in order, then end (the next one starts a new worker)."""
+        try:
+            while self._jobs:
+                job = self._job = self._jobs.popleft()
+                self._started = time.monotonic()
+                reply = execute(job.command.name, lambda: job.command.run(self.network, **job.arguments))
+                self._job = None
+                self._reply(job.envelope, reply)
+        finally:
+            self._job = self._worker = None
+
+    def _reply(self, envelope: list[bytes], reply: dict) -> None:
+        if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
+            self.network.counters.drop("control", "bad_request", reply["error"])
+        try:
+            self._sock.reply(envelope[0], [*envelope[1:], encode(reply)])
+        except TransportError as exc:  # the client has gone
+            self.network.counters.drop("control", "undeliverable", exc)
+        self._sock.wake()
+
+    def _progress(self) -> dict:
+        """The network's running operation, else the long command running (without phases: it reports none), and
+        the commands ``queued`` behind it."""
+        try:
+            result = self.network.progress()
+        except UsageError:
+            if self._job is None:
+                raise UsageError("nothing is running: no long command is under way") from None
+            result = {"running": self._job.command.name, "seconds": round(time.monotonic() - self._started, 3),
+                      "phase": None, "done": None, "total": None, "phases": [], "cancelling": False}
+        return {**result, "queued": [job.command.name for job in self._jobs]}
+
+    def _cancel(self) -> dict:
+        try:
+            return self.network.cancel()
+        except UsageError:
+            if self._job is None:
+                raise UsageError("nothing to cancel: no long command is running") from None
+            raise UsageError(f"{self._job.command.name} cannot be cancelled: it has no safe point to stop at "
+                             "(add_peers, refresh_peers, net_status and time_lapse have); it ends by itself") from None
+
+    def _die(self) -> dict:
+        self._abort("the supervisor is stopping (die)")
+        return self.network.die()
+
+    def _abort(self, reason: str) -> None:
+        """Stop the running long command and drop the queued ones, each client told ``reason`` in an error reply."""
+        running, queued = self._job, list(self._jobs)
+        self._jobs.clear()
+        if self._worker is not None:
+            self._worker.kill(block=True, timeout=self.network.config.shutdown_timeout)
+            self._job = self._worker = None  # also when it was killed before it ever ran
+        if running is not None:
+            self._reply(running.envelope, _error(f"{running.command.name} stopped: {reason}"))
+        for job in queued:
+            self._reply(job.envelope, _error(f"{job.command.name} not run: {reason}"))
 
     def wait(self) -> None:
         """Block until ``die`` was served (or :meth:`stop` was called)."""
         self.stopped.wait()
 
     def stop(self) -> None:
-        """Stop serving (from another greenlet, e.g. a signal handler) and release the socket."""
+        """Stop serving (from another greenlet, e.g. a signal handler) and release the socket; a long command
+        running or queued gets an error reply first."""
+        if not self._sock.closed:
+            self._abort("the supervisor is stopping")
         if self._greenlet is not None:
             self._greenlet.kill(timeout=self.network.config.shutdown_timeout)
         self._sock.close()

@@ -38,6 +38,14 @@ class Served:
         self._watcher.start(self._drain)
         get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
 
+    def wake(self) -> None:
+        """Look at the queue soon, from the loop. Call it after using a served socket outside its handler (sending a
+        reply from a greenlet): that call may have taken the fd's signal of a message that arrived meanwhile, and the
+        loop would then never hand it over (docs/DESIGN.md §7.1)."""
+        if self._handler is not None and not self._drain_due:
+            self._drain_due = True
+            get_hub().loop.run_callback(self._drain)
+
     def pause(self) -> None:
         """Stop serving: a greenlet may own the socket again."""
         self._handler = None

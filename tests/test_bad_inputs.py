@@ -211,6 +211,9 @@ CTL = [
     (["add_peers", "0"], 2, "at least 1"),
     (["ping", "extra=1"], 2, "ping takes no argument"),
     (["bogus"], 1, "unknown command 'bogus'"),  # maybe a newer supervisor's: asked, refused
+    (["progress"], 1, "nothing is running"),  # no long command runs between the cases
+    (["cancel"], 1, "nothing to cancel"),
+    (["cancel", "now"], 2, "cancel takes no argument"),
     (["bogus", "positional"], 2, "key=value"),
 ]
 
@@ -258,6 +261,10 @@ RAW = [
     {"cmd": "attach", "endpoint": "tcp://nowhere:0"},
     {"cmd": "x" * 100_000},
     {"cmd": "ping", **{f"k{index}": index for index in range(10_000)}},
+    b'{"cmd": "ping", "pad": "' + b"x" * (5 << 20) + b'"}',  # over the 4 MiB a request may hold
+    {"cmd": "progress"},  # nothing is running
+    {"cmd": "cancel"},  # nothing to cancel
+    {"cmd": "progress", "of": "refresh_peers"},
 ]
 
 
@@ -295,6 +302,22 @@ def test_a_handler_raising_anything_costs_one_error_reply(monkeypatch, error):
         "ping", (), broken, "raises"))
     reply, stop = control.handle(None, b'{"cmd": "ping"}')
     assert reply["ok"] is False and reply["error"].startswith("internal error in ping") and not stop
+
+
+@pytest.mark.parametrize("result", [{"nan": float("nan")}, {"bytes": b"\x00"}, {"set": {1}}, {(1, 2): "a key"}],
+                         ids=["nan", "bytes", "set", "tuple key"])
+def test_a_result_json_cannot_hold_costs_one_error_reply(make_network, monkeypatch, result):
+    net = make_network(2)
+    server = control.ControlServer(net, "tcp://127.0.0.1:0").start()
+    try:
+        with control.ControlClient(server.endpoint, timeout=10) as client:
+            monkeypatch.setattr(net, "ping", lambda: result)
+            reply = client.request({"cmd": "ping"})
+            assert reply["ok"] is False and reply["error"].startswith("internal error: the reply is not JSON")
+            monkeypatch.undo()
+            assert client.call("ping") == {"n": 2}  # the server greenlet goes on
+    finally:
+        server.stop()
 
 
 def test_ctl_types_arguments_by_the_registry_and_resolves_paths_here(capsys, supervisor, tmp_path, monkeypatch):

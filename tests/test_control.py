@@ -111,3 +111,20 @@ def test_serve_stops_cleanly_on_signal(served, signum, code):
     server.proc.send_signal(signum)
     assert server.proc.wait(15) == code
     assert server.proc.stderr.read() == ("p2p-network: Aborted!\n" if code else "")
+
+
+def test_replies_carry_the_envelope_back_to_any_client(served):
+    """The server is a ROUTER: whatever precedes the empty delimiter (a REQ's, or a DEALER's own hops) comes back with
+    the reply, and a DEALER sending no delimiter gets the bare reply."""
+    server = served("-n", "3", "--seed", "4")
+    dealer = server.ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(server.endpoint)
+    try:
+        for envelope in ([b"hop-1", b"hop-2", b""], [b""], []):
+            dealer.send_multipart([*envelope, b'{"cmd": "ping"}'])
+            assert dealer.poll(30000), "no reply"
+            *back, body = dealer.recv_multipart()
+            assert back == envelope and json.loads(body) == {"ok": True, "result": {"n": 3}}
+    finally:
+        dealer.close(0)

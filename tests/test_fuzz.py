@@ -14,6 +14,7 @@ from conftest import wait_until
 from model import ModelNetwork
 
 from p2pzmq import messages as m
+from p2pzmq.config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import ProtocolError, RpcTimeout
 from p2pzmq.hosting import rss_bytes
@@ -152,10 +153,13 @@ def test_frames_above_maxmsgsize_over_tcp_cost_the_sender_its_connection_and_not
         with gevent.Timeout(5):
             tester.send_to(tester.route(peer.contact.server), [b"\x00" * (2 * MAX_BYTES)])
         with ControlClient(server.endpoint, timeout=0.5) as hostile:
-            with pytest.raises(RpcTimeout):
-                hostile.request(b"{" + b" " * (2 << 20) + b"}")  # above the control socket's 1 MiB limit
+            with pytest.raises(RpcTimeout):  # above what the control socket takes at all (64 MiB)
+                hostile.request(b"{" + b" " * MAX_CONTROL_MESSAGE_BYTES + b"}")
             hostile.timeout = 30
             assert hostile.call("ping") == {"n": 4}  # a fresh REQ socket (Lazy Pirate) is served again
+            reply = hostile.request(b"{" + b" " * MAX_CONTROL_REQUEST_BYTES + b"}")  # taken, and refused
+            assert reply == {"ok": False, "error": f"request too large: {MAX_CONTROL_REQUEST_BYTES + 2} bytes, "
+                                                   f"at most {MAX_CONTROL_REQUEST_BYTES}"}
         tester.forget(peer.contact.server)
         route = tester.route(peer.contact.server)
         with gevent.Timeout(5):
@@ -165,7 +169,8 @@ def test_frames_above_maxmsgsize_over_tcp_cost_the_sender_its_connection_and_not
         model.create(4)
         with ControlClient(server.endpoint, timeout=30) as ctl:
             assert ctl.call("net_status") == model.net_status()
-        assert net.counters["dropped"] == 1  # only the misdirected one: the oversized ones never arrived
+        # The misdirected message and the refused request; the oversized ones never arrived.
+        assert net.counters["dropped"] == 2 and net.counters["dropped.control"] == 1
     finally:
         tester.close()
         server.stop()
