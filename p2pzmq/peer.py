@@ -54,7 +54,7 @@ class Peer:
         self.counters = counters
         self._server_sock = ctx.router()
         self._client_sock = ctx.router(max_connections=config.max_connections,
-                                       handshake_timeout=config.client_timeout)
+                                       handshake_timeout=config.client_timeout, fail_fast=True)
         try:
             server = self._server_sock.bind(endpoints.new("server"))
             client = self._client_sock.bind(endpoints.new("client"))

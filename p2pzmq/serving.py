@@ -1,5 +1,6 @@
 """Served sockets: messages handed to a handler from gevent's loop, or at once by a sender in the same context (run
-to completion), with no greenlet (docs/DESIGN.md §7.1). No ZeroMQ here: :class:`Served` is mixed into
+to completion), with no greenlet (docs/DESIGN.md §7.1); and :func:`park`, how an owning greenlet waits for a
+socket's fd. No ZeroMQ here: :class:`Served` is mixed into
 :class:`p2pzmq.transport.GreenSocket`, whose primitives it uses: ``_take()`` (the message at the head of the queue,
 or None), ``_queued()`` (is one there? which, as an empty answer puts libzmq's reader to sleep, costs the next message
 a wake-up), ``_watcher`` (the io watcher on the socket's fd) and ``closed``.
@@ -8,10 +9,32 @@ from __future__ import annotations
 
 from typing import Callable
 
+import gevent
 from gevent.hub import get_hub
 
 #: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
 DRAIN_BATCH = 256
+
+
+def park(watcher, timeout: float | None) -> bool:
+    """Wait for the io ``watcher`` (a socket's fd) to signal; False if ``timeout`` passed first."""
+    if timeout is not None and timeout <= 0:
+        return False
+    if timeout is None:
+        get_hub().wait(watcher)
+        return True
+    # A fresh timer each time: a reused gevent.Timeout can deliver a stale expiration into a later wait.
+    timer = gevent.Timeout(timeout)
+    timer.start()
+    try:
+        get_hub().wait(watcher)
+    except gevent.Timeout as expired:
+        if expired is not timer:
+            raise
+        return False
+    finally:
+        timer.close()
+    return True
 
 
 class Served:

@@ -1,33 +1,29 @@
 """The only module that imports ZeroMQ: context, green sockets and connection reuse (docs/DESIGN.md §3, §7.1).
 
-A socket is used in one of two ways at a time: by one greenlet that owns it (a call that would block parks that
-greenlet on the socket's fd), or *served*: a handler that never blocks gets each message from an io-watcher callback,
-with no greenlet at all, and a sender in the same context runs it at once (run to completion: the request is handled
-and its reply queued before the sender looks for it). docs/DESIGN.md §7.1 explains the edge-triggered fd, why a
-served reader must rarely be told its queue is empty, and what each pyzmq call costs.
-
-Every socket is created with ``LINGER 0`` and ``MAXMSGSIZE``; ROUTERs also get ``ROUTER_MANDATORY`` (otherwise
-unroutable messages vanish silently). Routing ids for outgoing connections are never reused, because connecting twice
-with one ``CONNECT_ROUTING_ID`` aborts the whole process. ``zmq.ZMQError`` never leaves this module: it becomes a
-:class:`TransportError`.
+A socket is used by one greenlet that owns it (a call that would block parks that greenlet on the socket's fd), or
+*served* (:mod:`p2pzmq.serving`: a handler gets each message from the loop, or at once from a sender in this context).
+docs/DESIGN.md §7.1 explains the edge-triggered fd and what each pyzmq call costs. Every socket has ``LINGER 0`` and
+``MAXMSGSIZE``; ROUTERs also ``ROUTER_MANDATORY`` (otherwise unroutable messages vanish silently). ``zmq.ZMQError``
+never leaves this module: it becomes a :class:`TransportError`.
 """
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import itertools
+import math
 import os
 import time
 from typing import Iterator
 
-import gevent
 import zmq
 import zmq.backend
 from gevent.hub import get_hub
+from zmq.utils.monitor import parse_monitor_message
 
 from .errors import ClosedError, TransportError
-from .serving import Served
+from .routes import Routes
+from .serving import Served, park
 
 #: Sockets one context may hold; must be set before the first socket (libzmq's default is 1023).
 MAX_SOCKETS = 32768
@@ -40,6 +36,9 @@ _send = zmq.backend.Socket.send  # the backend's own method: pyzmq's Python wrap
 _recv = zmq.backend.Socket.recv
 _poll = zmq.zmq_poll
 _POLLOUT = int(zmq.POLLOUT)
+#: What a monitor reports: connections that came up, attempts that failed (libzmq retries) and failed handshakes.
+_REPORTED = int(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
 _BUSY_RETRY = 0.00005  # a loopback tcp handshake takes well under a millisecond: poll for it finely
 _BUSY_RETRY_MAX = 0.05
 
@@ -109,23 +108,21 @@ class Context:
         self._closed = False
         _OPEN_CONTEXTS.add(self)
 
-    def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
-               hwm: int | None = None) -> "RouterSocket":
+    def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0, hwm: int | None = None,
+               fail_fast: bool = False) -> "RouterSocket":
         """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand.
 
         ``hwm`` sets the send and receive high-water marks (messages queued per connection; libzmq's default 1000):
-        a sender that reaches it waits (green) until the receiver drains its queue.
+        a sender that reaches it waits (green) until the receiver drains its queue. ``fail_fast``: a refused
+        connection fails the send at once (see :class:`RouterSocket`).
         """
         sock = self._make(RouterSocket, zmq.ROUTER)
         sock.max_connections = max_connections
         sock.handshake_timeout = handshake_timeout
         if hwm is not None:
             sock.set_hwm(hwm)
+        sock.fail_fast = fail_fast
         return sock
-
-    def rep(self) -> "GreenSocket":
-        """A REP socket, for the control server."""
-        return self._make(GreenSocket, zmq.REP)
 
     def req(self) -> "GreenSocket":
         """A REQ socket, for control clients."""
@@ -242,7 +239,7 @@ class GreenSocket(Served):
                     deadline = deadline or time.monotonic() + timeout
                     timeout = deadline - time.monotonic()
                 # zmq_poll processed the command mailbox: the fd will signal the next arrival (§7.1).
-                if not self._park(timeout):
+                if not park(self._watcher, timeout):
                     return None
             return self._message()
         except zmq.ZMQError as exc:
@@ -273,36 +270,11 @@ class GreenSocket(Served):
             parts.append(frame.bytes)
         return parts
 
-    def _park(self, timeout: float | None) -> bool:
-        """Wait for the fd to signal; False if ``timeout`` passed first."""
-        if timeout is not None and timeout <= 0:
-            return False
-        if timeout is None:
-            get_hub().wait(self._watcher)
-            return True
-        # A fresh timer each time: a reused gevent.Timeout can deliver a stale expiration into a later wait.
-        timer = gevent.Timeout(timeout)
-        timer.start()
-        try:
-            get_hub().wait(self._watcher)
-        except gevent.Timeout as expired:
-            if expired is not timer:
-                raise
-            return False
-        finally:
-            timer.close()
-        return True
-
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
-        hub = get_hub()
         with _translated("cannot poll", self):
             while not self._zsock.getsockopt(_EVENTS) & event:
-                if timeout is None:
-                    hub.wait(self._watcher)
-                else:
-                    with gevent.Timeout(timeout, False):
-                        hub.wait(self._watcher)
+                if not park(self._watcher, timeout) or timeout is not None:
                     return
 
     def close(self) -> None:
@@ -319,18 +291,22 @@ class GreenSocket(Served):
 
 
 class RouterSocket(GreenSocket):
-    """A ROUTER that sends to endpoints: it connects on demand and keeps a bounded LRU of live connections.
+    """A ROUTER that sends to endpoints: it connects on demand and keeps a bounded LRU of live connections
+    (:class:`~p2pzmq.routes.Routes`; each connection gets a fresh routing id).
 
-    Each outgoing connection gets a fresh local routing id (a counter), so an endpoint that is evicted and dialled
-    again never reuses an id.
+    ``fail_fast``: libzmq queues what is sent on a connection not up yet, even one that never comes up (a dead
+    peer's port), and the sender would wait out its timeout. So a monitor reports how each new tcp connection went,
+    and the first send on one waits for it: it fails as soon as it is refused, after ``handshake_timeout`` if it is
+    silent. The monitor is made before the first tcp dial (no report is missed) and closed with the connections
+    (:meth:`forget_all`): its two sockets cost two fds while the socket dials.
     """
 
     def __init__(self, zsock: zmq.Socket) -> None:
         super().__init__(zsock)
-        self._routes: collections.OrderedDict[str, bytes] = collections.OrderedDict()
-        self._next_route = itertools.count(1)
-        self._fresh: set[bytes] = set()  # routes that have not carried a message yet
-        self._local: dict[bytes, GreenSocket] = {}  # route -> the socket bound at its inproc endpoint
+        self._routes = Routes()
+        self._monitor: zmq.Socket | None = None
+        self._reports = None  # the io watcher of the monitor's fd
+        self.fail_fast = False
         self.handshake_timeout = 2.0
         self.max_connections = 32
 
@@ -338,39 +314,74 @@ class RouterSocket(GreenSocket):
         """The routing id for ``endpoint``, connecting (and evicting the least recently used) if needed."""
         route = self._routes.get(endpoint)
         if route is not None:
-            self._routes.move_to_end(endpoint)
             return route
         local = self._inproc_bound.get(endpoint)
         if local is None and endpoint.startswith("inproc://"):
             raise TransportError(f"nothing is bound at {endpoint} (a peer that has gone)")
         while len(self._routes) >= self.max_connections:
-            self.forget(next(iter(self._routes)))
-        route = b"r%d" % next(self._next_route)
+            self.forget(self._routes.oldest())
+        route = self._routes.new_id()
         with _translated(f"cannot connect to {endpoint}", self):
+            if local is None and self.fail_fast:
+                self._failures()  # reports of earlier connections to the endpoint are no news about this one
             self._zsock.setsockopt(zmq.CONNECT_ROUTING_ID, route)
             self._zsock.connect(endpoint)
-        self._routes[endpoint] = route
-        self._fresh.add(route)
-        if local is not None:
-            self._local[route] = local
+        self._routes.add(endpoint, route, local)
         return route
 
-    def forget(self, endpoint: str) -> None:
-        """Drop the connection to ``endpoint`` (if any)."""
-        route = self._routes.pop(endpoint, None)
-        if route is None:
+    def _failures(self) -> None:
+        """Start the monitor, or hand the routes all it reported (then its fd signals the next report, §7.1)."""
+        if self._monitor is None:
+            self._monitor = self._zsock.get_monitor_socket(_REPORTED)
+            self._monitor.setsockopt(zmq.LINGER, 0)
+            self._reports = get_hub().loop.io(self._monitor.getsockopt(zmq.FD), _READ)
             return
-        self._fresh.discard(route)
-        self._local.pop(route, None)
-        try:
-            self._zsock.disconnect(endpoint)
-        except zmq.ZMQError:
-            pass  # already gone: disconnecting is best effort by nature
+        with contextlib.suppress(zmq.Again):
+            while True:
+                report = parse_monitor_message(self._monitor.recv_multipart(_NOBLOCK))
+                self._routes.reported(report["endpoint"].decode(), report["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+    def _connection(self, route: bytes, timeout: float | None) -> bool:
+        """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class)."""
+        now = time.monotonic()
+        handshake, give_up = now + self.handshake_timeout, now + timeout if timeout is not None else math.inf
+        with _translated("cannot read the monitor", self):
+            while True:
+                self._failures()
+                if self._routes.is_up(route):
+                    return True
+                refused = self._routes.has_failed(route)
+                if refused or now >= handshake:
+                    self._forget_route(route)
+                    raise TransportError("connection refused" if refused else "connection did not come up in time")
+                if now >= give_up:
+                    return False
+                park(self._reports, min(handshake, give_up) - now)
+                now = time.monotonic()
+
+    def forget(self, endpoint: str | None) -> None:
+        """Drop the connection to ``endpoint`` (if any)."""
+        if self._routes.pop(endpoint) is not None:
+            with contextlib.suppress(zmq.ZMQError):  # already gone: disconnecting is best effort by nature
+                self._zsock.disconnect(endpoint)
 
     def forget_all(self) -> None:
-        """Drop every outgoing connection (an idle peer holds none: each costs tens of KB in libzmq)."""
-        for endpoint in list(self._routes):
+        """Drop every outgoing connection and the monitor (an idle peer holds none: each costs tens of KB)."""
+        for endpoint in self._routes:
             self.forget(endpoint)
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._monitor is not None and not self.closed:
+            with _translated("cannot stop the monitor", self):
+                self._zsock.disable_monitor()
+                self._reports.close()
+                self._monitor.close(0)
+        self._monitor = None
+
+    def close(self) -> None:
+        self._unwatch()
+        super().close()
 
     @property
     def connections(self) -> int:
@@ -391,13 +402,15 @@ class RouterSocket(GreenSocket):
         """Send ``frames`` to ``route``; False if ``timeout`` seconds pass first (the high-water mark holds the
         message back, or the connection is still coming up), and then nothing was sent.
 
-        A route that has carried a message before and is now unroutable is gone (its peer closed): that raises
-        :class:`TransportError` at once, and so does a new one that does not come up within ``handshake_timeout``.
-        A served socket in this context at the other end handles the message before this returns (run to
-        completion, docs/DESIGN.md §7.1).
+        A route that is unroutable is gone (its peer closed): that raises :class:`TransportError` at once, and so
+        does a new one that is refused, or does not come up within ``handshake_timeout`` (``fail_fast``). A served
+        socket in this context at the other end handles the message before this returns (run to completion,
+        docs/DESIGN.md §7.1).
         """
+        if self._monitor is not None and self._routes.coming_up(route) and not self._connection(route, timeout):
+            return False
         delay = _BUSY_RETRY
-        handshake_deadline = give_up = None
+        give_up = None
         zsock = self._zsock
         while True:
             try:
@@ -405,8 +418,8 @@ class RouterSocket(GreenSocket):
                 for frame in frames[:-1]:
                     _send(zsock, frame, _MORE_NOBLOCK)
                 _send(zsock, frames[-1], _NOBLOCK)
-                self._fresh.discard(route)
-                local = self._local.get(route)
+                self._routes.carried(route)
+                local = self._routes.local.get(route)
                 if local is not None:
                     local._run()
                     self._expect = True
@@ -417,26 +430,13 @@ class RouterSocket(GreenSocket):
                 if give_up is not None and now >= give_up:
                     return False
                 self._wait(_POLLOUT, delay)
-            except zmq.ZMQError as exc:
-                if exc.errno != zmq.EHOSTUNREACH or route not in self._fresh:
-                    self._forget_route(route)
-                    raise _error("cannot send", exc, self) from exc
-                now = time.monotonic()
-                handshake_deadline = handshake_deadline or now + self.handshake_timeout
-                give_up = give_up or (now + timeout if timeout is not None else None)
-                if now > handshake_deadline:
-                    self._forget_route(route)
-                    raise TransportError("connection did not come up in time") from exc
-                if give_up is not None and now >= give_up:
-                    return False
-                gevent.sleep(delay)  # our own new connection, not attached yet: tcp handshake in progress
-            delay = min(delay * 2, _BUSY_RETRY_MAX)
+                delay = min(delay * 2, _BUSY_RETRY_MAX)
+            except zmq.ZMQError as exc:  # unroutable: its peer closed (libzmq attaches a new route at connect)
+                self._forget_route(route)
+                raise _error("cannot send", exc, self) from exc
 
     def _forget_route(self, route: bytes) -> None:
-        for endpoint, known in self._routes.items():
-            if known == route:
-                self.forget(endpoint)
-                return
+        self.forget(self._routes.endpoint_of(route))
 
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""

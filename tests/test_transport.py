@@ -1,9 +1,14 @@
 """The green transport: request/reply on ROUTERs, the connection LRU, timeouts, and clean close."""
+import socket
+import time
+
 import gevent
 import pytest
+from conftest import wait_until
 
 from p2pzmq.errors import ClosedError, RpcTimeout, TransportError
 from p2pzmq.endpoints import Endpoints
+from p2pzmq.hosting import open_fds
 from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)
@@ -101,7 +106,7 @@ def test_closed_socket_raises_closed_error(ctx):
 
 def test_term_closes_what_owners_left_open():
     context = Context()
-    forgotten = [context.router(), context.rep()]
+    forgotten = [context.router(), context.req()]
     assert context.term() == 2
     assert all(sock.closed for sock in forgotten)
     with pytest.raises(ClosedError):
@@ -118,8 +123,6 @@ def test_bind_failure_is_a_transport_error(ctx):
 
 
 def test_sending_to_a_closed_peer_fails_promptly_instead_of_retrying_forever(ctx):
-    from conftest import wait_until
-
     endpoints = Endpoints("inproc", ctx.namespace)
     server = ctx.router()
     address = server.bind(endpoints.new("server"))
@@ -174,3 +177,46 @@ def test_tcp_endpoints_bind_the_requested_host_on_a_random_port(ctx):
         assert first.startswith("tcp://127.0.0.1:") and first != second
     finally:
         sock.close()
+
+
+def test_a_refused_tcp_connection_fails_the_send_at_once_and_a_silent_one_after_the_handshake_timeout(ctx):
+    """``fail_fast``: libzmq would queue the message for an endpoint nobody listens at (a dead peer's port) and the
+    sender would wait its whole timeout for a reply; a monitor tells at once instead."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    silent = socket.create_server(("127.0.0.1", 0))  # takes the tcp connection, never speaks ZeroMQ
+    serving, server, address = serve_echo(ctx, "tcp")
+    client = ctx.router(handshake_timeout=30, fail_fast=True)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="connection refused"):
+            client.send_to(client.route(f"tcp://127.0.0.1:{closed_port}"), [b"anyone?"])
+        assert time.monotonic() - started < 1 and client.connections == 0  # not the 30 s handshake timeout
+        client.handshake_timeout = 0.3
+        started = time.monotonic()
+        with pytest.raises(TransportError, match="did not come up in time"):
+            client.send_to(client.route(f"tcp://127.0.0.1:{silent.getsockname()[1]}"), [b"hello?"])
+        assert 0.3 <= time.monotonic() - started < 5
+        route = client.route(address)  # a live one is unaffected
+        with gevent.Timeout(5):
+            assert client.send_to(route, [b"ping"]) and client.recv() == [route, b"ping"]
+        dialling = open_fds()
+        client.forget_all()  # idle: the monitor's two sockets are closed too
+        wait_until(lambda: open_fds() <= dialling - 2)
+    finally:
+        serving.kill()
+        client.close()
+        silent.close()
+
+
+def test_without_fail_fast_a_message_to_a_closed_tcp_port_is_queued(ctx):
+    """The worker link keeps libzmq's queueing: a worker that comes up late still gets what was sent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = ctx.router()
+    try:
+        assert client.send_to(client.route(f"tcp://127.0.0.1:{port}"), [b"later"], timeout=1)
+    finally:
+        client.close()

@@ -33,7 +33,9 @@ class CommandChannel:
                  members: Members) -> None:
         self.config = config
         self._members = members
-        sock = ctx.router(max_connections=COMMAND_WINDOW, handshake_timeout=config.client_timeout)
+        # A refused connection (a dead peer's port) fails at once; how long a new one may take to come up is each
+        # command's own patience (a join to a peer just started on a busy worker may take a while).
+        sock = ctx.router(max_connections=COMMAND_WINDOW, handshake_timeout=config.command_timeout, fail_fast=True)
         self._channel = Channel(Caller(sock, codec, counters, cookies, where="supervisor"))
         #: Hold it around several commands that must see one state of the network (see rpc.Channel).
         self.exclusive = self._channel.exclusive

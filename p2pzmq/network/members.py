@@ -47,14 +47,15 @@ class Members:
 
     def state(self, peer, result: Result) -> str:
         """A listed peer's state from what became of a command to it: ``alive`` if it answered; else
-        ``unreachable`` (its worker is gone), ``crashed`` (its greenlets died here) or ``unresponsive``."""
+        ``unreachable`` (its worker is gone, even if it was found out after its port refused the command),
+        ``crashed`` (its greenlets died here) or ``unresponsive``."""
         if result.replied:
             return ALIVE
-        if result.outcome is Outcome.SILENT:
-            return UNRESPONSIVE
         host = getattr(peer, "host", None)
         if host is not None and not host.alive:
             return UNREACHABLE
+        if result.outcome is Outcome.SILENT:
+            return UNRESPONSIVE
         return CRASHED if not peer.alive else UNRESPONSIVE
 
     def on(self, host) -> list:
