@@ -131,9 +131,13 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
                         help="closest-peer rule: the original's tree walk (default) or Kademlia's xor")
     parser.add_argument("--transport", choices=TRANSPORTS, default="inproc")
     parser.add_argument("--host", type=_host, default="127.0.0.1", help="address peers bind with --transport tcp")
-    parser.add_argument("--refresh-interval", type=_duration, default=None, metavar="T",
+    parser.add_argument("--refresh-interval", type=_duration, default=Config.refresh_interval, metavar="T",
                         help="a peer refreshes by itself after T of silence, e.g. 2s, 5m, 1d (default 1d)")
     parser.add_argument("--pace", type=_duration, default=0.0, metavar="T", help="pause between peer creations")
+    parser.add_argument("--client-timeout", type=_duration, default=Config.client_timeout, metavar="T",
+                        help="a peer takes one silent this long for dead, e.g. 500ms (default 2s; refused: at once)")
+    parser.add_argument("--evict-after", type=_integer(0), default=Config.evict_after, metavar="K",
+                        help="a peer drops an entry that did not answer in K passes in a row (default 0: never)")
     parser.add_argument("--join-concurrency", type=_integer(1), default=1, metavar="J",
                         help="up to J peers join, and refresh, at once (default 1, the original's sequential "
                              "order; more is faster over workers, but tables then depend on scheduling)")
@@ -173,15 +177,9 @@ def _seconds(text: str) -> float:
 
 def _duration(text: str) -> float:
     """Seconds from ``1.5``, ``250ms``, ``2s``, ``5m``, ``3h`` or ``1d``."""
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix):
-            number, scale = text[: -len(suffix)], units[suffix]
-            break
-    else:
-        number, scale = text, 1
+    number, unit = re.fullmatch(r"(.*?)(ms|s|m|h|d)?", text, re.S).groups()
     try:
-        value = float(number) * scale
+        value = float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[unit or "s"]
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
@@ -221,9 +219,9 @@ def _config(args) -> Config:
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
     changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
-               "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir}
-    if args.refresh_interval is not None:
-        changes["refresh_interval"] = args.refresh_interval
+               "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir,
+               "refresh_interval": args.refresh_interval, "client_timeout": args.client_timeout,
+               "evict_after": args.evict_after}
     return Config(**changes)
 
 

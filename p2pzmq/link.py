@@ -33,7 +33,7 @@ OPS = (HELLO, SPAWN, KILL, BEAT, STATS, STOP)
 #: Settings the supervisor hands to its workers, so every peer in the network follows the same rules.
 WORKER_SETTINGS = ("metric", "table_capacity", "max_hops", "client_timeout", "refresh_interval", "max_connections",
                    "shutdown_timeout", "max_message_bytes", "tcp_backlog", "heartbeat_interval",
-                   "heartbeat_timeout")
+                   "heartbeat_timeout", "evict_after")
 MAX_REQUEST_ID = 2**63 - 1
 
 

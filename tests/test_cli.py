@@ -97,3 +97,19 @@ def test_help_and_version_exit_0(capsys):
     assert cli.main(["run", "--help"]) == 0
     out, _ = capsys.readouterr()
     assert "net_status" in out
+
+
+def test_timeout_and_eviction_options_reach_the_network(capsys, monkeypatch):
+    built = []
+
+    class Recorded(cli.Network):
+        def __init__(self, config, **options):
+            built.append(config)
+            super().__init__(config, **options)
+
+    monkeypatch.setattr(cli, "Network", Recorded)
+    code, out, _ = run(capsys, "run", "-n", "2", "--client-timeout", "250ms", "--evict-after", "3", "ping")
+    assert code == 0 and out == "2 peers\n"
+    assert (built[0].client_timeout, built[0].evict_after, built[0].refresh_interval) == (0.25, 3, 86400.0)
+    code, out, _ = run(capsys, "run", "-n", "2", "ping")
+    assert (built[1].client_timeout, built[1].evict_after) == (2.0, 0)  # the original's

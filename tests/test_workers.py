@@ -289,3 +289,14 @@ def test_commands_from_several_greenlets_during_churn_over_two_workers_never_col
     finally:
         net.die()
         extra.reap(5)
+
+
+def test_workers_follow_the_timeout_and_eviction_of_their_network(make_network):
+    net = make_network(seed=1, transport="tcp", client_timeout=0.25, evict_after=3)
+    member = worker.Worker("127.0.0.1", Config()).start()
+    try:
+        net.attach(member.endpoint)
+        assert (member.config.client_timeout, member.config.evict_after) == (0.25, 3)
+    finally:
+        net.die()
+        member.stop()
