@@ -3,6 +3,11 @@ to completion), with no greenlet (docs/DESIGN.md §7.1). No ZeroMQ here: :class:
 :class:`p2pzmq.transport.GreenSocket`, whose primitives it uses: ``_take()`` (the message at the head of the queue,
 or None), ``_queued()`` (is one there? which, as an empty answer puts libzmq's reader to sleep, costs the next message
 a wake-up), ``_watcher`` (the io watcher on the socket's fd) and ``closed``.
+
+The watcher keeps running with one callback, :meth:`Served._readable`, whatever the socket's mode: it drains a served
+socket, or wakes the greenlet parked on it (:attr:`_waiter`). Starting and stopping a watcher for every wait cost
+about six epoll_ctl calls per request over tcp. Only when nobody listens does the callback stop the watcher, since
+ZeroMQ's fd is level-triggered for the loop: commands left unprocessed would wake it again and again.
 """
 from __future__ import annotations
 
@@ -23,6 +28,20 @@ class Served:
         self._draining = False
         self._drain_due = False  # a drain is scheduled on the loop
         self._settle = True  # a run schedules a drain for what it leaves (see serve)
+        self._waiter = None  # the gevent Waiter of the greenlet parked on this socket, if one is
+
+    def _readable(self) -> None:
+        """The fd signalled (in the loop): drain a served socket, or wake the greenlet parked on it."""
+        if self._handler is not None:
+            self._drain(fired=True)
+        elif self._waiter is not None:
+            self._waiter.switch(None)
+        else:
+            self._watcher.stop()  # nobody listens: the level-triggered fd would wake the loop again and again
+
+    def _listen(self) -> None:
+        if not self._watcher.active:
+            self._watcher.start(self._readable)
 
     def serve(self, handler: Callable[[list[bytes]], None], on_error: Callable[[Exception], None],
               settle: bool = True) -> None:
@@ -35,13 +54,12 @@ class Served:
         it, so each run takes exactly what was sent and no drain needs to follow. Messages from other processes wake
         the socket through its fd as always."""
         self._handler, self._on_error, self._settle = handler, on_error, settle
-        self._watcher.start(self._drain)
+        self._listen()
         get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
 
     def pause(self) -> None:
-        """Stop serving: a greenlet may own the socket again."""
+        """Stop serving: a greenlet may own the socket again (it parks on the same watcher)."""
         self._handler = None
-        self._watcher.stop()
 
     def _run(self) -> None:
         """Run to completion: hand the message a sender in this context has just queued to the handler, without
@@ -62,8 +80,9 @@ class Served:
             self._drain_due = True
             get_hub().loop.run_callback(self._drain)
 
-    def _drain(self) -> None:
-        """Hand the handler what is queued, a batch at a time; nothing if the socket is not served now."""
+    def _drain(self, fired: bool = False) -> None:
+        """Hand the handler what is queued, a batch at a time; nothing if the socket is not served now. When the fd
+        has just ``fired``, a message most likely arrived: take it without asking first."""
         self._drain_due = False
         if self._draining:
             return
@@ -71,8 +90,9 @@ class Served:
         try:
             for _ in range(DRAIN_BATCH):
                 handler = self._handler
-                if handler is None or self.closed or not self._queued():
+                if handler is None or self.closed or not (fired or self._queued()):
                     return
+                fired = False
                 frames = self._take()
                 if frames is None:
                     return

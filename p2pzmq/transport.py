@@ -24,7 +24,7 @@ from typing import Iterator
 import gevent
 import zmq
 import zmq.backend
-from gevent.hub import get_hub
+from gevent.hub import Waiter, get_hub
 
 from .errors import ClosedError, TransportError
 from .serving import Served
@@ -46,9 +46,8 @@ _BUSY_RETRY_MAX = 0.05
 
 @contextlib.contextmanager
 def _translated(what: str, sock: "GreenSocket | None" = None) -> Iterator[None]:
-    """Turn a ``zmq.ZMQError`` raised inside into a :class:`TransportError` saying ``what`` could not be done
-    (:class:`ClosedError` when the socket or context is closed). For calls off a message's path; on it (send, recv)
-    an explicit ``except`` costs less."""
+    """Turn a ``zmq.ZMQError`` raised inside into a :class:`TransportError` (:class:`ClosedError` for a closed socket)
+    saying ``what`` could not be done. Off a message's path only: on it, an explicit ``except`` costs less."""
     try:
         yield
     except zmq.ZMQError as exc:
@@ -230,21 +229,25 @@ class GreenSocket(Served):
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
         arrived within that many seconds."""
-        if self._expect:  # the server we just sent to ran at once and probably answered: take it without asking
-            self._expect = False
-            frames = self._take()
-            if frames is not None:
-                return frames
+        # Take without asking when a message is most likely there: the server we just sent to ran at once and
+        # probably answered, or the fd has just woken us. Either way of finding the queue empty (a failed take, a
+        # poll) processes the command mailbox, so the fd will signal the next arrival and parking is safe (§7.1).
+        likely, self._expect = self._expect, False
         deadline = None
         try:
-            while not _poll(self._pollin, 0):
+            while True:
+                if likely:
+                    frames = self._take()
+                    if frames is not None:
+                        return frames
+                elif _poll(self._pollin, 0):
+                    return self._message()
                 if timeout is not None:
                     deadline = deadline or time.monotonic() + timeout
                     timeout = deadline - time.monotonic()
-                # zmq_poll processed the command mailbox: the fd will signal the next arrival (§7.1).
                 if not self._park(timeout):
                     return None
-            return self._message()
+                likely = True
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
 
@@ -257,7 +260,7 @@ class GreenSocket(Served):
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
 
-    def _queued(self) -> bool:
+    def _queued(self) -> bool:  # (zmq_poll: see docs/DESIGN.md §7.1 for why not EVENTS)
         try:
             return bool(_poll(self._pollin, 0))
         except zmq.ZMQError as exc:
@@ -274,35 +277,32 @@ class GreenSocket(Served):
         return parts
 
     def _park(self, timeout: float | None) -> bool:
-        """Wait for the fd to signal; False if ``timeout`` passed first."""
+        """Wait for the fd to signal (see serving.py); False if ``timeout`` passed first. A fresh timer each time: a
+        reused gevent.Timeout can deliver a stale expiration into a later wait."""
         if timeout is not None and timeout <= 0:
             return False
-        if timeout is None:
-            get_hub().wait(self._watcher)
-            return True
-        # A fresh timer each time: a reused gevent.Timeout can deliver a stale expiration into a later wait.
-        timer = gevent.Timeout(timeout)
-        timer.start()
+        timer = None if timeout is None else gevent.Timeout(timeout)
+        self._waiter = Waiter()
+        self._listen()
         try:
-            get_hub().wait(self._watcher)
+            if timer is not None:
+                timer.start()
+            self._waiter.get()
         except gevent.Timeout as expired:
             if expired is not timer:
                 raise
             return False
         finally:
-            timer.close()
+            self._waiter = None
+            if timer is not None:
+                timer.close()
         return True
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
-        hub = get_hub()
         with _translated("cannot poll", self):
             while not self._zsock.getsockopt(_EVENTS) & event:
-                if timeout is None:
-                    hub.wait(self._watcher)
-                else:
-                    with gevent.Timeout(timeout, False):
-                        hub.wait(self._watcher)
+                if not self._park(timeout) or timeout is not None:
                     return
 
     def close(self) -> None:
