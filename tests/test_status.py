@@ -1,12 +1,14 @@
 """net_status at scale: local routing equals message-driven routing, sampling with a confidence interval, parallel
 joins, and their command-line and control forms."""
+import random
+
 import pytest
 
 from model import ModelNetwork
 from p2pzmq import cli, commands
 from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
-from p2pzmq.status import DEAD, estimate, route_steps
+from p2pzmq.status import DEAD, all_pairs, estimate, route_counts, route_steps
 from p2pzmq.table import Contact, Table
 
 pytestmark = pytest.mark.timeout(120)
@@ -117,3 +119,28 @@ def test_local_routing_matches_messages_when_routes_run_into_dead_peers(make_net
     local, messages = net.net_status(routing="local"), net.net_status(routing="messages")
     assert local == messages
     assert local["failed_hops"] > 0 and len(local["dead"]) == 10 and local["n"] == 30
+
+
+@pytest.mark.parametrize("metric", ["tree", "xor"])
+@pytest.mark.parametrize("seed", range(8))
+def test_all_pairs_is_route_steps_for_every_pair_with_dead_peers_loops_and_budgets(metric, seed):
+    """Random small tables (many loops and dead ends, some entries naming peers that have no table: dead) and a
+    small budget: the exact all-pairs computation must give exactly what route_steps gives pair by pair."""
+    rng = random.Random(seed)
+    alive = rng.sample(range(1, 400), 60)
+    dead = rng.sample([peer for peer in range(1, 400) if peer not in alive], 8)
+    tables = {}
+    for peer_id in alive:
+        table = Table(metric)
+        table.add(contact(peer_id))
+        for other in rng.sample(alive + dead, rng.randrange(0, 12)):
+            table.add(contact(other))
+        tables[peer_id] = table
+    for max_hops in (0, 1, 3, 8):
+        steps = route_steps(tables, [(source, target) for source in alive for target in alive], max_hops)
+        reached = [sum(1 for s in steps[i * 60:(i + 1) * 60] if s is not None and s >= 0) for i in range(60)]
+        arrived = [s for s in steps if s is not None and s >= 0]
+        expected = (reached, {h: arrived.count(h) for h in set(arrived)}, steps.count(DEAD))
+        got = all_pairs(tables, alive, max_hops)
+        assert (got[0], dict(got[1]), got[2]) == expected
+        assert route_counts(tables, alive, [alive] * 60, max_hops) == got  # the exact status takes this path

@@ -539,3 +539,22 @@ def test_copy_is_independent():
     assert ids(table) == [3, 5, 8] and table.get(5) == contact(5)
     assert ids(twin) == [3, 4, 5, 8] and twin.get(5) == contact(5, "-new")
     assert table_of([1], metric="xor").copy().metric == "xor"
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("seed", range(6))
+def test_closest_runs_answer_every_sorted_target_as_closest_does(metric, seed):
+    rng = random.Random(seed)
+    keys = random_ids(rng, rng.randrange(1, CAPACITY + 1))
+    table = table_of(keys, metric)
+    targets = sorted(set(random_ids(rng, 500) + rng.sample(keys, min(len(keys), 40))
+                         + [0, (1 << 160) - 1, min(keys) - 1 if min(keys) else 0, max(keys) + 1]))
+    answers = [None] * len(targets)
+    for low, high, found in table.closest_runs(targets):
+        assert 0 <= low < high <= len(targets)
+        for index in range(low, high):
+            assert answers[index] is None  # runs never overlap
+            answers[index] = found
+    assert answers == [table.closest(target) for target in targets]
+    with pytest.raises(LookupError):
+        Table(metric).closest_runs(targets)
