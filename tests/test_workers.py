@@ -215,7 +215,7 @@ def test_peers_held_by_workers_leave_and_are_killed_as_in_one_process(over_two_w
         # the departed peers' sockets are closed in their workers: fewer fds, more room
         assert [a["fds"] < b["fds"] for a, b in zip(after, before)] == [True, True]
         with pytest.raises(TransportError, match="no peer with id 12345"):  # a worker refuses ids it does not hold
-            net.workers[0].request("kill", ids=["12345", str(net.members.on(net.workers[0])[0].id)])
+            net.workers[0].request("kill", ids=["12345", str(next(p.id for p in net.peers if p.host is net.workers[0]))])
         assert net.workers[0].stats()["peers"] == after[0]["peers"]  # ...and then kills none of them
     finally:
         net.die()
