@@ -32,6 +32,14 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert readme_commands()[1] in ci.splitlines()
 
 
+def test_ci_runs_the_soak_that_the_default_run_deselects():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    assert '-m "not soak"' in cfg["tool:pytest"]["addopts"] and "soak:" in cfg["tool:pytest"]["markers"]
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read().splitlines()
+    assert ci.index("python -m pytest -q -m soak") > ci.index(readme_commands()[1])
+
+
 def test_setup_cfg_declares_the_console_script_and_extras():
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))
