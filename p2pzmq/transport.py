@@ -56,7 +56,10 @@ def curve_keypair() -> tuple[bytes, bytes]:
 class Context:
     """One ZeroMQ context per process or per simulated network (inproc endpoints live inside one context).
 
-    It keeps track of its sockets so that :meth:`term` can close whatever an owner left open and never hang.
+    It keeps track of its sockets so that :meth:`term` can close whatever an owner left open and never hang. A
+    context dropped without :meth:`term` is terminated the same way when it is collected: in a garbage cycle the
+    weak references are cleared before any finaliser runs, so pyzmq's own ``Context.__del__`` would find no socket
+    to close and block forever in ``zmq_ctx_term``. Its finaliser therefore holds the open libzmq sockets strongly.
     """
 
     _namespaces = itertools.count(1)
@@ -73,6 +76,9 @@ class Context:
         #: endpoint and keeps that pending connection, with every message sent to it, until the context ends,
         #: even after a disconnect: dialling a dead peer's endpoint would leak memory (and descriptors) forever.
         self._inproc_bound: set[str] = set()
+        self._open: set[zmq.Socket] = set()  # libzmq sockets not closed yet (see the class docstring)
+        self._finalizer = weakref.finalize(self, _release, self._zctx, self._open)
+        self._finalizer.atexit = False  # a process that is ending needs no orderly close
         self._closed = False
 
     def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0,
@@ -111,6 +117,8 @@ class Context:
             raise TransportError(f"cannot create socket: {exc}") from exc
         sock = cls(zsock)
         sock._inproc_bound = self._inproc_bound
+        sock._open = self._open
+        self._open.add(zsock)
         self._sockets.add(sock)
         return sock
 
@@ -123,8 +131,16 @@ class Context:
         left_open = [sock for sock in list(self._sockets) if not sock.closed]
         for sock in left_open:
             sock.close()
-        self._zctx.term()
+        self._finalizer()  # terminates the libzmq context, once
         return len(left_open)
+
+
+def _release(zctx: zmq.Context, open_sockets: set) -> None:
+    """Close the libzmq sockets still open, then terminate the context (which would otherwise wait for them)."""
+    for zsock in list(open_sockets):
+        zsock.close(0)
+    open_sockets.clear()
+    zctx.term()
 
 
 class GreenSocket:
@@ -138,6 +154,7 @@ class GreenSocket:
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
         self._inproc_bound: set[str] = set()  # the context's registry (see Context)
+        self._open: set[zmq.Socket] = set()  # the context's open libzmq sockets (see Context)
         self._bound: list[str] = []
 
     def bind(self, endpoint: str) -> str:
@@ -251,6 +268,7 @@ class GreenSocket:
             return
         self.closed = True
         self._inproc_bound.difference_update(self._bound)
+        self._open.discard(self._zsock)
         self._watcher.close()
         self._zsock.close(0)
 
