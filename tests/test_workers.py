@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import wait_until
+from hangs import end_process
 from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
@@ -109,9 +110,7 @@ def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
         assert serve.wait(timeout=30) == 0
         wait_until(lambda: not os.path.exists(f"/proc/{survivor}") or _zombie(survivor), 10)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
+        end_process(serve)  # and its workers, which would otherwise run on until their heartbeat timeout
         serve.stdout.close()
 
 
