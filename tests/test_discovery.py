@@ -12,15 +12,20 @@ from p2pzmq.table import Contact, Table
 
 pytestmark = pytest.mark.timeout(30)
 
-TARGET = 1000
+TARGET = 2**159 + 10**6
 
 
 def contact(peer_id: int) -> Contact:
     return Contact(peer_id, f"inproc://server/{peer_id}", f"inproc://client/{peer_id}")
 
 
+def same(peer: Contact) -> Contact:
+    """An equal contact made of new objects, as one decoded from a message is: ids are compared by value."""
+    return Contact(int(str(peer.id)), peer.server, peer.client)
+
+
 ME = contact(1)
-CHAIN = [contact(100 + step) for step in range(20)]  # each server names the next one, never reaching TARGET
+CHAIN = [contact(2**159 + 100 + step) for step in range(20)]  # each server names the next one, never reaching TARGET
 
 
 def table_of(*contacts: Contact) -> Table:
@@ -66,7 +71,7 @@ def test_the_default_budget_asks_eight_servers():
 
 def test_a_server_that_names_itself_ends_the_walk():
     servers = chain_servers()
-    servers.answers[CHAIN[2].id] = CHAIN[2]
+    servers.answers[CHAIN[2].id] = same(CHAIN[2])
     assert walk(ME, table_of(ME, CHAIN[0]), TARGET, servers, 8) == CHAIN[2]
     assert servers.asked == [CHAIN[0].id, CHAIN[1].id, CHAIN[2].id]
 
@@ -80,9 +85,12 @@ def test_an_answer_leading_back_to_the_walker_ends_the_walk_without_asking_it():
 
 def test_nobody_is_asked_for_the_walker_itself_or_for_a_target_in_the_table():
     servers = chain_servers()
-    assert walk(ME, table_of(ME, CHAIN[0]), ME.id, servers, 8) == ME
-    held = contact(TARGET)
-    assert walk(ME, table_of(ME, CHAIN[0], held), TARGET, servers, 8) == held
+    big = contact(2**159 + 7)  # ids are large integers: equal ones are often different objects
+    assert walk(big, table_of(big, CHAIN[0]), int(str(big.id)), servers, 8) == big
+    # A joining peer walks from its bootstrap peer's table, which does not hold the walker yet.
+    assert walk(big, table_of(CHAIN[0]), int(str(big.id)), servers, 8) == big
+    held = contact(2**159 + 1000)
+    assert walk(ME, table_of(ME, CHAIN[0], held), int(str(held.id)), servers, 8) == held
     assert servers.asked == []
 
 
