@@ -41,11 +41,16 @@ def test_a_dead_peer_fails_a_route_only_if_it_is_reached_with_budget_left(order)
     routes that meet an already walked path reuse what it found."""
     tables = {10: table_of(10, 20), 20: table_of(20, 30), 30: table_of(30, 40)}
     pairs = [(10, 99), (20, 99), (30, 99)][::order]
-    for max_hops, expected in ((2, [None, None, DEAD]), (3, [None, DEAD, DEAD]), (4, [DEAD, DEAD, DEAD])):
+    for max_hops, expected in ((0, [None, None, None]), (1, [None, None, None]), (2, [None, None, DEAD]),
+                               (3, [None, DEAD, DEAD]), (4, [DEAD, DEAD, DEAD])):
         assert route_steps(tables, pairs, max_hops) == expected[::order], max_hops
+    assert route_steps(tables, [(40, 99)], max_hops=1) == [DEAD]  # from the dead peer itself: it must be asked
 
 
 def test_estimate_is_the_mean_reach_with_a_binomial_interval():
+    # By hand: reach 1/3, 2/3, 2/3 -> mean 5/9; variance (3 * 2/9) / ((3 - 1) * 3 * 3) = 1/27; half width
+    # 1.959964 * sqrt(1/27) = 0.377195; in percent, rounded to 3 decimals.
+    assert estimate([1, 2, 2], 3) == {"estimate": 55.556, "ci95": [17.836, 93.275]}
     assert estimate([10, 10], 10) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
     result = estimate([5, 7, 9, 3], 10)
     low, high = result["ci95"]
