@@ -51,6 +51,12 @@ def test_estimate_is_the_mean_reach_with_a_binomial_interval():
     # By hand: reach 1/3, 2/3, 2/3 -> mean 5/9; variance (3 * 2/9) / ((3 - 1) * 3 * 3) = 1/27; half width
     # 1.959964 * sqrt(1/27) = 0.377195; in percent, rounded to 3 decimals.
     assert estimate([1, 2, 2], 3) == {"estimate": 55.556, "ci95": [17.836, 93.275]}
+    # The same formula at its edges: 2 draws (k - 1 = 1), the low end clamped at 0; 1 draw (k - 1 = 0: divide by 1);
+    # the high end clamped at 100; an even k; the fourth decimal of both ends dropped.
+    assert estimate([1, 0], 2) == {"estimate": 25.0, "ci95": [0.0, 73.999]}
+    assert estimate([1], 1) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
+    assert estimate([3, 3, 2], 3) == {"estimate": 88.889, "ci95": [67.112, 100.0]}
+    assert estimate([1, 3], 4) == {"estimate": 50.0, "ci95": [15.352, 84.648]}
     assert estimate([10, 10], 10) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
     result = estimate([5, 7, 9, 3], 10)
     low, high = result["ci95"]
