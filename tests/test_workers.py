@@ -174,7 +174,8 @@ def test_the_scale_tool_runs_quick(tmp_path):
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
-    net = over_two_workers(2)
+    # The status waits for the heartbeats to tell the worker is gone: 1.5 s of silence here rather than 5.
+    net = over_two_workers(2, heartbeat_interval=0.2, heartbeat_timeout=1.5)
     try:
         net.create(20)
         os.kill(net.workers[0].pid, signal.SIGKILL)
