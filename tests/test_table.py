@@ -366,6 +366,14 @@ def test_xor_and_tree_can_disagree_on_the_same_entries():
     assert xor.closest(21).id == 20  # 21 ^ 20 == 1
 
 
+def test_a_metric_name_read_at_run_time_works_as_the_literal():
+    """Names parsed from a command line or JSON are equal to the literals but other string objects."""
+    parsed = "".join(["x", "or"])
+    assert parsed == METRICS[1] and parsed is not METRICS[1]  # equal, but not the same object
+    table = Table.from_preorder(table_of([10, 20, 30]).preorder(), metric=parsed)
+    assert table.closest(21).id == 20
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_empty_table(metric):
     table = Table(metric)

@@ -1,4 +1,8 @@
 """The green transport: request/reply on ROUTERs, the connection LRU, timeouts, and clean close."""
+import os
+import subprocess
+import sys
+
 import gevent
 import pytest
 
@@ -7,6 +11,7 @@ from p2pzmq.endpoints import Endpoints
 from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -106,6 +111,32 @@ def test_term_closes_what_owners_left_open():
     assert all(sock.closed for sock in forgotten)
     with pytest.raises(ClosedError):
         context.router()
+
+
+DROPPED_IN_A_CYCLE = """
+import gc
+from p2pzmq.transport import Context
+
+gc.disable()
+for _ in range(5):
+    context = Context()
+    sockets = [context.router(), context.req(), context.rep()]
+    sockets[0].bind("tcp://127.0.0.1:0")
+    sockets[1].connect("tcp://127.0.0.1:9")
+    context.cycle = [context, sockets]  # as a failed test's frame or an owner's back-reference holds them
+    del context, sockets
+    gc.collect()
+print("collected")
+"""
+
+
+def test_a_context_dropped_with_open_sockets_in_a_garbage_cycle_is_closed_not_hung():
+    """A cycle's weak references are cleared before any finaliser runs, so pyzmq's own Context.__del__ found no
+    socket to close and blocked forever in zmq_ctx_term: a process hung at a garbage collection (a failed test that
+    left a ControlClient open hung the test run). In a subprocess, so that a hang cannot hang the suite."""
+    done = subprocess.run([sys.executable, "-c", DROPPED_IN_A_CYCLE], capture_output=True, text=True, timeout=30,
+                          cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "collected", done.stderr[-2000:]
 
 
 def test_bind_failure_is_a_transport_error(ctx):

@@ -11,6 +11,7 @@ import gevent
 import pytest
 
 from conftest import wait_until
+from hangs import end_process
 from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
@@ -111,9 +112,7 @@ def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
         assert serve.wait(timeout=30) == 0
         wait_until(lambda: not os.path.exists(f"/proc/{survivor}") or _zombie(survivor), 10)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
+        end_process(serve)  # and its workers, which would otherwise run on until their heartbeat timeout
         serve.stdout.close()
 
 
@@ -177,7 +176,8 @@ def test_the_scale_tool_runs_quick(tmp_path):
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
-    net = over_two_workers(2)
+    # The status waits for the heartbeats to tell the worker is gone: 1.5 s of silence here rather than 5.
+    net = over_two_workers(2, heartbeat_interval=0.2, heartbeat_timeout=1.5)
     try:
         net.create(20)
         os.kill(net.workers[0].pid, signal.SIGKILL)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: a network under churn, status and snapshots for a while, checking that nothing drifts.
 
-    python tools/soak.py --minutes 10          # or --seconds 60 (what CI runs)
+    python tools/soak.py --minutes 10          # the test suite: --seconds 15, and 60 under `pytest -m soak`
 
 Builds ``--peers`` peers (default 200), starts churn (joins at ``--join-rate`` per second and sessions of mean
 ``--peers / --join-rate`` seconds, so the size stays near ``--peers``; half of the departures are crashes, half
