@@ -128,6 +128,7 @@ class Caller:
         self._codec = codec
         self.counters = counters
         self._cookies = cookies
+        self._cookie_bits = cookies.getrandbits
         self._where = where
         self._on_unmatched = on_unmatched
         self._ids = itertools.count(1)
@@ -144,7 +145,7 @@ class Caller:
                 raise TransportError(f"{endpoint} is gone")
             return result.reply
         sock = self.sock
-        req_id, cookie = next(self._ids), new_cookie(self._cookies)
+        req_id, cookie = next(self._ids), self._cookie_bits(32) + 1  # ids.new_cookie, written out (every request)
         try:
             route = sock.route(endpoint)
             if not sock.send_to(route, self._codec.pack(kind, (req_id, cookie, *args)), timeout):

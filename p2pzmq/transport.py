@@ -236,12 +236,10 @@ class GreenSocket(Served):
         deadline = None
         try:
             while True:
-                if likely:
+                if likely or _poll(self._pollin, 0):
                     frames = self._take()
                     if frames is not None:
                         return frames
-                elif _poll(self._pollin, 0):
-                    return self._message()
                 if timeout is not None:
                     deadline = deadline or time.monotonic() + timeout
                     timeout = deadline - time.monotonic()
@@ -252,29 +250,26 @@ class GreenSocket(Served):
             raise _error("cannot receive", exc, self) from exc
 
     def _take(self) -> list[bytes] | None:
-        """The message at the head of the queue, or None if there is none, found without asking first (§7.1)."""
+        """The message at the head of the queue, or None if there is none, found without asking first (§7.1): its
+        frames arrive together, so only the first receive can find nothing."""
+        zsock = self._zsock
         try:
-            return self._message()
+            frame = _recv(zsock, _NOBLOCK, False)
+            parts = [frame.bytes]
+            while frame.more:
+                frame = _recv(zsock, _NOBLOCK, False)
+                parts.append(frame.bytes)
         except zmq.Again:
             return None
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
+        return parts
 
     def _queued(self) -> bool:  # (zmq_poll: see docs/DESIGN.md §7.1 for why not EVENTS)
         try:
             return bool(_poll(self._pollin, 0))
         except zmq.ZMQError as exc:
             raise _error("cannot poll", exc, self) from exc
-
-    def _message(self) -> list[bytes]:
-        """The frames of the message at the head of the queue (it is there: its frames arrive together)."""
-        zsock = self._zsock
-        frame = _recv(zsock, _NOBLOCK, False)
-        parts = [frame.bytes]
-        while frame.more:
-            frame = _recv(zsock, _NOBLOCK, False)
-            parts.append(frame.bytes)
-        return parts
 
     def _park(self, timeout: float | None) -> bool:
         """Wait for the fd to signal (see serving.py); False if ``timeout`` passed first. A fresh timer each time: a
@@ -376,15 +371,20 @@ class RouterSocket(GreenSocket):
     def connections(self) -> int:
         return len(self._routes)
 
-    def _message(self) -> list[bytes]:
-        """The routing frame as bytes (cheaper than a frame object), then the rest as in GreenSocket._message."""
+    def _take(self) -> list[bytes] | None:
+        """As GreenSocket._take, with the routing frame received as bytes (cheaper than a frame object)."""
         zsock = self._zsock
-        route = _recv(zsock, _NOBLOCK)
-        frame = _recv(zsock, _NOBLOCK, False)
-        parts = [route, frame.bytes]
-        while frame.more:
+        try:
+            parts = [_recv(zsock, _NOBLOCK)]
             frame = _recv(zsock, _NOBLOCK, False)
             parts.append(frame.bytes)
+            while frame.more:
+                frame = _recv(zsock, _NOBLOCK, False)
+                parts.append(frame.bytes)
+        except zmq.Again:
+            return None
+        except zmq.ZMQError as exc:
+            raise _error("cannot receive", exc, self) from exc
         return parts
 
     def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
