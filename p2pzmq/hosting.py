@@ -195,7 +195,10 @@ class RemoteHost:
         self.alive = False
 
     def describe(self, peers: int) -> dict:
-        return {"endpoint": self.endpoint, "host": self.host, "pid": self.pid, "peers": peers, "alive": self.alive}
+        """What ping and net_status show of this worker; ``silent_s`` is how long ago it was last heard from (its
+        heartbeats come every ``heartbeat_interval``: a growing figure is a worker falling behind)."""
+        return {"endpoint": self.endpoint, "host": self.host, "pid": self.pid, "peers": peers, "alive": self.alive,
+                "silent_s": round(time.monotonic() - self.last_seen, 3)}
 
     def request(self, op: str, timeout: float | None = None, **fields) -> dict:
         """One link request; its reply's fields. Gives up early once the watch declares the worker gone; a reply

@@ -128,6 +128,7 @@ class Caller:
         self._codec = codec
         self.counters = counters
         self._cookies = cookies
+        self._cookie_bits = cookies.getrandbits
         self._where = where
         self._on_unmatched = on_unmatched
         self._ids = itertools.count(1)
@@ -144,7 +145,7 @@ class Caller:
                 raise TransportError(f"{endpoint} is gone")
             return result.reply
         sock = self.sock
-        req_id, cookie = next(self._ids), new_cookie(self._cookies)
+        req_id, cookie = next(self._ids), self._cookie_bits(32) + 1  # ids.new_cookie, written out (every request)
         try:
             route = sock.route(endpoint)
             if not sock.send_to(route, self._codec.pack(kind, (req_id, cookie, *args)), timeout):
@@ -164,7 +165,7 @@ class Caller:
             else:
                 if type(msg) is reply_kind and msg.req_id == req_id and msg.cookie == cookie and frames[0] == route:
                     return msg
-                self.offer(frames[0], msg)
+                self._offer(frames[0], msg)
             deadline = deadline or time.monotonic() + timeout  # something else came first: wait no longer in all
             wait = deadline - time.monotonic()
 
@@ -221,53 +222,47 @@ class Caller:
 
     def _collect(self, pending: dict[int, _Pending], results: list, timeout: float, strict: bool,
                  liveness: Liveness | None) -> None:
-        """Receive until every request in ``pending`` is answered, or nothing has arrived for ``timeout``."""
+        """Receive until every request in ``pending`` is answered, or none has been for ``timeout`` (messages that
+        answer nothing do not count: a flood of them cannot hold a window open)."""
         polling = liveness is not None and liveness.every is not None
         if polling:
             timeout += liveness.grace
-        wait = min(timeout, liveness.every) if polling else timeout
         last_progress = time.monotonic()
         while pending:
-            frames = self.sock.recv(wait)
-            if frames is not None:
-                if self._match(frames, pending, results):
-                    last_progress = time.monotonic()
-                continue
-            if polling:
-                for req_id in [req_id for req_id, item in pending.items() if not liveness.alive(item.request.key)]:
-                    results[pending.pop(req_id).index] = GONE
-            if pending and time.monotonic() - last_progress >= timeout:
-                exc = RpcTimeout(f"{len(pending)} request(s) to {next(iter(pending.values())).request.endpoint} "
-                                 "and others got no reply" if len(pending) > 1 else
-                                 f"no reply from {next(iter(pending.values())).request.endpoint}")
+            left = last_progress + timeout - time.monotonic()
+            if left <= 0:
+                first = next(iter(pending.values())).request.endpoint
+                exc = RpcTimeout(f"{len(pending)} request(s) to {first} and others got no reply" if len(pending) > 1
+                                 else f"no reply from {first}")
                 for item in pending.values():
                     results[item.index] = self._unanswered(item.request.endpoint, exc, strict)
                 return
+            frames = self.sock.recv(min(left, liveness.every) if polling else left)
+            if frames is not None:
+                if self._match(frames, pending, results):
+                    last_progress = time.monotonic()
+            elif polling:
+                for req_id in [req_id for req_id, item in pending.items() if not liveness.alive(item.request.key)]:
+                    results[pending.pop(req_id).index] = GONE
 
     def _match(self, frames: list[bytes], pending: dict[int, _Pending], results: list) -> bool:
         """Settle the request ``frames`` answers; True if it answered one."""
         route, *body = frames
-        msg = self.decode(body)
-        if msg is None:
+        try:
+            msg = self._codec.decode(body)
+        except ProtocolError as exc:
+            self.counters.drop(self._where, exc.reason, exc)
             return False
         tag = self._codec.tag(msg)
         item = pending.get(tag[0]) if tag is not None else None
         if item is None or (item.cookie, item.route) != (tag[1], route) or type(msg) is not item.reply_kind:
-            self.offer(route, msg)
+            self._offer(route, msg)
             return False
         del pending[tag[0]]
         results[item.index] = Result(Outcome.REPLIED, msg)
         return True
 
-    def decode(self, frames: list[bytes]):
-        """The message in ``frames``, or None after counting it as dropped if it is malformed."""
-        try:
-            return self._codec.decode(frames)
-        except ProtocolError as exc:
-            self.counters.drop(self._where, exc.reason, exc)
-            return None
-
-    def offer(self, route: bytes, msg) -> None:
+    def _offer(self, route: bytes, msg) -> None:
         """Give a message no request awaits to the owner, or drop and count it."""
         if self._on_unmatched is None or not self._on_unmatched(route, msg):
             self.counters.drop(self._where, "unmatched", type(msg).__name__)

@@ -1,40 +1,55 @@
 """Served sockets: messages handed to a handler from gevent's loop, or at once by a sender in the same context (run
-to completion), with no greenlet (docs/DESIGN.md §7.1); and :func:`park`, how an owning greenlet waits for a
-socket's fd. No ZeroMQ here: :class:`Served` is mixed into
+to completion), with no greenlet (docs/DESIGN.md §7.1); and how a greenlet waits for a socket's fd
+(:func:`wait_for`). No ZeroMQ here: :class:`Served` is mixed into
 :class:`p2pzmq.transport.GreenSocket`, whose primitives it uses: ``_take()`` (the message at the head of the queue,
 or None), ``_queued()`` (is one there? which, as an empty answer puts libzmq's reader to sleep, costs the next message
 a wake-up), ``_watcher`` (the io watcher on the socket's fd) and ``closed``.
+
+The watcher keeps running with one callback, :meth:`Served._readable`, whatever the socket's mode: it drains a served
+socket, or wakes the greenlet parked on it (:attr:`_waiter`). Starting and stopping a watcher for every wait cost
+about six epoll_ctl calls per request over tcp. Only when nobody listens does the callback stop the watcher, since
+ZeroMQ's fd is level-triggered for the loop: commands left unprocessed would wake it again and again.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import gevent
-from gevent.hub import get_hub
+from gevent.hub import Waiter, get_hub
 
 #: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
 DRAIN_BATCH = 256
 
 
-def park(watcher, timeout: float | None) -> bool:
-    """Wait for the io ``watcher`` (a socket's fd) to signal; False if ``timeout`` passed first."""
+def wait_for(waiter: Waiter, timeout: float | None) -> bool:
+    """Park until ``waiter`` is switched to; False if ``timeout`` passed first. A fresh timer each time: a reused
+    gevent.Timeout can deliver a stale expiration into a later wait."""
     if timeout is not None and timeout <= 0:
         return False
-    if timeout is None:
-        get_hub().wait(watcher)
-        return True
-    # A fresh timer each time: a reused gevent.Timeout can deliver a stale expiration into a later wait.
-    timer = gevent.Timeout(timeout)
-    timer.start()
+    timer = None if timeout is None else gevent.Timeout(timeout)
     try:
-        get_hub().wait(watcher)
+        if timer is not None:
+            timer.start()
+        waiter.get()
     except gevent.Timeout as expired:
         if expired is not timer:
             raise
         return False
     finally:
-        timer.close()
+        if timer is not None:
+            timer.close()
     return True
+
+
+def wait_on(watcher, timeout: float | None) -> bool:
+    """Park until the io ``watcher`` (of an fd no other greenlet waits on) signals; False if ``timeout`` passed
+    first. The watcher runs only meanwhile."""
+    waiter = Waiter()
+    watcher.start(waiter.switch, None)
+    try:
+        return wait_for(waiter, timeout)
+    finally:
+        watcher.stop()
 
 
 class Served:
@@ -46,6 +61,20 @@ class Served:
         self._draining = False
         self._drain_due = False  # a drain is scheduled on the loop
         self._settle = True  # a run schedules a drain for what it leaves (see serve)
+        self._waiter = None  # the gevent Waiter of the greenlet parked on this socket, if one is
+
+    def _readable(self) -> None:
+        """The fd signalled (in the loop): drain a served socket, or wake the greenlet parked on it."""
+        if self._handler is not None:
+            self._drain(fired=True)
+        elif self._waiter is not None:
+            self._waiter.switch(None)
+        else:
+            self._watcher.stop()  # nobody listens: the level-triggered fd would wake the loop again and again
+
+    def _listen(self) -> None:
+        if not self._watcher.active:
+            self._watcher.start(self._readable)
 
     def serve(self, handler: Callable[[list[bytes]], None], on_error: Callable[[Exception], None],
               settle: bool = True) -> None:
@@ -58,7 +87,7 @@ class Served:
         it, so each run takes exactly what was sent and no drain needs to follow. Messages from other processes wake
         the socket through its fd as always."""
         self._handler, self._on_error, self._settle = handler, on_error, settle
-        self._watcher.start(self._drain)
+        self._listen()
         get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
 
     def wake(self) -> None:
@@ -70,9 +99,8 @@ class Served:
             get_hub().loop.run_callback(self._drain)
 
     def pause(self) -> None:
-        """Stop serving: a greenlet may own the socket again."""
+        """Stop serving: a greenlet may own the socket again (it parks on the same watcher)."""
         self._handler = None
-        self._watcher.stop()
 
     def _run(self) -> None:
         """Run to completion: hand the message a sender in this context has just queued to the handler, without
@@ -93,8 +121,9 @@ class Served:
             self._drain_due = True
             get_hub().loop.run_callback(self._drain)
 
-    def _drain(self) -> None:
-        """Hand the handler what is queued, a batch at a time; nothing if the socket is not served now."""
+    def _drain(self, fired: bool = False) -> None:
+        """Hand the handler what is queued, a batch at a time; nothing if the socket is not served now. When the fd
+        has just ``fired``, a message most likely arrived: take it without asking first."""
         self._drain_due = False
         if self._draining:
             return
@@ -102,8 +131,9 @@ class Served:
         try:
             for _ in range(DRAIN_BATCH):
                 handler = self._handler
-                if handler is None or self.closed or not self._queued():
+                if handler is None or self.closed or not (fired or self._queued()):
                     return
+                fired = False
                 frames = self._take()
                 if frames is None:
                     return

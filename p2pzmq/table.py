@@ -16,6 +16,7 @@ Thousands of tables live in one process, so a node is four slots and a table add
 """
 from __future__ import annotations
 
+import bisect
 from typing import Iterable, Iterator, NamedTuple
 
 CAPACITY = 160
@@ -131,6 +132,37 @@ class Table:
             if following is None:
                 return node.contact
             node = following
+
+    def closest_runs(self, targets: list[int]) -> list[tuple[int, int, Contact]]:
+        """:meth:`closest` for every target of the ascending list ``targets`` at once, as runs ``(lo, hi, contact)``:
+        ``contact`` answers every target in ``targets[lo:hi]``. For the ``tree`` metric the runs come from one
+        descent that splits the sorted targets at each node's key (bisect), so a table answers thousands of
+        targets in about as many steps as it has entries; ``xor`` answers target by target."""
+        if self._root is None:
+            raise LookupError("closest() on an empty table")
+        if self.metric == "xor":
+            return [(index, index + 1, self.closest(target)) for index, target in enumerate(targets)]
+        runs: list[tuple[int, int, Contact]] = []
+        stack = [(self._root, 0, len(targets))]
+        while stack:
+            node, low, high = stack.pop()
+            while low < high:  # the targets in [low, high) all pass through ``node`` on their search path
+                key, contact = node.key, node.contact
+                at = bisect.bisect_left(targets, key, low, high)
+                after = at + 1 if at < high and targets[at] == key else at
+                if at < after:
+                    runs.append((at, after, contact))
+                if node.left is None:
+                    if low < at:
+                        runs.append((low, at, contact))
+                else:
+                    stack.append((node.left, low, at))
+                if node.right is None:
+                    if after < high:
+                        runs.append((after, high, contact))
+                    break
+                node, low = node.right, after
+        return runs
 
     # -- writing ----------------------------------------------------------------------------------------------
 

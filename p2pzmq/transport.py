@@ -11,19 +11,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
-import math
 import os
 import time
 from typing import Iterator
 
 import zmq
 import zmq.backend
-from gevent.hub import get_hub
+from gevent.hub import Waiter, get_hub
 from zmq.utils.monitor import parse_monitor_message
 
 from .errors import ClosedError, TransportError
 from .routes import Routes
-from .serving import Served, park
+from .serving import Served, wait_for, wait_on
 
 #: Sockets one context may hold; must be set before the first socket (libzmq's default is 1023).
 MAX_SOCKETS = 32768
@@ -39,15 +38,14 @@ _POLLOUT = int(zmq.POLLOUT)
 #: What a monitor reports: connections that came up, attempts that failed (libzmq retries) and failed handshakes.
 _REPORTED = int(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                 | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
-_BUSY_RETRY = 0.00005  # a loopback tcp handshake takes well under a millisecond: poll for it finely
+_BUSY_RETRY = 0.00005  # a full queue on loopback drains within microseconds: poll for it finely
 _BUSY_RETRY_MAX = 0.05
 
 
 @contextlib.contextmanager
 def _translated(what: str, sock: "GreenSocket | None" = None) -> Iterator[None]:
-    """Turn a ``zmq.ZMQError`` raised inside into a :class:`TransportError` saying ``what`` could not be done
-    (:class:`ClosedError` when the socket or context is closed). For calls off a message's path; on it (send, recv)
-    an explicit ``except`` costs less."""
+    """Turn a ``zmq.ZMQError`` raised inside into a :class:`TransportError` (:class:`ClosedError` for a closed socket)
+    saying ``what`` could not be done. Off a message's path only: on it, an explicit ``except`` costs less."""
     try:
         yield
     except zmq.ZMQError as exc:
@@ -117,11 +115,9 @@ class Context:
         connection fails the send at once (see :class:`RouterSocket`).
         """
         sock = self._make(RouterSocket, zmq.ROUTER)
-        sock.max_connections = max_connections
-        sock.handshake_timeout = handshake_timeout
+        sock.max_connections, sock.handshake_timeout, sock.fail_fast = max_connections, handshake_timeout, fail_fast
         if hwm is not None:
             sock.set_hwm(hwm)
-        sock.fail_fast = fail_fast
         return sock
 
     def req(self) -> "GreenSocket":
@@ -227,54 +223,64 @@ class GreenSocket(Served):
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """Receive one multipart message, parking the greenlet until one arrives; with ``timeout``, None if none
         arrived within that many seconds."""
-        if self._expect:  # the server we just sent to ran at once and probably answered: take it without asking
-            self._expect = False
-            frames = self._take()
-            if frames is not None:
-                return frames
+        # Take without asking when a message is most likely there: the server we just sent to ran at once and
+        # probably answered, or the fd has just woken us. Either way of finding the queue empty (a failed take, a
+        # poll) processes the command mailbox, so the fd will signal the next arrival and parking is safe (§7.1).
+        likely, self._expect = self._expect, False
         deadline = None
         try:
-            while not _poll(self._pollin, 0):
+            while True:
+                if likely or _poll(self._pollin, 0):
+                    frames = self._take()
+                    if frames is not None:
+                        return frames
                 if timeout is not None:
                     deadline = deadline or time.monotonic() + timeout
                     timeout = deadline - time.monotonic()
-                # zmq_poll processed the command mailbox: the fd will signal the next arrival (§7.1).
-                if not park(self._watcher, timeout):
+                if not self._park(timeout):
                     return None
-            return self._message()
+                likely = True
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
 
     def _take(self) -> list[bytes] | None:
-        """The message at the head of the queue, or None if there is none, found without asking first (§7.1)."""
+        """The message at the head of the queue, or None if there is none, found without asking first (§7.1): its
+        frames arrive together, so only the first receive can find nothing."""
+        zsock = self._zsock
         try:
-            return self._message()
+            frame = _recv(zsock, _NOBLOCK, False)
+            parts = [frame.bytes]
+            while frame.more:
+                frame = _recv(zsock, _NOBLOCK, False)
+                parts.append(frame.bytes)
         except zmq.Again:
             return None
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
+        return parts
 
-    def _queued(self) -> bool:
+    def _queued(self) -> bool:  # (zmq_poll: see docs/DESIGN.md §7.1 for why not EVENTS)
         try:
             return bool(_poll(self._pollin, 0))
         except zmq.ZMQError as exc:
             raise _error("cannot poll", exc, self) from exc
 
-    def _message(self) -> list[bytes]:
-        """The frames of the message at the head of the queue (it is there: its frames arrive together)."""
-        zsock = self._zsock
-        frame = _recv(zsock, _NOBLOCK, False)
-        parts = [frame.bytes]
-        while frame.more:
-            frame = _recv(zsock, _NOBLOCK, False)
-            parts.append(frame.bytes)
-        return parts
+    def _park(self, timeout: float | None) -> bool:
+        """Wait for the fd to signal (see serving.py); False if ``timeout`` passed first."""
+        if timeout is not None and timeout <= 0:
+            return False
+        self._waiter = Waiter()
+        self._listen()
+        try:
+            return wait_for(self._waiter, timeout)
+        finally:
+            self._waiter = None
 
     def _wait(self, event: int, timeout: float | None = None) -> None:
         """Park until ``event`` is possible (or ``timeout`` passes). Checks EVENTS before every wait (edge trigger)."""
         with _translated("cannot poll", self):
             while not self._zsock.getsockopt(_EVENTS) & event:
-                if not park(self._watcher, timeout) or timeout is not None:
+                if not self._park(timeout) or timeout is not None:
                     return
 
     def close(self) -> None:
@@ -294,11 +300,8 @@ class RouterSocket(GreenSocket):
     """A ROUTER that sends to endpoints: it connects on demand and keeps a bounded LRU of live connections
     (:class:`~p2pzmq.routes.Routes`; each connection gets a fresh routing id).
 
-    ``fail_fast``: libzmq queues what is sent on a connection not up yet, even one that never comes up (a dead
-    peer's port), and the sender would wait out its timeout. So a monitor reports how each new tcp connection went,
-    and the first send on one waits for it: it fails as soon as it is refused, after ``handshake_timeout`` if it is
-    silent. The monitor is made before the first tcp dial (no report is missed) and closed with the connections
-    (:meth:`forget_all`): its two sockets cost two fds while the socket dials.
+    ``fail_fast``: the first send on a new tcp connection waits until a monitor reports it up; it fails as soon as
+    it is refused (a dead peer's port), after ``handshake_timeout`` if it is silent (docs/DESIGN.md §7.1).
     """
 
     def __init__(self, zsock: zmq.Socket) -> None:
@@ -344,7 +347,8 @@ class RouterSocket(GreenSocket):
     def _connection(self, route: bytes, timeout: float | None) -> bool:
         """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class)."""
         now = time.monotonic()
-        handshake, give_up = now + self.handshake_timeout, now + timeout if timeout is not None else math.inf
+        handshake = now + self.handshake_timeout
+        give_up = now + (self.handshake_timeout if timeout is None else timeout)
         with _translated("cannot read the monitor", self):
             while True:
                 self._failures()
@@ -352,11 +356,11 @@ class RouterSocket(GreenSocket):
                     return True
                 refused = self._routes.has_failed(route)
                 if refused or now >= handshake:
-                    self._forget_route(route)
+                    self.forget(self._routes.endpoint_of(route))
                     raise TransportError("connection refused" if refused else "connection did not come up in time")
                 if now >= give_up:
                     return False
-                park(self._reports, min(handshake, give_up) - now)
+                wait_on(self._reports, min(handshake, give_up) - now)
                 now = time.monotonic()
 
     def forget(self, endpoint: str | None) -> None:
@@ -369,9 +373,6 @@ class RouterSocket(GreenSocket):
         """Drop every outgoing connection and the monitor (an idle peer holds none: each costs tens of KB)."""
         for endpoint in self._routes:
             self.forget(endpoint)
-        self._unwatch()
-
-    def _unwatch(self) -> None:
         if self._monitor is not None and not self.closed:
             with _translated("cannot stop the monitor", self):
                 self._zsock.disable_monitor()
@@ -380,32 +381,34 @@ class RouterSocket(GreenSocket):
         self._monitor = None
 
     def close(self) -> None:
-        self._unwatch()
+        self.forget_all()
         super().close()
 
     @property
     def connections(self) -> int:
         return len(self._routes)
 
-    def _message(self) -> list[bytes]:
-        """The routing frame as bytes (cheaper than a frame object), then the rest as in GreenSocket._message."""
+    def _take(self) -> list[bytes] | None:
+        """As GreenSocket._take, with the routing frame received as bytes (cheaper than a frame object)."""
         zsock = self._zsock
-        route = _recv(zsock, _NOBLOCK)
-        frame = _recv(zsock, _NOBLOCK, False)
-        parts = [route, frame.bytes]
-        while frame.more:
+        try:
+            parts = [_recv(zsock, _NOBLOCK)]
             frame = _recv(zsock, _NOBLOCK, False)
             parts.append(frame.bytes)
+            while frame.more:
+                frame = _recv(zsock, _NOBLOCK, False)
+                parts.append(frame.bytes)
+        except zmq.Again:
+            return None
+        except zmq.ZMQError as exc:
+            raise _error("cannot receive", exc, self) from exc
         return parts
 
     def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
         """Send ``frames`` to ``route``; False if ``timeout`` seconds pass first (the high-water mark holds the
-        message back, or the connection is still coming up), and then nothing was sent.
-
-        A route that is unroutable is gone (its peer closed): that raises :class:`TransportError` at once, and so
-        does a new one that is refused, or does not come up within ``handshake_timeout`` (``fail_fast``). A served
-        socket in this context at the other end handles the message before this returns (run to completion,
-        docs/DESIGN.md §7.1).
+        message back, or the connection is still coming up), and then nothing was sent. An unroutable route is gone
+        (its peer closed), a new one refused or not up in time (``fail_fast``): :class:`TransportError`. A served
+        socket in this context at the other end handles the message before this returns (run to completion, §7.1).
         """
         if self._monitor is not None and self._routes.coming_up(route) and not self._connection(route, timeout):
             return False
@@ -432,11 +435,8 @@ class RouterSocket(GreenSocket):
                 self._wait(_POLLOUT, delay)
                 delay = min(delay * 2, _BUSY_RETRY_MAX)
             except zmq.ZMQError as exc:  # unroutable: its peer closed (libzmq attaches a new route at connect)
-                self._forget_route(route)
+                self.forget(self._routes.endpoint_of(route))
                 raise _error("cannot send", exc, self) from exc
-
-    def _forget_route(self, route: bytes) -> None:
-        self.forget(self._routes.endpoint_of(route))
 
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""

@@ -14,6 +14,8 @@ sys.path.insert(0, os.path.dirname(__file__))  # tests/model.py, the oracle
 from p2pzmq.config import Config  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
+pytest_plugins = ("hangs",)  # tests/hangs.py: timeouts that always end a test, and the run
+
 
 def live_greenlets() -> list:
     """Greenlets that have started and not finished (the hub and the main greenlet excluded)."""
@@ -53,7 +55,7 @@ def make_network():
         return network
 
     yield make
-    for network in networks:
+    for network in networks:  # every one, before any check can fail
         network.die()
-        assert network.sockets_left_open == 0, "sockets left open at die"
+    assert [network.sockets_left_open for network in networks] == [0] * len(networks), "sockets left open at die"
     assert len(live_greenlets()) <= before, "greenlets left running after die"

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import zmq
+from hangs import end_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,9 +44,7 @@ class Served:
             sock.close(0)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        end_process(self.proc)
         self.proc.stdout.close()
         self.proc.stderr.close()
         self.ctx.term()

@@ -32,6 +32,17 @@ def test_ci_runs_the_readme_test_command_verbatim():
     assert readme_commands()[1] in ci.splitlines()
 
 
+def test_ci_runs_every_marked_test_that_the_default_run_deselects():
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    markers = {line.split(":")[0].strip() for line in cfg["tool:pytest"]["markers"].strip().splitlines()}
+    assert markers == {"slow", "soak", "heavy"}
+    assert '-m "not slow and not soak and not heavy"' in cfg["tool:pytest"]["addopts"]
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read().splitlines()
+    after = ci[ci.index(readme_commands()[1]) + 1:]
+    assert 'python -m pytest -q -m "slow or soak"' in after and "python -m pytest -q -m heavy" in after
+
+
 def test_setup_cfg_declares_the_console_script_and_extras():
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))

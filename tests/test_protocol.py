@@ -136,3 +136,35 @@ def test_a_join_through_a_silent_server_times_out_as_a_dead_end_not_a_crash(harn
         assert harness.ask(harness.peer.contact.client, m.ClientPeers(2, 2)).req_id == 2
     finally:
         silent.close()
+
+
+def test_a_reply_with_the_right_request_id_and_route_but_a_wrong_cookie_is_dropped_and_counted(harness):
+    """The tester plays the server a joining peer asks: it forges the reply to ``get_peers`` with everything right
+    but the cookie. The client must drop it, count it, and go on waiting until its request times out; a genuine
+    reply to the next request, differing only in the cookie, is accepted."""
+    peer, sock = harness.peer, harness.sock
+    me = harness.contact(3)  # the tester's address: the joining client sends its get_peers here
+    with gevent.Timeout(5):
+        sock.send_to(sock.route(peer.contact.client), m.encode(m.Join(1, 1, me)))
+        client, *frames = sock.recv()
+        request = harness.codec.decode(frames)
+        assert isinstance(request, m.GetPeers) and request.sender == peer.contact
+        forged_cookie = request.cookie % 2**32 + 1
+        sock.reply(client, m.encode(m.PeersReply(request.req_id, forged_cookie, [harness.contact(4)])))
+        sender, *frames = sock.recv()  # the join's Done, once the request has timed out
+    assert isinstance(harness.codec.decode(frames), m.Done) and sender == sock.route(peer.contact.client)
+    assert harness.counters["dropped.client"] == harness.counters["dropped_reason.unmatched"] == 1
+    assert harness.counters["dropped"] == 1
+    assert harness.counters["timeouts"] == 1
+    assert harness.table_ids() == [peer.id]  # the forged table was not used
+
+    with gevent.Timeout(5):
+        sock.send_to(sock.route(peer.contact.client), m.encode(m.Join(2, 2, me)))
+        client, *frames = sock.recv()
+        request = harness.codec.decode(frames)
+        # Only the peer itself in the table: the join then builds its table without asking anyone.
+        sock.reply(client, m.encode(m.PeersReply(request.req_id, request.cookie, [peer.contact])))
+        sender, *frames = sock.recv()
+    assert isinstance(harness.codec.decode(frames), m.Done)
+    assert harness.counters["timeouts"] == 1 and harness.counters["dropped"] == 1
+    assert harness.counters["requests"] == 2 and harness.table_ids() == [peer.id]

@@ -1,5 +1,6 @@
 """The request/reply layer (p2pzmq/rpc.py) against hand-driven servers: matching, windows, deadlines, liveness,
 what is offered to the owner, and the counters; and the worker link's codec (p2pzmq/link.py)."""
+import itertools
 import random
 
 import gevent
@@ -242,3 +243,25 @@ def test_link_messages_round_trip_and_bad_ones_raise_protocol_errors():
     for bad in (["x", "a", "b"], [1, "a", "b"], ["1", "a"], "1,a,b"):
         with pytest.raises(ProtocolError):
             link.unpack_contact(bad)
+
+
+def test_a_flood_of_messages_that_answer_nothing_cannot_hold_a_window_open(wire):
+    """Unmatched replies keep arriving, faster than the timeout, for as long as the test lasts: the window must
+    still expire after its timeout (were only silence to end it, this test would run into its own timeout)."""
+    caller, server, counters, _ = wire
+    floods = []
+
+    def flood(route, request):
+        def keep_sending():
+            for number in itertools.count(request.req_id + 1):
+                peer.sock.reply(route, m.encode(m.Done(number, request.cookie)))
+                gevent.sleep(0.001)
+        floods.append(gevent.spawn(keep_sending))
+        return []
+
+    peer = server(flood)
+    try:
+        results = caller.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done)], 0.2, window=1)
+        assert results == [SILENT] and counters["timeouts"] == 1 and counters["dropped_reason.unmatched"] > 10
+    finally:
+        gevent.killall(floods)

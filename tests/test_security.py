@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from hangs import end_process
 
 from p2pzmq import cli, security
 from p2pzmq.errors import UsageError
@@ -22,9 +23,7 @@ def serve_secured(tmp_path):
         assert line.startswith("Network created and supervisor listening on "), line
         yield line.rsplit(" ", 1)[1].strip(), keys
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+        end_process(process)  # and its worker
         process.stdout.close()
 
 

@@ -1,12 +1,14 @@
 """net_status at scale: local routing equals message-driven routing, sampling with a confidence interval, parallel
 joins, and their command-line and control forms."""
+import random
+
 import pytest
 
 from model import ModelNetwork
 from p2pzmq import cli, commands
 from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
-from p2pzmq.status import DEAD, estimate, route_steps
+from p2pzmq.status import DEAD, all_pairs, estimate, route_counts, route_steps
 from p2pzmq.table import Contact, Table
 
 pytestmark = pytest.mark.timeout(120)
@@ -33,7 +35,30 @@ def test_route_steps_arrive_stop_at_dead_ends_loops_unknown_peers_and_the_budget
     assert route_steps(tables, [(70, 90)], max_hops=1) == [None]  # reaches the dead 80 with no budget left to ask
 
 
+@pytest.mark.parametrize("order", [1, -1])
+def test_a_dead_peer_fails_a_route_only_if_it_is_reached_with_budget_left(order):
+    """10 -> 20 -> 30 -> 40 towards 99, and 40 is dead: a route meets it 3, 2 or 1 steps from its source. As driven
+    by messages, it fails at the dead peer (DEAD) only if fewer than max_hops steps were spent getting there (the
+    dead peer must still be asked); otherwise the budget ran out first (None). Both orders of the pairs, because
+    routes that meet an already walked path reuse what it found."""
+    tables = {10: table_of(10, 20), 20: table_of(20, 30), 30: table_of(30, 40)}
+    pairs = [(10, 99), (20, 99), (30, 99)][::order]
+    for max_hops, expected in ((0, [None, None, None]), (1, [None, None, None]), (2, [None, None, DEAD]),
+                               (3, [None, DEAD, DEAD]), (4, [DEAD, DEAD, DEAD])):
+        assert route_steps(tables, pairs, max_hops) == expected[::order], max_hops
+    assert route_steps(tables, [(40, 99)], max_hops=1) == [DEAD]  # from the dead peer itself: it must be asked
+
+
 def test_estimate_is_the_mean_reach_with_a_binomial_interval():
+    # By hand: reach 1/3, 2/3, 2/3 -> mean 5/9; variance (3 * 2/9) / ((3 - 1) * 3 * 3) = 1/27; half width
+    # 1.959964 * sqrt(1/27) = 0.377195; in percent, rounded to 3 decimals.
+    assert estimate([1, 2, 2], 3) == {"estimate": 55.556, "ci95": [17.836, 93.275]}
+    # The same formula at its edges: 2 draws (k - 1 = 1), the low end clamped at 0; 1 draw (k - 1 = 0: divide by 1);
+    # the high end clamped at 100; an even k; the fourth decimal of both ends dropped.
+    assert estimate([1, 0], 2) == {"estimate": 25.0, "ci95": [0.0, 73.999]}
+    assert estimate([1], 1) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
+    assert estimate([3, 3, 2], 3) == {"estimate": 88.889, "ci95": [67.112, 100.0]}
+    assert estimate([1, 3], 4) == {"estimate": 50.0, "ci95": [15.352, 84.648]}
     assert estimate([10, 10], 10) == {"estimate": 100.0, "ci95": [100.0, 100.0]}
     result = estimate([5, 7, 9, 3], 10)
     low, high = result["ci95"]
@@ -117,3 +142,28 @@ def test_local_routing_matches_messages_when_routes_run_into_dead_peers(make_net
     local, messages = net.net_status(routing="local"), net.net_status(routing="messages")
     assert local == messages
     assert local["failed_hops"] > 0 and len(local["dead"]) == 10 and local["n"] == 30
+
+
+@pytest.mark.parametrize("metric", ["tree", "xor"])
+@pytest.mark.parametrize("seed", range(8))
+def test_all_pairs_is_route_steps_for_every_pair_with_dead_peers_loops_and_budgets(metric, seed):
+    """Random small tables (many loops and dead ends, some entries naming peers that have no table: dead) and a
+    small budget: the exact all-pairs computation must give exactly what route_steps gives pair by pair."""
+    rng = random.Random(seed)
+    alive = rng.sample(range(1, 400), 60)
+    dead = rng.sample([peer for peer in range(1, 400) if peer not in alive], 8)
+    tables = {}
+    for peer_id in alive:
+        table = Table(metric)
+        table.add(contact(peer_id))
+        for other in rng.sample(alive + dead, rng.randrange(0, 12)):
+            table.add(contact(other))
+        tables[peer_id] = table
+    for max_hops in (0, 1, 3, 8):
+        steps = route_steps(tables, [(source, target) for source in alive for target in alive], max_hops)
+        reached = [sum(1 for s in steps[i * 60:(i + 1) * 60] if s is not None and s >= 0) for i in range(60)]
+        arrived = [s for s in steps if s is not None and s >= 0]
+        expected = (reached, {h: arrived.count(h) for h in set(arrived)}, steps.count(DEAD))
+        got = all_pairs(tables, alive, max_hops)
+        assert (got[0], dict(got[1]), got[2]) == expected
+        assert route_counts(tables, alive, [alive] * 60, max_hops) == got  # the exact status takes this path

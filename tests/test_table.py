@@ -366,6 +366,14 @@ def test_xor_and_tree_can_disagree_on_the_same_entries():
     assert xor.closest(21).id == 20  # 21 ^ 20 == 1
 
 
+def test_a_metric_name_read_at_run_time_works_as_the_literal():
+    """Names parsed from a command line or JSON are equal to the literals but other string objects."""
+    parsed = "".join(["x", "or"])
+    assert parsed == METRICS[1] and parsed is not METRICS[1]  # equal, but not the same object
+    table = Table.from_preorder(table_of([10, 20, 30]).preorder(), metric=parsed)
+    assert table.closest(21).id == 20
+
+
 @pytest.mark.parametrize("metric", METRICS)
 def test_empty_table(metric):
     table = Table(metric)
@@ -539,3 +547,22 @@ def test_copy_is_independent():
     assert ids(table) == [3, 5, 8] and table.get(5) == contact(5)
     assert ids(twin) == [3, 4, 5, 8] and twin.get(5) == contact(5, "-new")
     assert table_of([1], metric="xor").copy().metric == "xor"
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("seed", range(6))
+def test_closest_runs_answer_every_sorted_target_as_closest_does(metric, seed):
+    rng = random.Random(seed)
+    keys = random_ids(rng, rng.randrange(1, CAPACITY + 1))
+    table = table_of(keys, metric)
+    targets = sorted(set(random_ids(rng, 500) + rng.sample(keys, min(len(keys), 40))
+                         + [0, (1 << 160) - 1, min(keys) - 1 if min(keys) else 0, max(keys) + 1]))
+    answers = [None] * len(targets)
+    for low, high, found in table.closest_runs(targets):
+        assert 0 <= low < high <= len(targets)
+        for index in range(low, high):
+            assert answers[index] is None  # runs never overlap
+            answers[index] = found
+    assert answers == [table.closest(target) for target in targets]
+    with pytest.raises(LookupError):
+        Table(metric).closest_runs(targets)

@@ -1,5 +1,8 @@
 """The green transport: request/reply on ROUTERs, the connection LRU, timeouts, and clean close."""
+import os
 import socket
+import subprocess
+import sys
 import time
 
 import gevent
@@ -12,6 +15,7 @@ from p2pzmq.hosting import open_fds
 from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -113,6 +117,32 @@ def test_term_closes_what_owners_left_open():
         context.router()
 
 
+DROPPED_IN_A_CYCLE = """
+import gc
+from p2pzmq.transport import Context
+
+gc.disable()
+for _ in range(5):
+    context = Context()
+    sockets = [context.router(), context.req(), context.router()]
+    sockets[0].bind("tcp://127.0.0.1:0")
+    sockets[1].connect("tcp://127.0.0.1:9")
+    context.cycle = [context, sockets]  # as a failed test's frame or an owner's back-reference holds them
+    del context, sockets
+    gc.collect()
+print("collected")
+"""
+
+
+def test_a_context_dropped_with_open_sockets_in_a_garbage_cycle_is_closed_not_hung():
+    """A cycle's weak references are cleared before any finaliser runs, so pyzmq's own Context.__del__ found no
+    socket to close and blocked forever in zmq_ctx_term: a process hung at a garbage collection (a failed test that
+    left a ControlClient open hung the test run). In a subprocess, so that a hang cannot hang the suite."""
+    done = subprocess.run([sys.executable, "-c", DROPPED_IN_A_CYCLE], capture_output=True, text=True, timeout=30,
+                          cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "collected", done.stderr[-2000:]
+
+
 def test_bind_failure_is_a_transport_error(ctx):
     sock = ctx.router()
     try:
@@ -189,15 +219,16 @@ def test_a_refused_tcp_connection_fails_the_send_at_once_and_a_silent_one_after_
     serving, server, address = serve_echo(ctx, "tcp")
     client = ctx.router(handshake_timeout=30, fail_fast=True)
     try:
-        started = time.monotonic()
-        with pytest.raises(TransportError, match="connection refused"):
-            client.send_to(client.route(f"tcp://127.0.0.1:{closed_port}"), [b"anyone?"])
-        assert time.monotonic() - started < 1 and client.connections == 0  # not the 30 s handshake timeout
+        # Long before the 30 s handshake timeout (a bound that catches a wait for it, not a measurement):
+        with gevent.Timeout(10, AssertionError("a refused connection waited for the handshake timeout")):
+            with pytest.raises(TransportError, match="connection refused"):
+                client.send_to(client.route(f"tcp://127.0.0.1:{closed_port}"), [b"anyone?"])
+        assert client.connections == 0
         client.handshake_timeout = 0.3
         started = time.monotonic()
         with pytest.raises(TransportError, match="did not come up in time"):
             client.send_to(client.route(f"tcp://127.0.0.1:{silent.getsockname()[1]}"), [b"hello?"])
-        assert 0.3 <= time.monotonic() - started < 5
+        assert time.monotonic() - started >= 0.3  # a silent one is given its time
         route = client.route(address)  # a live one is unaffected
         with gevent.Timeout(5):
             assert client.send_to(route, [b"ping"]) and client.recv() == [route, b"ping"]

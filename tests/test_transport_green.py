@@ -2,6 +2,7 @@
 back-pressure that parks the sender instead of dropping or failing (docs/DESIGN.md §3)."""
 import gevent
 import pytest
+from conftest import wait_until
 
 from p2pzmq.endpoints import Endpoints
 from test_transport import ctx  # noqa: F401  (the fixture: a fresh context that must end with no socket open)
@@ -58,7 +59,8 @@ def test_one_edge_for_a_burst_still_delivers_every_message(inproc_pair):
         client.send_to(route, [b"hello"])
         sender, _ = server.recv()
         receiver = gevent.spawn(receive)
-        gevent.sleep(0)  # let the receiver park on the fd before the burst
+        gevent.idle()  # runs every ready greenlet until it blocks: the receiver is then parked on the fd
+        assert not receiver.dead and received == []
         for i in range(burst):  # no yield between sends: the receiver wakes up once to a full queue
             server.reply(sender, [b"%d" % i])
         receiver.join()
@@ -92,10 +94,15 @@ def test_a_full_queue_parks_the_sender_until_the_receiver_drains_it(inproc_pair)
             sent[0] += 1
 
     sender = gevent.spawn(send_all)
-    # The queue holds at most the two high-water marks (8 + 8) plus what is in flight; give the sender many turns
-    # (its retries back off up to 50 ms) and check it is held back, neither failing nor dropping.
-    gevent.sleep(0.3)
-    assert not sender.dead and 8 <= sent[0] < 100, sent[0]
+    # The sender runs until the queue is full (the two high-water marks, 8 + 8) and then parks, retrying with a
+    # back-off of at most 50 ms. A sender that dropped or failed instead would be dead by now.
+    wait_until(lambda: sent[0] >= 8, timeout=10)
+    held = sent[0]
+    assert not sender.dead and held < 100, held
+    # Letting time pass is the behaviour under test: in 0.2 s the sender retries at least four more times, and
+    # with nobody receiving it must still be parked, having sent nothing more.
+    gevent.sleep(0.2)
+    assert not sender.dead and sent[0] == held
     with gevent.Timeout(20):
         received = [server.recv()[1] for _ in range(total)]
     sender.join(timeout=5)

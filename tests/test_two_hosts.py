@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from hangs import end_process
 
 from p2pzmq import security
 from p2pzmq.graph import read_tgf
@@ -102,6 +103,5 @@ def test_supervisor_and_worker_on_two_hosts(two_hosts, tmp_path):
     finally:
         for process in (supervisor, member):
             if process is not None:
-                if process.poll() is None:
-                    process.kill()
+                end_process(process)
                 process.communicate()

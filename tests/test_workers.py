@@ -11,6 +11,7 @@ import gevent
 import pytest
 
 from conftest import wait_until
+from hangs import end_process
 from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
@@ -111,9 +112,7 @@ def test_serve_with_two_workers_survives_a_killed_worker(capsys, tmp_path):
         assert serve.wait(timeout=30) == 0
         wait_until(lambda: not os.path.exists(f"/proc/{survivor}") or _zombie(survivor), 10)
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait()
+        end_process(serve)  # and its workers, which would otherwise run on until their heartbeat timeout
         serve.stdout.close()
 
 
@@ -177,7 +176,8 @@ def test_the_scale_tool_runs_quick(tmp_path):
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
-    net = over_two_workers(2)
+    # The status waits for the heartbeats to tell the worker is gone: 1.5 s of silence here rather than 5.
+    net = over_two_workers(2, heartbeat_interval=0.2, heartbeat_timeout=1.5)
     try:
         net.create(20)
         os.kill(net.workers[0].pid, signal.SIGKILL)
@@ -215,7 +215,7 @@ def test_peers_held_by_workers_leave_and_are_killed_as_in_one_process(over_two_w
         # the departed peers' sockets are closed in their workers: fewer fds, more room
         assert [a["fds"] < b["fds"] for a, b in zip(after, before)] == [True, True]
         with pytest.raises(TransportError, match="no peer with id 12345"):  # a worker refuses ids it does not hold
-            net.workers[0].request("kill", ids=["12345", str(net.members.on(net.workers[0])[0].id)])
+            net.workers[0].request("kill", ids=["12345", str(next(p.id for p in net.peers if p.host is net.workers[0]))])
         assert net.workers[0].stats()["peers"] == after[0]["peers"]  # ...and then kills none of them
     finally:
         net.die()

@@ -29,6 +29,7 @@ class Members:
     def __init__(self) -> None:
         self.listed: list = []
         self._by_client: dict[str, object] = {}  # client endpoint -> listed peer
+        self._per_host: collections.Counter = collections.Counter()  # worker host -> listed peers it holds
         self.departed: collections.deque[tuple[Contact, str]] = collections.deque(maxlen=MAX_DEPARTED)
 
     def __len__(self) -> int:
@@ -39,6 +40,7 @@ class Members:
         for peer in peers:
             self.listed.insert(0, peer)
             self._by_client[peer.contact.client] = peer
+            self._per_host[getattr(peer, "host", None)] += 1
 
     def reachable(self, contact: Contact) -> bool:
         """True if ``contact`` is a listed peer whose host is there and whose greenlets run."""
@@ -58,13 +60,13 @@ class Members:
             return UNRESPONSIVE
         return CRASHED if not peer.alive else UNRESPONSIVE
 
-    def on(self, host) -> list:
-        """The listed peers that ``host`` holds (a :class:`~p2pzmq.hosting.RemoteHost`)."""
-        return [peer for peer in self.listed if getattr(peer, "host", None) is host]
+    def count_on(self, host) -> int:
+        """How many listed peers ``host`` holds (without looking at every peer: ping asks it of every worker)."""
+        return self._per_host[host]
 
     def unreachable(self) -> int:
         """Listed peers whose worker is gone."""
-        return sum(1 for peer in self.listed if getattr(peer, "host", None) is not None and not peer.host.alive)
+        return sum(count for host, count in self._per_host.items() if host is not None and not host.alive)
 
     def by_id(self, peer_id: int):
         for peer in self.listed:
@@ -94,6 +96,7 @@ class Members:
         self.listed = [peer for peer in self.listed if peer.contact.client not in gone]
         for peer in peers:
             del self._by_client[peer.contact.client]
+            self._per_host[getattr(peer, "host", None)] -= 1
             self.departed.append((peer.contact, state))
 
 

@@ -157,7 +157,7 @@ class Network:
         index = self.workers.index(worker)
         if peers:
             self.create(peers, [worker])
-        return {"worker": worker.describe(len(self.members.on(worker))), "index": index, "n": len(self.members)}
+        return {"worker": worker.describe(self.members.count_on(worker)), "index": index, "n": len(self.members)}
 
     @_tracked
     def refresh_peers(self, concurrency: int | None = None) -> dict:

@@ -60,11 +60,11 @@ class Workforce:
         return hosts or [worker for worker in self.workers if worker.alive] or [self.local]
 
     def describe(self, members: Members) -> list[dict]:
-        return [worker.describe(len(members.on(worker))) for worker in self.workers]
+        return [worker.describe(members.count_on(worker)) for worker in self.workers]
 
     def stats(self, members: Members) -> list[dict]:
         """Each worker's own counters, memory and fds (a gone worker shows only that it is gone)."""
-        return [{**worker.describe(len(members.on(worker))), **(worker.stats() if worker.alive else {})}
+        return [{**worker.describe(members.count_on(worker)), **(worker.stats() if worker.alive else {})}
                 for worker in self.workers]
 
     def stop(self) -> None:
