@@ -38,6 +38,8 @@ _POLLOUT = int(zmq.POLLOUT)
 #: What a monitor reports: connections that came up, attempts that failed (libzmq retries) and failed handshakes.
 _REPORTED = int(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
                 | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+#: Numbers monitor endpoints: pyzmq's default name (the socket's fd) is still bound while a closed monitor is reaped.
+_MONITORS = itertools.count(1)
 _BUSY_RETRY = 0.00005  # a full queue on loopback drains within microseconds: poll for it finely
 _BUSY_RETRY_MAX = 0.05
 
@@ -108,12 +110,9 @@ class Context:
 
     def router(self, *, max_connections: int = 32, handshake_timeout: float = 2.0, hwm: int | None = None,
                fail_fast: bool = False) -> "RouterSocket":
-        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand.
-
-        ``hwm`` sets the send and receive high-water marks (messages queued per connection; libzmq's default 1000):
-        a sender that reaches it waits (green) until the receiver drains its queue. ``fail_fast``: a refused
-        connection fails the send at once (see :class:`RouterSocket`).
-        """
+        """A ROUTER socket: servers bind one, clients bind one and also connect it to servers on demand. ``hwm``: the
+        send and receive high-water marks (messages queued per connection, 1000 by default; a sender that reaches
+        it waits, green, until the receiver drains its queue). ``fail_fast``: see :class:`RouterSocket`."""
         sock = self._make(RouterSocket, zmq.ROUTER)
         sock.max_connections, sock.handshake_timeout, sock.fail_fast = max_connections, handshake_timeout, fail_fast
         if hwm is not None:
@@ -335,7 +334,7 @@ class RouterSocket(GreenSocket):
     def _failures(self) -> None:
         """Start the monitor, or hand the routes all it reported (then its fd signals the next report, §7.1)."""
         if self._monitor is None:
-            self._monitor = self._zsock.get_monitor_socket(_REPORTED)
+            self._monitor = self._zsock.get_monitor_socket(_REPORTED, f"inproc://p2pzmq-monitor-{next(_MONITORS)}")
             self._monitor.setsockopt(zmq.LINGER, 0)
             self._reports = get_hub().loop.io(self._monitor.getsockopt(zmq.FD), _READ)
             return

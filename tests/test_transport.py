@@ -251,3 +251,19 @@ def test_without_fail_fast_a_message_to_a_closed_tcp_port_is_queued(ctx):
         assert client.send_to(client.route(f"tcp://127.0.0.1:{port}"), [b"later"], timeout=1)
     finally:
         client.close()
+
+
+def test_a_client_that_goes_idle_and_dials_again_at_once_gets_a_new_monitor_every_time(ctx):
+    """A closed monitor's endpoint stays bound until libzmq's reaper gets to it, and pyzmq names a socket's monitor
+    after its fd, the same every time: dialling again at once once failed as 'Address already in use'."""
+    serving, server, address = serve_echo(ctx, "tcp")
+    client = ctx.router(fail_fast=True)
+    try:
+        for index in range(300):
+            route = client.route(address)
+            with gevent.Timeout(5):
+                assert client.send_to(route, [b"%d" % index]) and client.recv() == [route, b"%d" % index]
+            client.forget_all()  # a peer's client after every walk
+    finally:
+        serving.kill()
+        client.close()
