@@ -148,11 +148,11 @@ class ControlServer:
         self.stopped = gevent.event.Event()
 
     def start(self) -> "ControlServer":
-        self._sock.serve(self._take, self._failed)
+        self._sock.serve(self._arrived, self._failed)
         self._greenlet = gevent.spawn(self._serve)
         return self
 
-    def _take(self, frames: list[bytes]) -> None:
+    def _arrived(self, frames: list[bytes]) -> None:
         """The socket's handler: to the inbox; when the server lags far behind, leave the rest in ZeroMQ's queue."""
         self._inbox.put_nowait(frames)
         if self._inbox.qsize() >= INBOX:
@@ -168,7 +168,7 @@ class ControlServer:
                 frames = self._inbox.get()
                 if self._paused:
                     self._paused = False
-                    self._sock.serve(self._take, self._failed)
+                    self._sock.serve(self._arrived, self._failed)
                 if self._answer(*_envelope(frames)):
                     return
         finally:
