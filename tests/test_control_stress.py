@@ -15,6 +15,7 @@ from model import ModelNetwork
 from test_control import Served
 
 from p2pzmq import cli
+from p2pzmq import control as control_module
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import RpcTimeout
 
@@ -187,6 +188,47 @@ def test_ping_answers_within_200_ms_while_2000_peers_refresh_and_a_cancel_leaves
     assert reply["error"] == f"refresh_peers cancelled after {refreshed} of 2000 peers refreshed"
     for peer, table in zip(net.peers, net.tables()):
         assert peer.id in table and len(table) <= net.config.table_capacity
+
+
+def test_requests_beyond_the_servers_inbox_wait_in_zeromq_and_are_all_answered(control, monkeypatch):
+    """While the server greenlet is busy, the socket's handler queues at most INBOX requests and leaves the rest in
+    ZeroMQ's own queue (memory stays bounded); none is lost."""
+    net, server = control(4, seed=36)
+    held, release = gevent.event.Event(), gevent.event.Event()
+    stats = net.stats
+
+    def slow_stats() -> dict:
+        held.set()
+        release.wait()
+        return stats()
+
+    monkeypatch.setattr(net, "stats", slow_stats)
+    busy = ask(server.endpoint, {"cmd": "stats"})
+    assert held.wait(timeout=30)  # the server greenlet is held in a quick command
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)  # one socket sending many requests at once
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(server.endpoint)
+    try:
+        for index in range(3 * control_module.INBOX):
+            dealer.send_multipart([b"", json.dumps({"cmd": "lookup", "from": str(index + 1), "id": "1"}).encode()])
+        wait_until(lambda: server._paused)  # the inbox filled up (a look inside: the scenario must be reached)
+        release.set()
+        assert busy.get(timeout=30)["ok"]
+        replies = []
+
+        def all_answered() -> bool:
+            while dealer.poll(0):
+                replies.append(dealer.recv_multipart())
+            return len(replies) == 3 * control_module.INBOX
+
+        wait_until(all_answered, timeout=30)
+        # Every request answered once, in order (long commands: run one at a time by the worker), each with its own.
+        assert [(envelope, json.loads(body)) for envelope, body in replies] == [
+            (b"", {"ok": False, "error": f"no peer has id {index + 1}"}) for index in range(3 * control_module.INBOX)]
+    finally:
+        dealer.close(0)
+        ctx.term()
 
 
 def test_die_over_the_control_socket_stops_everything(control):
