@@ -11,6 +11,7 @@ import gevent
 import pytest
 
 from conftest import wait_until
+from kademlia_model import KademliaModel
 from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
@@ -60,6 +61,23 @@ def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
         assert len({w["pid"] for w in status["workers"]} | {os.getpid()}) == 3
         stats = net.stats()
         assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
+    finally:
+        net.die()
+
+
+def test_a_kademlia_network_over_two_workers_equals_the_model(over_two_workers):
+    net = over_two_workers(4, protocol="kademlia", k=3, client_timeout=0.5)  # the workers learn all three
+    try:
+        net.create(24)
+        model = KademliaModel(4, k=3)
+        model.create(24)
+        assert [[c.id for c in table.contacts()] for table in net.tables()] == model.wires()
+        net.refresh_peers()
+        model.refresh_peers()
+        killed = net.kill_peers(count=4, seed=1)["killed"]
+        model.kill({int(peer_id) for peer_id in killed})
+        assert [[c.id for c in table.contacts()] for table in net.tables()] == model.wires()
+        assert without_workers(net.net_status()) == model.net_status()
     finally:
         net.die()
 
