@@ -181,10 +181,11 @@ def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
     assert net.peers == [] and not net.local.peers
 
 
-def test_the_scale_tool_runs_quick(tmp_path):
+@pytest.mark.parametrize("protocol", ["original", "kademlia"])
+def test_the_scale_tool_runs_quick(tmp_path, protocol):
     figures_path = tmp_path / "scale.json"
     done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--json",
-                           str(figures_path)], capture_output=True, text=True, timeout=100)
+                           str(figures_path), "--protocol", protocol], capture_output=True, text=True, timeout=100)
     assert done.returncode == 0, done.stderr
     figures = json.loads(figures_path.read_text())
     assert figures["n"] == 60 and figures["create_seconds"] > 0 and figures["refresh_seconds"] > 0
@@ -192,6 +193,11 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
     assert figures["worker_exit_codes"] == [0, 0] and figures["cores_used"] > 0
+    if protocol == "kademlia":
+        assert figures["lookups_after_refresh"]["success_rate"] > 0.9
+        assert figures["lookups_after_create"]["lookups"] > 60 * 10
+    else:
+        assert "lookups_after_create" not in figures
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
