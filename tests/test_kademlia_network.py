@@ -171,6 +171,20 @@ def test_config_checks_the_protocol_settings():
             Config(**wrong)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_1000_peers_find_each_other_also_after_a_fifth_crashed(make_network):
+    """The goals: on all pairs, iterative lookups find >= 99.5 % and greedy routing reaches >= 99 %; after a
+    crash of 20 % of the peers, before any refresh, lookups between the alive ones still find >= 99 %."""
+    net, model = kademlia(make_network, 1000, seed=1)
+    assert wires(net) == model.wires()
+    status = net.net_status()
+    assert status["lookups"]["lookups"] == 999_000 and status["lookups"]["success_rate"] >= 0.995
+    assert status["hops"]["success_rate"] >= 0.99
+    net.kill_peers(count=200, seed=1)
+    assert net.net_status()["lookups"]["success_rate"] >= 0.99
+
+
 # -- one peer, message by message -------------------------------------------------------------------------------
 
 @pytest.fixture
