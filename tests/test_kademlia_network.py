@@ -7,7 +7,7 @@ import random
 import pytest
 
 from kademlia_model import KademliaModel
-from p2pzmq import cli, graph
+from p2pzmq import cli, graph, plot
 from p2pzmq import messages as m
 from p2pzmq.config import Config
 from p2pzmq.errors import UsageError
@@ -128,6 +128,7 @@ def test_exports_time_lapse_and_churn_work_under_kademlia(make_network, tmp_path
     assert net.output_png(str(tmp_path / "net.png"), 200, 200)["nodes"] == 16
     lapse = net.time_lapse(1, str(tmp_path), status=True)
     assert len(lapse["files"]) == 1 and [step["success_rate"] for step in lapse["steps"]] == [1.0, 1.0]
+    assert plot.time_lapse_history(str(tmp_path))[0] == "Time-lapse of 16 peers (kademlia)"
     churned = net.churn(join_rate=20.0, leave_rate=2.0, duration=0.5, seed=1, wait=True)
     assert churned["joined"] > 0
     status = net.net_status()

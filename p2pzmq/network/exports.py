@@ -123,6 +123,8 @@ class Exporter:
             if not status:
                 return {"files": files}
             summary = {"n": len(self._members), "metric": self.config.metric, "steps": history}
+            if self.config.protocol != "original":  # the original's file stays as it was
+                summary["protocol"] = self.config.protocol
         graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
         return {"files": files, "steps": history}
 
