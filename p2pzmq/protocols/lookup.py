@@ -146,7 +146,7 @@ class Simulator:
     and tests/test_lookup_kademlia.py checks that both make the same decisions. A peer's answer for a target hardly
     depends on who asks, so the simulator keeps, per target, each asked peer's ``k + 1`` closest (their distances)
     and drops the source from them: lookups from many sources to one target then cost a fraction of a fresh lookup.
-    That memory, about 1 KB per peer asked per target, is only of use to lookups of the same target, so a caller
+    That memory, about 3.5 KB per peer asked per target, is only of use to lookups of the same target, so a caller
     can bound it by taking one simulator per target. Make a new simulator whenever a table changes.
     """
 
