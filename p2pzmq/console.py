@@ -18,7 +18,7 @@ def _format_net_status(result: dict) -> Iterator[str]:
                f"{low}-{high}%, {sample} targets per peer)")
     else:
         yield f"Connectivity percentage {result['connectivity']}%"
-    if "lookups" in result:
+    if result.get("lookups", {}).get("lookups"):  # Kademlia's, when there was a pair to look up
         lookups = result["lookups"]
         yield (f"Iterative lookups found {100 * lookups['success_rate']:g}% of {lookups['lookups']} targets, in "
                f"{lookups['rounds']['mean']} rounds and {lookups['requests_mean']} requests on average")
