@@ -26,7 +26,7 @@ import gevent
 
 from . import __version__, plot, rendezvous, security, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
-from .config import Config, TRANSPORTS
+from .config import PROTOCOLS, Config, TRANSPORTS
 from .console import print_result
 from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
@@ -127,8 +127,10 @@ def _build_parser() -> argparse.ArgumentParser:
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=_integer(1), default=16, help="number of peers (default 16)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice: same seed, same run")
-    parser.add_argument("--metric", choices=METRICS, default="tree",
-                        help="closest-peer rule: the original's tree walk (default) or Kademlia's xor")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="original", help="the peers' protocol")
+    parser.add_argument("--metric", choices=METRICS, default="tree", help="the original's closest-peer rule")
+    parser.add_argument("--k", type=_integer(1), default=Config.k, help="kademlia: contacts per bucket (20)")
+    parser.add_argument("--alpha", type=_integer(1), default=Config.alpha, help="kademlia: requests per round (3)")
     parser.add_argument("--transport", choices=TRANSPORTS, default="inproc")
     parser.add_argument("--host", type=_host, default="127.0.0.1", help="address peers bind with --transport tcp")
     parser.add_argument("--refresh-interval", type=_duration, default=Config.refresh_interval, metavar="T",
@@ -218,10 +220,10 @@ def _config(args) -> Config:
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
-    changes = {"seed": args.seed, "metric": args.metric, "transport": transport, "host": args.host,
-               "pace": args.pace, "join_concurrency": args.join_concurrency, "curve_dir": args.curve_dir,
-               "refresh_interval": args.refresh_interval, "client_timeout": args.client_timeout,
-               "evict_after": args.evict_after}
+    changes = {name: getattr(args, name) for name in ("seed", "protocol", "metric", "k", "alpha", "host", "pace",
+                                                      "join_concurrency", "curve_dir", "refresh_interval",
+                                                      "client_timeout", "evict_after")}
+    changes["transport"] = transport
     return Config(**changes)
 
 
@@ -230,9 +232,7 @@ def _config(args) -> Config:
 
 def _progress(args) -> TerminalProgress | None:
     """Progress bars on stderr, only for a person watching: stderr is a terminal and ``--json`` is off."""
-    if getattr(args, "json", False) or not sys.stderr.isatty():
-        return None
-    return TerminalProgress(sys.stderr)
+    return None if getattr(args, "json", False) or not sys.stderr.isatty() else TerminalProgress(sys.stderr)
 
 
 def _run(args) -> int:

@@ -302,8 +302,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("net_status", (Param("sample", int, None, False, _at_least(0)),
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
             lambda net, sample, routing: net.net_status(sample, routing),
-            "table size and greedy-routing reach of every peer; sample=K estimates it from K random targets per "
-            "peer; routing=messages|local|auto"),
+            "table size and greedy-routing reach of every peer (kademlia: also iterative lookups between the same "
+            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto"),
     Command("refresh_peers", (), lambda net: net.refresh_peers(), "one discovery pass of every peer, in list order"),
     Command("output_tgf", (_path("path"),), lambda net, path: net.output_tgf(path),
             "write the overlay as TGF to PATH (.tgf)", _writes(("tgf",))),
@@ -316,7 +316,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "draw the overlay to PATH (.png), width x height pixels (needs the plot extra)", _writes(("png",))),
     Command("lookup", (Param("from", str, check=_peer_id), Param("id", str, check=_peer_id)),
             lambda net, **ids: net.lookup(ids["from"], ids["id"]),
-            "the greedy route and the discovery walk from peer FROM to ID (decimal ids); changes no table"),
+            "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "
+            "(decimal ids); changes no table"),
     Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
                            Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
                            Param("status", bool, False, False)),

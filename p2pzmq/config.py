@@ -9,9 +9,12 @@ from typing import Iterable
 
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
+from .messages import MAX_K
 from .table import CAPACITY, METRICS, Contact, Table
 
 TRANSPORTS = ("inproc", "tcp")
+#: The protocols a network may speak (docs/DESIGN.md §10); every peer of a network speaks the same one.
+PROTOCOLS = ("original", "kademlia")
 #: Largest reply a control client accepts. A reply holds a row per peer (net_status of 20,000 peers is about
 #: 2.5 MB, ``peers`` more), while requests and every peer message stay under ``Config.max_message_bytes``.
 MAX_CONTROL_REPLY_BYTES = 1 << 28
@@ -27,7 +30,12 @@ class Config:
     """Settings of one simulated network. ``Config()`` reproduces the original."""
 
     seed: int | None = None
+    # The peers' protocol. ``metric`` and ``table_capacity`` are the original's rules; ``k`` (contacts per bucket and
+    # per FIND_NODE answer) and ``alpha`` (requests a lookup round sends) are Kademlia's, the paper's values.
+    protocol: str = "original"
     metric: str = "tree"
+    k: int = 20
+    alpha: int = 3
     transport: str = "inproc"
     host: str = "127.0.0.1"
     table_capacity: int = CAPACITY
@@ -68,6 +76,10 @@ class Config:
     max_cookie: int = MAX_COOKIE
 
     def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise UsageError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        if not 1 <= self.k <= MAX_K or self.alpha < 1:
+            raise UsageError(f"k must be between 1 and {MAX_K}, and alpha at least 1")
         if self.metric not in METRICS:
             raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
         if self.transport not in TRANSPORTS:

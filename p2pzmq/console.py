@@ -18,6 +18,10 @@ def _format_net_status(result: dict) -> Iterator[str]:
                f"{low}-{high}%, {sample} targets per peer)")
     else:
         yield f"Connectivity percentage {result['connectivity']}%"
+    if result.get("lookups", {}).get("lookups"):  # Kademlia's, when there was a pair to look up
+        lookups = result["lookups"]
+        yield (f"Iterative lookups found {100 * lookups['success_rate']:g}% of {lookups['lookups']} targets, in "
+               f"{lookups['rounds']['mean']} rounds and {lookups['requests_mean']} requests on average")
     if result.get("dead"):
         yield f"{len(result['dead'])} dead peers, {result['failed_hops']} lookups failed at a dead peer"
 
@@ -30,9 +34,19 @@ def _format_peers(result: dict) -> Iterator[str]:
 
 
 def _format_lookup(result: dict) -> Iterator[str]:
-    route, walk = result["route"], result["walk"]
+    route = result["route"]
     outcome = f"reached in {route['hops']} hops" if route["reached"] else f"not reached after {route['hops']} hops"
     yield f"Route from {result['from']} to {result['id']} {outcome}: {' -> '.join(route['path'])}"
+    if "lookup" in result:  # Kademlia's iterative lookup
+        lookup = result["lookup"]
+        finds = "finds" if lookup["found"] else "does not find"
+        yield (f"Lookup from {result['from']} {finds} the target in {len(lookup['rounds'])} rounds and "
+               f"{lookup['requests']} requests")
+        for number, asked in enumerate(lookup["rounds"], 1):
+            names = [contact["id"] + ("" if contact["answered"] else " (no answer)") for contact in asked]
+            yield f"Round {number} asks {', '.join(names)}"
+        return
+    walk = result["walk"]
     found = "the target" if walk["exact"] else walk["found"]
     yield f"Walk from {result['from']} finds {found} after {walk['queried']} queries: {' -> '.join(walk['path'])}"
 

@@ -14,12 +14,18 @@ import struct
 from typing import NamedTuple
 
 from .errors import ProtocolError
+from .ids import ID_BITS
 from .table import CAPACITY, Contact
 from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000
 #: Contacts a ``NodesReply`` carries at most.
 MAX_NODES = 1024
+#: The largest Kademlia k (contacts per bucket): a table of 160 full buckets and its owner must fit a table's count.
+MAX_K = 256
+#: Contacts a table read by the supervisor (``PeersReply``) or a batch of greedy steps (``FoundPeers``) carries at
+#: most: the original's 160, or a Kademlia table's owner and 160 buckets of up to ``MAX_K``.
+MAX_TABLE = 1 + ID_BITS * MAX_K
 
 
 # Requests to a peer's server.
@@ -90,6 +96,17 @@ class Depart(NamedTuple):
     cookie: int
 
 
+class ClientNodes(NamedTuple):
+    """Ask a Kademlia client for what its server would answer ``FindNode(target)`` from the peer ``asker`` (its k
+    closest contacts to ``target``, ``asker`` left out), without learning anyone: a read, answered with
+    ``NodesReply``. The supervisor drives lookups with it that change no table."""
+
+    req_id: int
+    cookie: int
+    target: int
+    asker: int
+
+
 # Replies.
 class PeersReply(NamedTuple):
     req_id: int
@@ -146,14 +163,14 @@ def _picks_inside(msg: FoundPeers) -> None:
         raise ProtocolError("FoundPeers picks a contact it does not carry")
 
 
-_TABLE = contacts(CAPACITY)
+_TABLE = contacts(MAX_TABLE)
 
 #: kind number (the first byte on the wire) -> message class -> its fields' codecs, in the class's field order, and
 #: optionally a check of the whole message. New kinds are appended, so the numbers of the older ones never change.
 SCHEMA = (
     (0, GetPeers, (REQUEST_ID, COOKIE, CONTACT)),
     (1, FindClosest, (REQUEST_ID, COOKIE, CONTACT, ID)),
-    (2, UpdatePeers, (COOKIE, _TABLE)),
+    (2, UpdatePeers, (COOKIE, contacts(CAPACITY))),
     (3, ClientPeers, (REQUEST_ID, COOKIE)),
     (4, FindPeers, (REQUEST_ID, COOKIE, ids(MAX_TARGETS))),
     (5, Join, (REQUEST_ID, COOKIE, CONTACT)),
@@ -167,13 +184,14 @@ SCHEMA = (
     (13, Ping, (REQUEST_ID, COOKIE, CONTACT)),
     (14, FindNode, (REQUEST_ID, COOKIE, CONTACT, ID)),
     (15, NodesReply, (REQUEST_ID, COOKIE, contacts(MAX_NODES))),
+    (16, ClientNodes, (REQUEST_ID, COOKIE, ID, ID)),
 )
 
 #: Message classes by kind number.
 KINDS = tuple(cls for _, cls, *_ in SCHEMA)
 #: Requests to a peer's server, commands to its client (from the supervisor or a tool), and the replies to both.
 REQUESTS = (GetPeers, FindClosest, UpdatePeers, Leave, Ping, FindNode)
-COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart)
+COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart, ClientNodes)
 REPLIES = (PeersReply, ClosestReply, FoundPeers, Done, NodesReply)
 
 

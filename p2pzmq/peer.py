@@ -6,11 +6,12 @@ request is handed to the protocol from gevent's loop, or at once by a sender in 
 anyone waits for it. A server never blocks.
 
 The **client** takes the supervisor's commands on its own socket. While idle it is served too: quick commands (the
-table, one greedy step per target) are answered on the spot. A command that walks the network (join, refresh,
-depart) gets a greenlet, the *runner*, which owns the client socket while it runs, sends the protocol's requests
-through the client's :class:`~p2pzmq.rpc.Caller` (commands arriving meanwhile are kept for after), and hands the
-socket back when nothing is left to do. An idle peer therefore holds no greenlet at all (a parked greenlet costs
-about 8 KB). A timer makes the client refresh by itself after ``refresh_interval`` without a command.
+table, one greedy step per target, the reads its protocol offers) are answered on the spot. A command that walks the
+network (join, refresh, depart) gets a greenlet, the *runner*, which owns the client socket while it runs, sends the
+protocol's requests through the client's :class:`~p2pzmq.rpc.Caller` (commands arriving meanwhile are kept for
+after), and hands the socket back when nothing is left to do. An idle peer therefore holds no greenlet at all (a
+parked greenlet costs about 8 KB). A timer makes the client refresh by itself after ``refresh_interval`` without a
+command.
 
 A malformed or unexpected message is dropped and counted. The peer owns its runner, sockets and timer: ``stop``
 ends them. If the protocol raises while serving, or the runner dies of an error, the peer logs it once, counts it
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 MAX_PENDING_COMMANDS = 64
 #: What the refresh timer queues: a refresh that nobody asked for, so nobody is answered.
 _BY_ITSELF = m.Refresh(0, 1)
-#: Commands answered on the spot, from the table, without a runner.
-_QUICK = (m.ClientPeers, m.FindPeers)
+#: Commands that walk the network: the runner carries them out.
+_WALKS = (m.Join, m.Refresh, m.Depart)
 
 
 class Peer:
@@ -65,6 +66,10 @@ class Peer:
         self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
         self.protocol = protocols.start(config, self, cookies)
         self._requests = frozenset(self.protocol.REQUESTS)
+        # Commands answered on the spot, from the table, without a runner: the table, greedy steps, and the reads
+        # the protocol offers (its QUERIES).
+        self._quick = {m.ClientPeers: self._client_peers, m.FindPeers: self._find_peers,
+                       **{kind: self.protocol.query for kind in self.protocol.QUERIES}}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
         self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
@@ -173,12 +178,13 @@ class Peer:
         msg = self._decode(body, "client")
         if msg is None:
             return
-        if not isinstance(msg, m.COMMANDS):
+        if not self._understood(msg):
             self.counters.drop("client", "unexpected", type(msg).__name__)
             return
         self._idle.again(self._refresh_by_itself)
-        if isinstance(msg, _QUICK):
-            self._answer(self._client_sock, route, self._quick(msg))
+        quick = self._quick.get(type(msg))
+        if quick is not None:
+            self._answer(self._client_sock, route, quick(msg))
             return
         self._pending.append((route, msg))
         self._wake()
@@ -200,7 +206,8 @@ class Peer:
         try:
             while self._pending:
                 route, msg = self._pending.popleft()
-                reply = self._quick(msg) if isinstance(msg, _QUICK) else self._walk(msg)
+                quick = self._quick.get(type(msg))
+                reply = quick(msg) if quick is not None else self._walk(msg)
                 if route is not None:
                     self._answer(sock, route, reply)
                     self._idle.again(self._refresh_by_itself)
@@ -212,15 +219,17 @@ class Peer:
 
     def _keep(self, route: bytes, msg) -> bool:
         """Keep a supervisor command that arrived while the runner waited for a reply (up to a bound)."""
-        if isinstance(msg, m.COMMANDS) and len(self._pending) < MAX_PENDING_COMMANDS:
+        if self._understood(msg) and len(self._pending) < MAX_PENDING_COMMANDS:
             self._pending.append((route, msg))
             return True
         return False
 
-    def _quick(self, msg):
-        if type(msg) is m.ClientPeers:
-            return m.PeersReply(msg.req_id, msg.cookie, self.protocol.contacts())
-        return self._find_peers(msg)
+    def _understood(self, msg) -> bool:
+        """True for a command this peer carries out: a walk, or a quick one its protocol answers."""
+        return type(msg) in self._quick or isinstance(msg, _WALKS)
+
+    def _client_peers(self, msg: m.ClientPeers) -> m.PeersReply:
+        return m.PeersReply(msg.req_id, msg.cookie, self.protocol.contacts())
 
     def _walk(self, msg) -> m.Done:
         kind = type(msg)

@@ -156,7 +156,8 @@ def time_lapse_history(directory: str) -> tuple[str, list[dict]]:
         try:
             with open(summary, encoding="utf-8") as source:
                 recorded = json.load(source)
-            title = f"Time-lapse of {recorded['n']} peers ({recorded['metric']} metric)"
+            rules = recorded.get("protocol") or f"{recorded['metric']} metric"  # a network of the original: no key
+            title = f"Time-lapse of {recorded['n']} peers ({rules})"
             return title, [_checked_step(point) for point in recorded["steps"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"cannot read {summary}: {exc}") from exc

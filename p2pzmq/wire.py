@@ -10,7 +10,7 @@ A message is one frame: a kind byte, then every fixed-size field of the message 
     contact         id, server length (2 bytes), client length (2 bytes), server, client (UTF-8 each)
     contacts        count (2 bytes), then each contact
     ids             count (4 bytes), then 20 bytes each
-    picks           count (4 bytes), then one byte each
+    picks           count (4 bytes), then 2 bytes each
 
 Contacts are immutable and shared by every table that holds them, so each one is packed once: its bytes are cached,
 keyed by the Contact. A decoder interns contacts by their bytes, so one Contact object stands for one peer however
@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 
 from .errors import ProtocolError
 from .ids import ID_BYTES, id_from_bytes, id_to_bytes
-from .table import CAPACITY, Contact
+from .table import Contact
 
 MAX_ENDPOINT_CHARS = 256
 #: UTF-8 needs at most 4 bytes a character, so a longer endpoint is refused before it is decoded.
@@ -162,7 +162,7 @@ def contacts(limit: int) -> Field:
         offset += _COUNT16.size
         found: list[Contact] = []
         lengths, known = _LENGTHS.unpack_from, interned.get
-        for _ in range(count):  # unpack_contact inlined: a table has up to 160 entries
+        for _ in range(count):  # unpack_contact inlined: a table has hundreds of entries
             server_length, client_length = lengths(raw, offset)
             end = offset + _CONTACT_HEAD.size + server_length + client_length
             contact = known(raw[offset:end])
@@ -187,17 +187,15 @@ def ids(limit: int) -> Field:
 
 
 def _pack_picks(picks: list[int]) -> bytes:
-    return _COUNT32.pack(len(picks)) + bytes(picks)
+    return _COUNT32.pack(len(picks)) + struct.pack(f">{len(picks)}H", *picks)
 
 
 def picks(limit: int) -> Field:
-    """A list of at most ``limit`` indexes into a list of contacts (so each below ``table.CAPACITY``)."""
+    """A list of at most ``limit`` indexes into a list of contacts, each below 2**16 (the message checks that they
+    fall inside its contacts)."""
     def unpack(interned: dict[bytes, Contact], raw: bytes, offset: int) -> tuple[list[int], int]:
-        start, end = _span(raw, offset, limit, 1, "picks")
-        found = list(raw[start:end])
-        if found and max(found) >= CAPACITY:
-            raise ProtocolError(f"a pick is an index below {CAPACITY}")
-        return found, end
+        start, end = _span(raw, offset, limit, 2, "picks")
+        return list(struct.unpack_from(f">{(end - start) // 2}H", raw, start)), end
     return _counted(_pack_picks, unpack)
 
 

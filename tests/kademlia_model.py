@@ -11,6 +11,7 @@ requester calls ``failed``. Within a lookup round the outcomes are applied in th
 """
 from __future__ import annotations
 
+import collections
 import random
 import statistics
 
@@ -120,10 +121,18 @@ class KademliaModel:
     def route(self, source: int, target: int) -> int | None:
         """Forwarding steps greedy routing takes from ``source`` to ``target`` (next hop: the XOR-closest of the
         current peer's table and itself, as net_status routes the original), None if it fails."""
+        steps = self._route(source, target)
+        return None if steps == "dead" else steps
+
+    def _route(self, source: int, target: int) -> int | str | None:
+        """As :meth:`route`, but "dead" when the route fails because its next hop, which it still had the budget to
+        ask, is a departed peer."""
         current, steps = source, 0
         while current != target:
             table = self.tables.get(current)
-            if steps == self.max_hops or table is None:
+            if table is None:
+                return "dead"
+            if steps == self.max_hops:
                 return None
             best = table.closest(target, 1)
             if not best or best[0].id ^ target > current ^ target:
@@ -134,6 +143,36 @@ class KademliaModel:
     def simulate(self, source: int, target: int) -> LookupResult:
         """An iterative lookup on the tables as they are, changing none."""
         return simulate(self.tables, source, target, self.k, self.alpha)
+
+    def wires(self) -> list[list[int]]:
+        """Each alive peer's table as a real peer sends it (its own id, then the buckets in wire order), newest
+        peer first."""
+        return [[peer.id] + [contact.id for contact in self.tables[peer.id].contacts()] for peer in self.peers]
+
+    def net_status(self) -> dict:
+        """What the supervisor's net_status must say of these tables (all pairs): a table counts its owner, greedy
+        routes run from every peer to every peer, itself included, and iterative lookups to every other peer."""
+        n = len(self.peers)
+        rows, steps, failed = [], [], 0
+        for index, peer in enumerate(self.peers, start=1):
+            routes = [self._route(peer.id, other.id) for other in self.peers]
+            failed += routes.count("dead")
+            arrived = [route for route in routes if route not in (None, "dead")]
+            steps += arrived
+            rows.append({"id": str(peer.id), "tgf": index, "tree_size": len(self.tables[peer.id]) + 1,
+                         "reachable": len(arrived), "percent": int(len(arrived) / n * 100)})
+        lookups = [(self.simulate(a, b), b) for a, b in self.pairs()]
+        rounds = collections.Counter(result.rounds for result, _ in lookups)
+        return {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n), "peers": rows,
+                "hops": {"histogram": {str(h): steps.count(h) for h in sorted(set(steps))},
+                         "mean": round(statistics.fmean(steps), 4), "success_rate": round(len(steps) / (n * n), 6)},
+                "alive": n, "dead": [{"id": str(peer.id), "state": state} for peer, state in self.departed],
+                "failed_hops": failed,
+                "lookups": {"success_rate": round(sum(result.found(b) for result, b in lookups) / len(lookups), 6),
+                            "rounds": {"histogram": {str(r): rounds[r] for r in sorted(rounds)},
+                                       "mean": round(statistics.fmean(result.rounds for result, _ in lookups), 4)},
+                            "requests_mean": round(statistics.fmean(result.requests for result, _ in lookups), 4),
+                            "sample": 0, "lookups": len(lookups)}}
 
     def pairs(self, sample: int | None = None, seed: int = 0) -> list[tuple[int, int]]:
         """Ordered pairs of distinct alive peers: all of them, or ``sample`` drawn uniformly with ``seed``."""

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from conftest import wait_until
-from p2pzmq import worker
+from p2pzmq import messages as m, worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -17,7 +17,7 @@ def test_a_peer_whose_loop_dies_is_logged_once_marked_dead_and_shown(make_networ
     def broken(msg):
         raise RuntimeError("a bug in find_peers")
 
-    victim._find_peers = broken  # the next FindPeers command kills the victim's client loop
+    victim._quick[m.FindPeers] = broken  # the next FindPeers command kills the victim's client loop
     with caplog.at_level(logging.ERROR, logger="p2pzmq"):
         first = net.net_status(routing="messages")
         wait_until(lambda: not victim.alive)

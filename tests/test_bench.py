@@ -38,3 +38,19 @@ def test_codec_bench_quick_compares_both_codecs_in_one_run():
         # the tool divides the unrounded times, which the table prints to 2 decimals: allow that rounding
         low, high = (old - 0.005) / (new + 0.005), (old + 0.005) / (new - 0.005)
         assert old > 0 and new > 0 and ratio.endswith("x") and low - 0.05 <= float(ratio[:-1]) <= high + 0.05
+
+
+def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
+    tool = os.path.join(os.path.dirname(BENCH), "kademlia_bench.py")
+    figures_path = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, tool, "--quick", "--json", str(figures_path)], capture_output=True,
+                          text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("|")[1:3] for line in done.stdout.splitlines()[2:]] == [
+        [" original ", " 30 "], [" kademlia ", " 30 "], [" original ", " 60 "], [" kademlia ", " 60 "]]
+    figures = json.loads(figures_path.read_text())
+    for run in figures:
+        assert run["build_cpu"] > 0 and run["requests_per_join"] > 0 and run["timeouts"] == 0
+        assert run["after_kill"]["alive"] == run["n"] - run["n"] // 5
+        assert ("lookups" in run["status"]) == (run["protocol"] == "kademlia")
+    assert all(run["status"]["lookups"] == 1.0 for run in figures if run["protocol"] == "kademlia")

@@ -194,3 +194,19 @@ def test_simulator_agrees_with_simulate_and_changes_no_table(seed):
             if source != target:
                 assert simulator.lookup(source, target) == simulate(tables, source, target, k, 3)
     assert {i: (t.contacts(), t.suspects(), [t.cache(b) for b in range(160)]) for i, t in tables.items()} == before
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_simulator_makes_the_decisions_of_a_lookup_driven_round_by_round(seed):
+    # Sparse tables and dead peers: answers that name the source, the dead and the owner, rounds that widen.
+    rng = random.Random(70 + seed)
+    k, alpha = rng.choice([1, 2, 4, 20]), rng.choice([1, 2, 3])
+    tables = network(rng, 80, k, complete=False)
+    for dead in rng.sample(list(tables), 16):
+        del tables[dead]
+    simulator = Simulator(tables, k, alpha)
+    alive = list(tables)
+    for _ in range(150):
+        source, target = rng.choice(alive), rng.choice([rng.choice(alive), new_id(rng)])
+        lookup, _ = lookup_by_hand(tables, source, target, k, alpha)
+        assert simulator.lookup(source, target) == LookupResult(lookup.result(), lookup.rounds, lookup.requests)

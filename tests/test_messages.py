@@ -35,6 +35,7 @@ SAMPLES = [
     m.Ping(23, 24, A),
     m.FindNode(25, 26, B, 0),
     m.NodesReply(27, 28, [A, LONGEST]),
+    m.ClientNodes(29, 30, TOP, 0),
 ]
 
 
@@ -45,8 +46,9 @@ def _contacts(count: int) -> list[Contact]:
 AT_THE_LIMITS = [
     m.UpdatePeers(1, []), m.FindPeers(1, 1, []), m.PeersReply(1, 1, []), m.FoundPeers(1, 1, [], []),
     m.NodesReply(1, 1, []),
-    m.PeersReply(1, 1, _contacts(CAPACITY)),
-    m.FoundPeers(1, 1, _contacts(CAPACITY), list(range(CAPACITY)) * 3),
+    m.PeersReply(1, 1, _contacts(m.MAX_TABLE)),
+    m.FoundPeers(1, 1, _contacts(m.MAX_TABLE), list(range(m.MAX_TABLE)) * 2),
+    m.UpdatePeers(1, _contacts(CAPACITY)),
     m.NodesReply(1, 1, _contacts(m.MAX_NODES)),
     m.FindPeers(1, 1, [TOP - index for index in range(m.MAX_TARGETS)]),
 ]
@@ -56,7 +58,7 @@ def test_the_samples_cover_every_kind_and_the_wire_numbers_never_change():
     assert sorted(m.KINDS.index(type(msg)) for msg in SAMPLES) == list(range(len(m.KINDS)))
     assert [cls.__name__ for cls in m.KINDS] == [
         "GetPeers", "FindClosest", "UpdatePeers", "ClientPeers", "FindPeers", "Join", "Refresh", "PeersReply",
-        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply"]
+        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply", "ClientNodes"]
     assert [m.encode(msg)[0][0] for msg in SAMPLES] == [m.KINDS.index(type(msg)) for msg in SAMPLES]
 
 
@@ -120,16 +122,17 @@ BAD = {
     "endpoint above 1024 bytes": ([_head(0) + _contact(server=b"tcp://" + b"a" * 1019)], "bad_field"),
     "endpoint not UTF-8": ([_head(0) + _contact(server=b"inproc://\xff")], "bad_field"),
     "endpoint with a surrogate": ([_head(0) + _contact(server=b"inproc://\xed\xa0\x80")], "bad_field"),
-    "table of 161": ([_head(7) + struct.pack(">H", CAPACITY + 1) + _contact() * (CAPACITY + 1)], "bad_field"),
+    "table above the limit": ([_head(7) + struct.pack(">H", m.MAX_TABLE + 1) + _contact() * 2], "bad_field"),
     "update of 161": ([struct.pack(">BI", 2, 0) + struct.pack(">H", CAPACITY + 1)], "bad_field"),
     "nodes above the limit": ([_head(15) + struct.pack(">H", m.MAX_NODES + 1)], "bad_field"),
     "targets above the limit": ([_head(4) + struct.pack(">I", m.MAX_TARGETS + 1)], "bad_field"),
     "targets past the end": ([_head(4) + struct.pack(">I", 2) + bytes(20)], "truncated"),
-    "pick outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 1)],
+    "pick outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IH", 1, 1)],
                                   "bad_field"),
-    "pick outside an empty list": ([_head(9) + struct.pack(">HIB", 0, 1, 0)], "bad_field"),
-    "pick above the capacity": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, CAPACITY)],
-                                "bad_field"),
+    "pick outside an empty list": ([_head(9) + struct.pack(">HIH", 0, 1, 0)], "bad_field"),
+    "pick far outside": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IH", 1, 65535)],
+                         "bad_field"),
+    "pick cut in half": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 0)], "truncated"),
     "picks above the limit": ([_head(9) + struct.pack(">HI", 0, m.MAX_TARGETS + 1)], "bad_field"),
 }
 
@@ -216,7 +219,7 @@ def test_each_contact_is_packed_once(monkeypatch):
 @pytest.mark.parametrize("msg", [
     m.GetPeers(1, 0, A), m.Done(1, 2**32 + 1), m.Done(-1, 1), m.Refresh(2**64, 1),
     m.FindClosest(1, 1, A, 2**160), m.FindPeers(1, 1, [-1]), m.ClosestReply(1, 1, Contact(-5, "inproc://a", "x")),
-    m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [256]),
+    m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [1 << 16]),
     m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.Ping(1, None, A),
 ], ids=lambda msg: type(msg).__name__)
 def test_encode_refuses_values_the_wire_cannot_carry(msg):

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import wait_until
 from hangs import end_process
+from kademlia_model import KademliaModel
 from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
@@ -61,6 +62,23 @@ def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
         assert len({w["pid"] for w in status["workers"]} | {os.getpid()}) == 3
         stats = net.stats()
         assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
+    finally:
+        net.die()
+
+
+def test_a_kademlia_network_over_two_workers_equals_the_model(over_two_workers):
+    net = over_two_workers(4, protocol="kademlia", k=3, client_timeout=0.5)  # the workers learn all three
+    try:
+        net.create(24)
+        model = KademliaModel(4, k=3)
+        model.create(24)
+        assert [[c.id for c in table.contacts()] for table in net.tables()] == model.wires()
+        net.refresh_peers()
+        model.refresh_peers()
+        killed = net.kill_peers(count=4, seed=1)["killed"]
+        model.kill({int(peer_id) for peer_id in killed})
+        assert [[c.id for c in table.contacts()] for table in net.tables()] == model.wires()
+        assert without_workers(net.net_status()) == model.net_status()
     finally:
         net.die()
 
@@ -162,10 +180,11 @@ def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
     assert net.peers == [] and not net.local.peers
 
 
-def test_the_scale_tool_runs_quick(tmp_path):
+@pytest.mark.parametrize("protocol", ["original", "kademlia"])
+def test_the_scale_tool_runs_quick(tmp_path, protocol):
     figures_path = tmp_path / "scale.json"
     done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--json",
-                           str(figures_path)], capture_output=True, text=True, timeout=100)
+                           str(figures_path), "--protocol", protocol], capture_output=True, text=True, timeout=100)
     assert done.returncode == 0, done.stderr
     figures = json.loads(figures_path.read_text())
     assert figures["n"] == 60 and figures["create_seconds"] > 0 and figures["refresh_seconds"] > 0
@@ -173,6 +192,11 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
     assert figures["worker_exit_codes"] == [0, 0] and figures["cores_used"] > 0
+    if protocol == "kademlia":
+        assert figures["lookups_after_refresh"]["success_rate"] > 0.9
+        assert figures["lookups_after_create"]["lookups"] > 60 * 10
+    else:
+        assert "lookups_after_create" not in figures
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):

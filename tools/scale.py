@@ -3,12 +3,14 @@
     python tools/scale.py -n 20000 --workers 6 --window 32 --sequential 2000 [--json out.json]
     python tools/scale.py -n 2000 --workers 4      # one join at a time: the network equals the oracle's
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
+    python tools/scale.py -n 10000 --workers 3 --protocol kademlia --lookup-sample 20
 
 A tcp peer costs about 4.2 fds and a process may hold 20,000, so 20,000 peers need at least 5 workers (6 leave
 headroom). It prints, as it goes, the time of each phase, then one line per process (the supervisor and each
 worker): peers, peak and current resident memory, open fds, CPU seconds; and how many cores the run used. Status at
 this size is sampled: greedy routes between --sample random sources and --sample random targets
-(Network.route_sample) instead of all N² routes.
+(Network.route_sample) instead of all N² routes. With ``--protocol kademlia`` it also runs a sampled net_status
+(``--lookup-sample`` targets per peer) for its iterative lookups, computed on every peer's fetched table.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq import worker  # noqa: E402
-from p2pzmq.config import Config  # noqa: E402
+from p2pzmq.config import PROTOCOLS, Config  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20
@@ -38,6 +40,16 @@ def _process_row(role: str, pid: int, stats: dict) -> dict:
             "fds": stats["fds"], "cpu_seconds": stats["cpu_seconds"], "timeouts": stats["timeouts"]}
 
 
+def lookups(net: Network, args, figures: dict, when: str) -> None:
+    """Under kademlia: the iterative lookups of a net_status sampling ``--lookup-sample`` targets per peer."""
+    if args.protocol != "kademlia":
+        return
+    started = time.perf_counter()
+    figures[f"lookups_{when}"] = net.net_status(sample=min(args.lookup_sample, len(net.peers)))["lookups"]
+    figures[f"lookups_{when}"]["seconds"] = round(time.perf_counter() - started, 1)
+    say(f"sampled lookups {when.replace('_', ' ')}: {json.dumps(figures[f'lookups_{when}'])}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20000)
@@ -52,12 +64,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sequential", type=int, default=1000,
                         help="with --window: the first peers still join one at a time, so that the later windows "
                              "join a well-connected network (default 1000)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="original")
+    parser.add_argument("--lookup-sample", type=int, default=20,
+                        help="kademlia: iterative lookups from every peer to this many random targets (default 20)")
     parser.add_argument("--quick", action="store_true", help="60 peers over 2 workers (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, 2, 20, 30, 30, 6
-    config = Config(seed=args.seed, transport="tcp")
-    figures = {"n": args.n, "workers": args.workers, "seed": args.seed}
+    config = Config(seed=args.seed, transport="tcp", protocol=args.protocol)
+    figures = {"n": args.n, "workers": args.workers, "seed": args.seed, "protocol": args.protocol}
     started = time.perf_counter()
     # Each worker gets its own loopback address, as with serve --workers: 20,000 tcp peers on 127.0.0.1 run out of
     # ephemeral ports (32768-60999 here) at about 12,000.
@@ -78,6 +93,7 @@ def main(argv=None) -> int:
             figures["create_seconds"] = round(time.perf_counter() - created, 1)
             figures["status_after_create"] = net.route_sample(args.sample, args.seed)
             say(f"sampled status after create: {json.dumps(figures['status_after_create'])}")
+            lookups(net, args, figures, "after_create")
             refreshed = time.perf_counter()
             net.refresh_peers(concurrency=args.window)
             figures["refresh_seconds"] = round(time.perf_counter() - refreshed, 1)
@@ -87,6 +103,7 @@ def main(argv=None) -> int:
             figures["status_seconds"] = round(time.perf_counter() - sampled, 1)
             say(f"sampled status after refresh ({figures['status_seconds']} s): "
                 f"{json.dumps(figures['status_after_refresh'])}")
+            lookups(net, args, figures, "after_refresh")
             stats = net.stats()
             wall = time.perf_counter() - started
             processes = [_process_row("supervisor", os.getpid(), stats)]

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Callable
 
-from .. import graph
+from .. import graph, protocols
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
@@ -37,8 +37,8 @@ class Exporter:
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in peers], strict=True)
         return self._offload(self._tables_from, [result.reply.table if result.replied else [] for result in results])
 
-    def _tables_from(self, preorders: list[list[Contact]]) -> list[Table]:
-        return [self.config.table(preorder) for preorder in preorders]
+    def _tables_from(self, wires: list[list[Contact]]) -> list[Table]:
+        return [protocols.table_from_wire(self.config, wire) for wire in wires]
 
     def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
         """Peer ids (newest first), their tables, and per peer the node attributes ``alive``, ``host`` (the tcp
@@ -123,6 +123,8 @@ class Exporter:
             if not status:
                 return {"files": files}
             summary = {"n": len(self._members), "metric": self.config.metric, "steps": history}
+            if self.config.protocol != "original":  # the original's file stays as it was
+                summary["protocol"] = self.config.protocol
         graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
         return {"files": files, "steps": history}
 

@@ -12,11 +12,12 @@ import random
 import time
 from typing import Callable
 
-from .. import discovery, status
+from .. import discovery, protocols, status
 from .. import messages as m
 from ..config import Config
-from ..errors import ProtocolError, UsageError
+from ..errors import ProtocolError, TransportError, UsageError
 from ..table import Contact, Table
+from . import lookups
 from .channel import CommandChannel
 from .members import Members, parse_peer_id
 
@@ -37,7 +38,8 @@ class Router:
 
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
         """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
-        arrived (``hops``: histogram, mean, and the overall lookup success rate).
+        arrived (``hops``: histogram, mean, and the overall lookup success rate); under Kademlia also the iterative
+        lookups between the same pairs, computed on the same tables (``lookups``, see :func:`.lookups.status`).
 
         Only peers that are alive count: those killed or gone, and those whose client does not answer within
         ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left``,
@@ -83,6 +85,10 @@ class Router:
                       "failed_hops": failed}
             if sample and n:
                 result.update(status.estimate(reached, sample), sample=sample)
+            if lookups.applies(self.config):
+                result["lookups"] = lookups.status(self._offload, self.config, ids,
+                                                   [reply.table for _, _, reply in alive], targets, sample,
+                                                   self._report)
             self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
             self._seconds["net_status"] += time.perf_counter() - started
         return result
@@ -108,7 +114,7 @@ class Router:
 
     def _route_locally(self, preorders: list[list[Contact]], ids: list[int], targets: list[list[int]]):
         """:func:`status.route_counts` on the tables rebuilt from ``preorders``; run it in the offload thread."""
-        tables = {peer_id: self.config.table(preorder) for peer_id, preorder in zip(ids, preorders)}
+        tables = {peer_id: protocols.table_from_wire(self.config, wire) for peer_id, wire in zip(ids, preorders)}
         return status.route_counts(tables, ids, targets, self.config.max_hops)
 
     def _route_pairs(self, sources: list[Contact],
@@ -168,19 +174,28 @@ class Router:
         - ``walk``: the discovery walk of a join or refresh (§4.7). A real walk sends ``find_closest`` to servers,
           which then add the walker to their tables; this one asks each visited peer's client for its table
           instead (a read that adds nobody) and applies the same rule, so it shows the path a refresh would take now.
+        - under Kademlia, ``lookup`` instead of ``walk``: the rounds of the iterative lookup, each contact's client
+          asked for its server's answer (:func:`.lookups.drive`).
 
         Every path is a list of decimal ids starting at ``source``.
         """
         start_id, target_id = parse_peer_id(source, "from"), parse_peer_id(target, "id")
         with self._channel.exclusive():
             start = self._members.by_id(start_id).contact
-            return {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id),
-                    "walk": self._simulated_walk(start, target_id)}
+            result = {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id)}
+            if lookups.applies(self.config):
+                result["lookup"] = lookups.drive(self._channel, self.config, start, target_id)
+            else:
+                result["walk"] = self._simulated_walk(start, target_id)
+            return result
 
     def _greedy_route(self, start: Contact, target: int) -> dict:
         path, current, hops = [start], start, self.config.max_hops
         while current.id != target and hops > 0:
-            reply = self._channel.ask_one(current, m.FindPeers, [target])
+            try:
+                reply = self._channel.ask_one(current, m.FindPeers, [target])
+            except TransportError:  # a dead peer: the route fails there, as net_status counts it
+                break
             answer = reply.contacts[reply.picks[0]]
             if answer.id == current.id:
                 break

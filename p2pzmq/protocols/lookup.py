@@ -141,38 +141,88 @@ class Simulator:
     """Lookups on a snapshot of every alive peer's routing table, changing none: for statistics and tests.
 
     Each asked peer answers ``closest(target, k, exclude=(source,))`` from its table; a peer absent from ``tables``
-    is dead, and its request fails. A peer's answer for a target hardly depends on who asks, so the simulator keeps
-    each peer's ``k + 1`` closest to each target it was asked about and drops the asker from that: lookups from
-    many sources to one target then cost a fraction of a fresh lookup. That memory, about 0.35 KB per peer asked
-    per target, is only of use to lookups of the same target, so a caller can bound it by taking one simulator per
-    target. Make a new simulator whenever a table changes.
+    is dead, and its request fails. The rules are :class:`Lookup`'s, applied to the contacts' XOR distances to the
+    target rather than to the contacts (net_status runs a lookup from every peer to every other: millions of them),
+    and tests/test_lookup_kademlia.py checks that both make the same decisions. A peer's answer for a target hardly
+    depends on who asks, so the simulator keeps, per target, each asked peer's ``k + 1`` closest (their distances)
+    and drops the source from them: lookups from many sources to one target then cost a fraction of a fresh lookup.
+    That memory, about 3.5 KB per peer asked per target, is only of use to lookups of the same target, so a caller
+    can bound it by taking one simulator per target. Make a new simulator whenever a table changes.
     """
 
     def __init__(self, tables: Mapping[int, KBuckets], k: int = K, alpha: int = ALPHA) -> None:
         self.tables = tables
         self.k = k
         self.alpha = alpha
-        self._answers: dict[tuple[int, int], list[Contact]] = {}  # (peer, target) -> its k + 1 closest to target
+        # target -> {a peer's distance to it: (its k closest as a frozenset of distances, its k + 1 closest in order)
+        # or None for a dead peer}
+        self._answers: dict[int, dict[int, tuple[frozenset, tuple] | None]] = {}
+        self._contacts: dict[int, Contact] = {}  # id -> contact, of every contact an answer named
 
     def lookup(self, source: int, target: int) -> LookupResult:
         """The lookup of ``target`` by the alive peer ``source``."""
-        k, tables, answers = self.k, self.tables, self._answers
-        lookup = Lookup(source, target, tables[source].closest(target, k), k, self.alpha)
-        distance = source ^ target
-        while batch := lookup.next_round():
-            for contact in batch:
-                wider = answers.get((contact.id, target))
-                if wider is None:
-                    table = tables.get(contact.id)
-                    if table is None:
-                        lookup.failed(contact)
-                        continue
-                    wider = answers[contact.id, target] = table.closest(target, k + 1)
-                if len(wider) > k and wider[-1].id ^ target < distance:  # the source is not among them
-                    lookup.answered(contact, wider[:k])
+        k, alpha = self.k, self.alpha
+        answers = self._answers.get(target)
+        if answers is None:
+            answers = self._answers[target] = {}
+        contacts = self._contacts
+        own = source ^ target
+        seeds = self.tables[source].closest(target, k)
+        for contact in seeds:
+            contacts[contact.id] = contact
+        order = sorted([contact.id ^ target for contact in seeds])  # the candidates, nearest first
+        heard = set(order)  # every distance heard of, failed ones and the source's own included
+        heard.add(own)
+        asked: set[int] = set()
+        widen = False
+        rounds = requests = 0
+        while True:
+            fresh = [distance for distance in order[:k] if distance not in asked]
+            if not fresh:
+                break
+            if not widen:
+                del fresh[alpha:]
+            rounds += 1
+            requests += len(fresh)
+            asked.update(fresh)
+            closest_before = order[0]
+            new: set[int] = set()
+            for distance in fresh:
+                answer = answers.get(distance, _UNKNOWN)
+                if answer is _UNKNOWN:
+                    answer = self._answer(answers, distance, target)
+                if answer is None:  # dead: out of the shortlist for good (it stays heard)
+                    order.remove(distance)
+                elif own in answer[1]:  # the source is among its k + 1 closest: the answer leaves it out
+                    new.update([other for other in answer[1] if other != own])
                 else:
-                    lookup.answered(contact, [c for c in wider if c.id != source][:k])
-        return LookupResult(lookup.result(), lookup.rounds, lookup.requests)
+                    new |= answer[0]
+            new -= heard
+            if new:
+                heard |= new
+                order += new
+                order.sort()
+            widen = not order or order[0] >= closest_before
+        # every candidate asked has answered (a failed one left the candidates)
+        return LookupResult([contacts[distance ^ target] for distance in order if distance in asked][:k], rounds,
+                            requests)
+
+    def _answer(self, answers: dict, distance: int, target: int) -> tuple[frozenset, tuple] | None:
+        """The answer of the peer at ``distance`` from ``target``, remembered in ``answers``."""
+        table = self.tables.get(distance ^ target)
+        if table is None:
+            answers[distance] = None
+            return None
+        wider = table.closest(target, self.k + 1)
+        for contact in wider:
+            self._contacts[contact.id] = contact
+        distances = tuple([contact.id ^ target for contact in wider])
+        answer = answers[distance] = (frozenset(distances[:self.k]), distances)
+        return answer
+
+
+#: What :meth:`Simulator.lookup` finds for a peer it has not asked about the target yet.
+_UNKNOWN = object()
 
 
 def simulate(tables: Mapping[int, KBuckets], source: int, target: int, k: int = K,

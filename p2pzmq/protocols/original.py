@@ -24,6 +24,7 @@ class Original:
     """One peer's side of the original protocol."""
 
     REQUESTS = (m.GetPeers, m.FindClosest, m.UpdatePeers, m.Leave)
+    QUERIES = ()
 
     def __init__(self, config: Config, node, cookies: random.Random) -> None:
         self.config = config
