@@ -16,6 +16,7 @@ from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
 from p2pzmq.errors import TransportError, UsageError
+from p2pzmq.hosting import peer_room
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -173,6 +174,25 @@ def test_the_scale_tool_runs_quick(tmp_path):
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
     assert figures["worker_exit_codes"] == [0, 0] and figures["cores_used"] > 0
+    assert [phase["phase"] for phase in figures["phases"]] == [
+        "create", "sampled status after create", "refresh once", "sampled status after refresh"]
+    assert all(phase["cpu_s"] > 0 and phase["cores"] > 0 for phase in figures["phases"][::2])
+    assert [p["peers"] for p in figures["processes_after_create"]] == [0, 30, 30]
+    assert all(p["rss_mb"] > 0 for p in figures["processes_at_start"] + figures["processes_after_create"])
+    assert [goal["met"] for goal in figures["goals"]] == [None, None, None]  # the goals are for 20,000 peers
+    assert "| phase | wall s | CPU s (all processes) | cores used |" in done.stdout
+    assert "| goal | this run | verdict |" in done.stdout
+
+
+def test_the_scale_tool_starts_workers_enough_for_the_fd_budget_and_refuses_too_few():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import scale
+
+    room = peer_room("tcp")
+    assert scale.workers_for(room * 3, "auto") == 4  # a tenth of each worker's room is kept free
+    assert scale.workers_for(room * 3, "3") == 3
+    with pytest.raises(SystemExit, match="use --workers 4 or more"):
+        scale.workers_for(room * 3 + 1, "3")
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):
