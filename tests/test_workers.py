@@ -189,7 +189,8 @@ def test_the_scale_tool_starts_workers_enough_for_the_fd_budget_and_refuses_too_
     import scale
 
     room = peer_room("tcp")
-    assert scale.workers_for(room * 3, "auto") == 4  # a tenth of each worker's room is kept free
+    assert scale.workers_for(room * 3, "auto") == max(4, os.cpu_count())  # a tenth of each one's room kept free
+    assert scale.workers_for(10, "auto") == os.cpu_count()
     assert scale.workers_for(room * 3, "3") == 3
     with pytest.raises(SystemExit, match="use --workers 4 or more"):
         scale.workers_for(room * 3 + 1, "3")

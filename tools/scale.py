@@ -6,8 +6,8 @@
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
 
 A tcp peer holds 4 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for about
-4,800 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and a count too
-small is refused before anything starts. Each worker listens on a loopback address of its own.
+4,800 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
+per core; a count too small is refused before anything starts. Each worker listens on a loopback address of its own.
 
 It prints, as it goes, each phase (create by chunks of --chunk peers, a sampled status, one refresh of every peer,
 a sampled status again) with its wall seconds, the CPU seconds of every process together and how many of the
@@ -49,10 +49,10 @@ def say(text: str) -> None:
 
 def workers_for(n: int, requested: str) -> int:
     """How many workers to start for ``n`` peers: ``requested`` (a number, checked against the fd room of a fresh
-    process, which the workers inherit) or ``auto``."""
+    process, which the workers inherit) or ``auto``: enough for the fd budget, and at least one per core."""
     room = peer_room("tcp")
     if requested == "auto":
-        return max(1, math.ceil(n / (room * (1 - SPARE))))
+        return max(os.cpu_count() or 1, math.ceil(n / (room * (1 - SPARE))))
     count = int(requested)
     if count < 1 or math.ceil(n / count) > room:
         raise SystemExit(f"scale.py: {count} workers cannot hold {n} tcp peers: a worker has room for {room} "
@@ -137,7 +137,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20000)
     parser.add_argument("--workers", default="auto", help="how many worker processes (default auto: enough for N "
-                                                           "within each worker's fd limit, with a tenth to spare)")
+                                                           "within each worker's fd limit, with a tenth to spare, "
+                                                           "and at least one per core)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sample", type=int, default=200, help="sources and targets of the sampled status")
     parser.add_argument("--chunk", type=int, default=1000, help="report progress every CHUNK peers created")
