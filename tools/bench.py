@@ -49,7 +49,7 @@ MODES = {
              "sampled": {"inproc": 1000, "tcp": 300}, "traced": {"inproc": 300, "tcp": 300}},
     "quick": {"sizes": [16, 128, 1000], "inproc": [1000], "tcp": [300], "joins": 1000, "round_trips": 10000,
               "rounds": 2, "repeats": 3,
-              "sampled": {"inproc": 1000, "tcp": 300}, "traced": {"inproc": 300, "tcp": 300}},
+              "sampled": {"inproc": 1000, "tcp": 300}, "traced": {"inproc": 300, "tcp": 100}},
     "smoke": {"sizes": [16], "inproc": [16], "tcp": [16], "joins": 16, "round_trips": 500, "rounds": 1,
               "repeats": 1, "sampled": {"inproc": 64, "tcp": 16}, "traced": {"inproc": 16, "tcp": 16}},
 }
@@ -186,7 +186,10 @@ def main(argv=None) -> int:
         return 0
     if args.from_json:
         with open(args.from_json, encoding="utf-8") as stored:
-            write(args.output, json.load(stored))
+            figures = json.load(stored)
+        if "builds" not in figures and "sampled" not in figures:
+            parser.error(f"{args.from_json} was written by an older version of this tool: measure again")
+        write(args.output, figures)
         return 0
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.profile:
