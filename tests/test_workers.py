@@ -17,6 +17,7 @@ from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
 from p2pzmq.errors import TransportError, UsageError
+from p2pzmq.hosting import peer_room
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -197,6 +198,28 @@ def test_the_scale_tool_runs_quick(tmp_path, protocol):
         assert figures["lookups_after_create"]["lookups"] > 60 * 10
     else:
         assert "lookups_after_create" not in figures
+    phases = {phase["phase"]: phase for phase in figures["phases"]}
+    lookups = ["sampled lookups after create", "sampled lookups after refresh"] if protocol == "kademlia" else []
+    assert list(phases) == ["create", "sampled status after create", *lookups[:1], "refresh once",
+                            "sampled status after refresh", *lookups[1:]]
+    assert all(phases[name]["cpu_s"] > 0 and phases[name]["cores"] > 0 for name in ("create", "refresh once"))
+    assert [p["peers"] for p in figures["processes_after_create"]] == [0, 30, 30]
+    assert all(p["rss_mb"] > 0 for p in figures["processes_at_start"] + figures["processes_after_create"])
+    assert [goal["met"] for goal in figures["goals"]] == [None, None, None]  # the goals are for 20,000 peers
+    assert "| phase | wall s | CPU s (all processes) | cores used |" in done.stdout
+    assert "| goal | this run | verdict |" in done.stdout
+
+
+def test_the_scale_tool_starts_workers_enough_for_the_fd_budget_and_refuses_too_few():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import scale
+
+    room = peer_room("tcp")
+    assert scale.workers_for(room * 3, "auto") == max(4, os.cpu_count())  # a tenth of each one's room kept free
+    assert scale.workers_for(10, "auto") == os.cpu_count()
+    assert scale.workers_for(room * 3, "3") == 3
+    with pytest.raises(SystemExit, match="use --workers 4 or more"):
+        scale.workers_for(room * 3 + 1, "3")
 
 
 def test_a_command_in_flight_when_a_worker_dies_still_ends(over_two_workers):

@@ -1,22 +1,30 @@
-"""Build a large network over worker processes, refresh it once, and measure it (the 20,000-peer scale run).
+"""Build a large network over worker processes, refresh it once, and measure it (the 20,000- and 50,000-peer runs).
 
-    python tools/scale.py -n 20000 --workers 6 --window 32 --sequential 2000 [--json out.json]
+    python tools/scale.py -n 20000 --window 32 --sequential 2000 --json scale-20000.json
+    python tools/scale.py -n 50000 --window 32 --sequential 2000 --json scale-50000.json   # 11 workers or more
     python tools/scale.py -n 2000 --workers 4      # one join at a time: the network equals the oracle's
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
     python tools/scale.py -n 10000 --workers 3 --protocol kademlia --lookup-sample 20
 
-A tcp peer costs about 4.2 fds and a process may hold 20,000, so 20,000 peers need at least 5 workers (6 leave
-headroom). It prints, as it goes, the time of each phase, then one line per process (the supervisor and each
-worker): peers, peak and current resident memory, open fds, CPU seconds; and how many cores the run used. Status at
-this size is sampled: greedy routes between --sample random sources and --sample random targets
-(Network.route_sample) instead of all N² routes. With ``--protocol kademlia`` it also runs a sampled net_status
-(``--lookup-sample`` targets per peer) for its iterative lookups, computed on every peer's fetched table.
+A tcp peer holds 4 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for about
+4,800 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
+per core; a count too small is refused before anything starts. Each worker listens on a loopback address of its own.
+
+It prints, as it goes, each phase (create by chunks of --chunk peers, a sampled status, one refresh of every peer, a
+sampled status again) with its wall seconds, the CPU seconds of every process together and how many of the machine's
+cores that is (CPU seconds / wall); then each process's peers, resident memory (after create, peak) and open fds; then
+the goals for 20,000 peers with their verdicts, and the same as Markdown tables. Status at this size is sampled:
+greedy routes between --sample random sources and --sample random targets (Network.route_sample) instead of all N²
+routes. With ``--protocol kademlia`` it also runs a sampled net_status (``--lookup-sample`` targets per peer) for its
+iterative lookups, computed on every peer's fetched table.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import resource
 import sys
 import time
 
@@ -24,13 +32,62 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq import worker  # noqa: E402
 from p2pzmq.config import PROTOCOLS, Config  # noqa: E402
+from p2pzmq.hosting import peer_room  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20
+#: ``--workers auto`` leaves this share of each worker's fd room free (live connections take fds too).
+SPARE = 0.1
+#: The goals of a build over workers, for GOAL_N peers: (what, phase figure, at most).
+GOAL_N = 20000
+GOALS = (("built", "create_seconds", 240.0), ("built, refreshed once and sampled", "total_work_seconds", 480.0))
+GOAL_CORES = 1.7
+NOT_APPLICABLE = f"applies at {GOAL_N:,} peers or more"
 
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def workers_for(n: int, requested: str) -> int:
+    """How many workers to start for ``n`` peers: ``requested`` (a number, checked against the fd room of a fresh
+    process, which the workers inherit) or ``auto``: enough for the fd budget, and at least one per core."""
+    room = peer_room("tcp")
+    if requested == "auto":
+        return max(os.cpu_count() or 1, math.ceil(n / (room * (1 - SPARE))))
+    count = int(requested)
+    if count < 1 or math.ceil(n / count) > room:
+        raise SystemExit(f"scale.py: {count} workers cannot hold {n} tcp peers: a worker has room for {room} "
+                         f"within its {resource.getrlimit(resource.RLIMIT_NOFILE)[0]} fds; use --workers "
+                         f"{math.ceil(n / room)} or more (or auto)")
+    return count
+
+
+class Meter:
+    """CPU seconds of the supervisor and every worker together, against wall time: how many cores a phase used."""
+
+    def __init__(self, net: Network) -> None:
+        self._net = net
+        self.phases: list[dict] = []
+        self._start = self._reading()
+
+    def _reading(self) -> tuple[float, float]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        workers = sum(member.get("cpu_seconds", 0.0) for member in self._net.stats().get("workers", []))
+        return time.perf_counter(), usage.ru_utime + usage.ru_stime + workers
+
+    def elapsed(self) -> float:
+        """Wall seconds since the current phase began."""
+        return time.perf_counter() - self._start[0]
+
+    def lap(self, name: str) -> dict:
+        """Close the phase ``name`` (since the previous lap) and return its figures."""
+        (wall0, cpu0), (wall1, cpu1) = self._start, self._reading()
+        self._start = (wall1, cpu1)
+        phase = {"phase": name, "wall_s": round(wall1 - wall0, 2), "cpu_s": round(cpu1 - cpu0, 2),
+                 "cores": round((cpu1 - cpu0) / max(wall1 - wall0, 1e-9), 2)}
+        self.phases.append(phase)
+        return phase
 
 
 def _process_row(role: str, pid: int, stats: dict) -> dict:
@@ -40,20 +97,60 @@ def _process_row(role: str, pid: int, stats: dict) -> dict:
             "fds": stats["fds"], "cpu_seconds": stats["cpu_seconds"], "timeouts": stats["timeouts"]}
 
 
-def lookups(net: Network, args, figures: dict, when: str) -> None:
+def lookups(net: Network, args, figures: dict, meter: "Meter", when: str) -> None:
     """Under kademlia: the iterative lookups of a net_status sampling ``--lookup-sample`` targets per peer."""
     if args.protocol != "kademlia":
         return
-    started = time.perf_counter()
     figures[f"lookups_{when}"] = net.net_status(sample=min(args.lookup_sample, len(net.peers)))["lookups"]
-    figures[f"lookups_{when}"]["seconds"] = round(time.perf_counter() - started, 1)
-    say(f"sampled lookups {when.replace('_', ' ')}: {json.dumps(figures[f'lookups_{when}'])}")
+    phase = meter.lap(f"sampled lookups {when.replace('_', ' ')}")
+    figures[f"lookups_{when}"]["seconds"] = phase["wall_s"]
+    say(f"sampled lookups {when.replace('_', ' ')} ({phase['wall_s']} s): {json.dumps(figures[f'lookups_{when}'])}")
+
+
+def processes(net: Network) -> list[dict]:
+    stats = net.stats()
+    return ([_process_row("supervisor", os.getpid(), stats)]
+            + [_process_row("worker", member["pid"], member) for member in stats["workers"]])
+
+
+def goals(figures: dict) -> list[dict]:
+    """The goals of a 20,000-peer build with this run's figures; verdicts only for a run of that size or more."""
+    applies = figures["n"] >= GOAL_N
+    found = [{"goal": f"{GOAL_N:,} peers {what} in at most {limit:.0f} s", "value": f"{figures[key]:.0f} s",
+              "met": figures[key] <= limit if applies else None} for what, key, limit in GOALS]
+    create = next(phase for phase in figures["phases"] if phase["phase"] == "create")
+    found.append({"goal": f"at least {GOAL_CORES} cores busy while building", "value": f"{create['cores']:.2f}",
+                  "met": create["cores"] >= GOAL_CORES if applies else None})
+    return found
+
+
+def markdown(figures: dict) -> list[str]:
+    """The run as Markdown tables, for BENCHMARKS.md's Multi-process section."""
+    lines = [f"`{figures['command']}` ({figures['date']}, load average {figures['load_average']})", "",
+             "| phase | wall s | CPU s (all processes) | cores used |", "|---|---|---|---|"]
+    lines += [f"| {p['phase']} | {p['wall_s']:,.1f} | {p['cpu_s']:,.1f} | {p['cores']:.2f} |"
+              for p in figures["phases"]]
+    lines += ["", "| process | peers | RSS MB: empty / after create / peak | KB per peer (create) "
+                  "| fds after create / at the end | CPU s |", "|---|---|---|---|---|---|"]
+    for empty, created, end in zip(figures["processes_at_start"], figures["processes_after_create"],
+                                   figures["processes"]):
+        per_peer = f"{(created['rss_mb'] - empty['rss_mb']) * 1024 / end['peers']:.0f}" if end["peers"] else ""
+        lines.append(f"| {end['role']} {end['pid']} | {end['peers']:,} "
+                     f"| {empty['rss_mb']:,.0f} / {created['rss_mb']:,.0f} / {end['peak_rss_mb']:,.0f} | {per_peer} "
+                     f"| {created['fds']:,} / {end['fds']:,} | {end['cpu_seconds']:,.0f} |")
+    lines += ["", "| goal | this run | verdict |", "|---|---|---|"]
+    lines += [f"| {goal['goal']} | {goal['value']} | "
+              f"{NOT_APPLICABLE if goal['met'] is None else 'met' if goal['met'] else '**not met**'} |"
+              for goal in figures["goals"]]
+    return lines
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=20000)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", default="auto", help="how many worker processes (default auto: enough for N "
+                                                           "within each worker's fd limit, with a tenth to spare, "
+                                                           "and at least one per core)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sample", type=int, default=200, help="sources and targets of the sampled status")
     parser.add_argument("--chunk", type=int, default=1000, help="report progress every CHUNK peers created")
@@ -70,50 +167,60 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="60 peers over 2 workers (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, 2, 20, 30, 30, 6
+        args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, "2", 20, 30, 30, 6
+    workers = workers_for(args.n, args.workers)
     config = Config(seed=args.seed, transport="tcp", protocol=args.protocol)
-    figures = {"n": args.n, "workers": args.workers, "seed": args.seed, "protocol": args.protocol}
+    figures = {"n": args.n, "workers": workers, "seed": args.seed, "window": args.window, "protocol": args.protocol,
+               "command": " ".join(["python tools/scale.py", *(argv if argv is not None else sys.argv[1:])]),
+               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": ", ".join(f"{x:.1f}" for x in os.getloadavg())}
     started = time.perf_counter()
     # Each worker gets its own loopback address, as with serve --workers: 20,000 tcp peers on 127.0.0.1 run out of
     # ephemeral ports (32768-60999 here) at about 12,000.
-    launched = worker.launch(worker.local_hosts("127.0.0.1", args.workers), config)
+    launched = worker.launch(worker.local_hosts("127.0.0.1", workers), config)
     try:
         with Network(config) as net:
             for endpoint in launched.endpoints:
                 net.attach(endpoint)
-            say(f"{args.workers} workers attached in {time.perf_counter() - started:.1f} s; creating {args.n} peers")
-            created = time.perf_counter()
+            figures["processes_at_start"] = processes(net)
+            meter = Meter(net)
+            say(f"{workers} workers attached in {time.perf_counter() - started:.1f} s; creating {args.n} peers")
             while len(net.peers) < args.n:
                 count = min(args.chunk, args.n - len(net.peers))
                 if len(net.peers) < args.sequential:
                     count = min(count, args.sequential - len(net.peers))
+                chunk = time.perf_counter()
                 net.create(count, concurrency=args.window if len(net.peers) >= args.sequential else 1)
-                elapsed = time.perf_counter() - created
-                say(f"{len(net.peers)} peers in {elapsed:.0f} s ({len(net.peers) / elapsed:.1f} joins/s)")
-            figures["create_seconds"] = round(time.perf_counter() - created, 1)
+                elapsed = meter.elapsed()
+                say(f"{len(net.peers)} peers in {elapsed:.0f} s ({len(net.peers) / elapsed:.1f} joins/s; the last "
+                    f"{count} at {count / (time.perf_counter() - chunk):.1f} joins/s)")
+            phase = meter.lap("create")
+            figures["create_seconds"] = phase["wall_s"]
+            figures["processes_after_create"] = processes(net)
+            say(f"created in {phase['wall_s']} s, {phase['cpu_s']} CPU s, {phase['cores']} cores")
             figures["status_after_create"] = net.route_sample(args.sample, args.seed)
-            say(f"sampled status after create: {json.dumps(figures['status_after_create'])}")
-            lookups(net, args, figures, "after_create")
-            refreshed = time.perf_counter()
+            phase = meter.lap("sampled status after create")
+            say(f"sampled status after create ({phase['wall_s']} s): {json.dumps(figures['status_after_create'])}")
+            lookups(net, args, figures, meter, "after_create")
             net.refresh_peers(concurrency=args.window)
-            figures["refresh_seconds"] = round(time.perf_counter() - refreshed, 1)
-            say(f"refreshed every peer once in {figures['refresh_seconds']} s")
-            sampled = time.perf_counter()
+            phase = meter.lap("refresh once")
+            figures["refresh_seconds"] = phase["wall_s"]
+            say(f"refreshed every peer once in {phase['wall_s']} s, {phase['cpu_s']} CPU s, {phase['cores']} cores")
             figures["status_after_refresh"] = net.route_sample(args.sample, args.seed)
-            figures["status_seconds"] = round(time.perf_counter() - sampled, 1)
-            say(f"sampled status after refresh ({figures['status_seconds']} s): "
+            phase = meter.lap("sampled status after refresh")
+            figures["status_seconds"] = phase["wall_s"]
+            say(f"sampled status after refresh ({phase['wall_s']} s): "
                 f"{json.dumps(figures['status_after_refresh'])}")
-            lookups(net, args, figures, "after_refresh")
-            stats = net.stats()
+            lookups(net, args, figures, meter, "after_refresh")
+            figures["phases"] = meter.phases
+            figures["total_work_seconds"] = round(figures["create_seconds"] + figures["refresh_seconds"]
+                                                  + figures["status_seconds"], 1)
+            figures["processes"] = processes(net)
+            figures["requests"] = sum(member["requests"] for member in net.stats()["workers"])
+            figures["timeouts"] = sum(process["timeouts"] for process in figures["processes"])
             wall = time.perf_counter() - started
-            processes = [_process_row("supervisor", os.getpid(), stats)]
-            processes += [_process_row("worker", member["pid"], member) for member in stats["workers"]]
-            figures["processes"] = processes
-            figures["requests"] = sum(member["requests"] for member in stats["workers"])
-            figures["timeouts"] = sum(member["timeouts"] for member in stats["workers"])
             # CPU seconds of every process over the wall time so far: how many of the machine's cores the run used
-            figures["cores_used"] = round(sum(process["cpu_seconds"] for process in processes) / wall, 2)
-            for process in processes:
+            figures["cores_used"] = round(sum(process["cpu_seconds"] for process in figures["processes"]) / wall, 2)
+            for process in figures["processes"]:
                 say(f"{process['role']} pid {process['pid']}: {process['peers']} peers, "
                     f"peak {process['peak_rss_mb']:.0f} MB, now {process['rss_mb']:.0f} MB, {process['fds']} fds, "
                     f"{process['cpu_seconds']:.0f} CPU s")
@@ -127,7 +234,9 @@ def main(argv=None) -> int:
     figures["worker_exit_codes"] = [process.returncode for process in launched.processes]
     say(f"die: every worker ended within {figures['stop_seconds']} s, exit codes {figures['worker_exit_codes']}")
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    figures["goals"] = goals(figures)
     say(f"done in {figures['total_seconds']} s")
+    print("\n".join(markdown(figures)))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(figures, out, indent=2)
