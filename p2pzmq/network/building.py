@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import random
-import time
 from typing import Callable
 
 import gevent
@@ -19,6 +18,7 @@ from ..errors import UsageError
 from ..ids import new_id
 from .channel import CommandChannel
 from .members import Members
+from .tracking import Timings
 from .workforce import Workforce
 
 #: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
@@ -27,7 +27,7 @@ SPAWN_BATCH = 64
 
 class Builder:
     def __init__(self, config: Config, rng: random.Random, members: Members, channel: CommandChannel,
-                 workforce: Workforce, report: Callable[[str, int, int], None], seconds: dict) -> None:
+                 workforce: Workforce, report: Callable[[str, int, int], None], seconds: Timings) -> None:
         self.config = config
         self._rng = rng
         self._members = members
@@ -54,8 +54,7 @@ class Builder:
             if share > host.room():
                 raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
                                  f"limit, not {share}; add workers")
-        with self._channel.exclusive():
-            started = time.perf_counter()
+        with self._channel.exclusive(), self._seconds.measure("create"):
             batches = self._draw(n, concurrency)
             plan = [item for batch in batches for item in batch]
             spawned: collections.deque = collections.deque()
@@ -77,8 +76,6 @@ class Builder:
             except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
                 self._stop_unlisted(spawned)
                 raise
-            finally:
-                self._seconds["create"] += time.perf_counter() - started
         return {"n": len(self._members), "created": n}
 
     def _draw(self, n: int, concurrency: int) -> list[list[tuple[int, int | None]]]:
@@ -115,8 +112,7 @@ class Builder:
         ``concurrency`` (default: ``join_concurrency``) J > 1, J at a time (faster over workers; the tables then
         depend on how the walks interleave)."""
         concurrency = concurrency_of(concurrency, self.config)
-        with self._channel.exclusive():
-            started = time.perf_counter()
+        with self._channel.exclusive(), self._seconds.measure("refresh"):
             listed = list(self._members.listed)
             refreshed = 0
             for start in range(0, len(listed), concurrency):
@@ -125,7 +121,6 @@ class Builder:
                                             window=concurrency)
                 refreshed += sum(result.replied for result in results)
                 self._report("refresh", start + len(batch), len(listed))  # a safe point: every walk is over
-            self._seconds["refresh"] += time.perf_counter() - started
         return {"refreshed": refreshed}
 
     def kill(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import random
-import time
 from typing import Callable
 
 from .. import discovery, protocols, status
@@ -20,6 +19,7 @@ from ..table import Contact, Table
 from . import lookups
 from .channel import CommandChannel
 from .members import Members, parse_peer_id
+from .tracking import Timings
 
 #: How net_status may drive its routes (see :meth:`Router.net_status`).
 ROUTINGS = ("auto", "messages", "local")
@@ -27,7 +27,7 @@ ROUTINGS = ("auto", "messages", "local")
 
 class Router:
     def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
-                 status_rng: random.Random, report: Callable[[str, int, int], None], seconds: dict) -> None:
+                 status_rng: random.Random, report: Callable[[str, int, int], None], seconds: Timings) -> None:
         self.config = config
         self._members = members
         self._channel = channel
@@ -57,8 +57,7 @@ class Router:
                              f"peers), not {sample!r}")
         if routing not in ROUTINGS:
             raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
-        with self._channel.exclusive():
-            started = time.perf_counter()
+        with self._channel.exclusive(), self._seconds.measure("net_status"):
             listed = list(self._members.listed)
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed])
             alive = [(index, peer, result.reply) for index, (peer, result) in enumerate(zip(listed, results), 1)
@@ -90,7 +89,6 @@ class Router:
                                                    [reply.table for _, _, reply in alive], targets, sample,
                                                    self._report)
             self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
-            self._seconds["net_status"] += time.perf_counter() - started
         return result
 
     def route_sample(self, size: int, seed: int = 0) -> dict:
@@ -98,8 +96,7 @@ class Router:
         same hop summary as :meth:`net_status` at a cost of size² routes instead of N² (for very large networks)."""
         if type(size) is not int or size < 1:
             raise UsageError(f"the sample size must be a positive integer, not {size!r}")
-        with self._channel.exclusive():
-            started = time.perf_counter()
+        with self._channel.exclusive(), self._seconds.measure("net_status"):
             picker = random.Random(seed)
             listed = self._members.listed
             sources = picker.sample(listed, min(size, len(listed)))
@@ -107,7 +104,6 @@ class Router:
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in sources], strict=True)
             sizes = [len(result.reply.table) if result.replied else 0 for result in results]
             _, hops, _ = self._route_pairs([peer.contact for peer in sources], [targets] * len(sources))
-            self._seconds["net_status"] += time.perf_counter() - started
         return {"n": len(listed), "sources": len(sources), "targets": len(targets),
                 "mean_tree_size": round(sum(sizes) / len(sizes), 3),
                 "hops": status.hop_summary(hops, len(sources) * len(targets))}

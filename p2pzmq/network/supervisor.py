@@ -31,7 +31,7 @@ from .exports import Exporter
 from .members import Members
 from .offload import Offloader
 from .routing import Router
-from .tracking import Tracker
+from .tracking import Timings, Tracker
 from .workforce import Workforce
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Network:
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)
-        self.seconds: dict[str, float] = {"create": 0.0, "refresh": 0.0, "net_status": 0.0}
+        self.seconds = Timings(create=0.0, refresh=0.0, net_status=0.0)
         #: Background greenlets of the network that died of an error (heartbeat watch): what, and why.
         self.failures: list[dict] = []
         self.closed = False

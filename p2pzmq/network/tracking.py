@@ -108,3 +108,17 @@ class Tracker:
         if not self._running:
             raise UsageError(f"no long operation is running (those that report progress: {', '.join(CANCELLABLE)})")
         return min(self._running.values(), key=lambda operation: operation.started)
+
+
+class Timings(dict):
+    """Seconds spent in each phase (create, refresh, net_status), summed over the network's life: ``stats``'
+    ``seconds``."""
+
+    @contextlib.contextmanager
+    def measure(self, phase: str) -> Iterator[None]:
+        """Add the time the body takes to ``phase``, whether it ends well or not."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[phase] += time.perf_counter() - started
