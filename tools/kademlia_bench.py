@@ -97,7 +97,11 @@ def main(argv=None) -> int:
     for n in args.n:
         for protocol in protocols:
             child = subprocess.run([sys.executable, __file__, "--one", protocol, str(n), "--seed", str(args.seed),
-                                    "--kill", str(args.kill)], capture_output=True, text=True, check=True)
+                                    "--kill", str(args.kill)], stdout=subprocess.PIPE, text=True)
+            if child.returncode:  # its error is on stderr, which this process shares
+                print(f"kademlia_bench.py: the run of {protocol} with {n} peers failed (exit {child.returncode})",
+                      file=sys.stderr)
+                return 1
             results.append(json.loads(child.stdout))
             print(row(results[-1]), flush=True)
     if args.json:
