@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing with cosmic-ray (docs/MUTATION.md): every module listed under [mutation] in setup.cfg is mutated
-# one change at a time, and the tests listed there (the module's own test file first, then in the listed order,
-# stopping at the first failure) run against each mutant. Needs `pip install -e '.[mutation]'`.
+# one change at a time, and the tests listed there (the module's own list `tests.<module>` if it has one, else
+# `tests`; the module's own test file first, then in the listed order, stopping at the first failure) run against
+# each mutant. Needs `pip install -e '.[mutation]'`.
 #
 #   tools/mutation.sh [-j JOBS] [-o DIR] [MODULE ...]    # default: setup.cfg's modules, 1 job, DIR=mutation
 #
@@ -23,14 +24,13 @@ while getopts "j:o:" option; do
 done
 shift $((OPTIND - 1))
 
-setting() {  # one [mutation] setting of setup.cfg, as space-separated words
+setting() {  # the first of the named [mutation] settings of setup.cfg that is set, as space-separated words
     python3 -c 'import configparser, sys
-cfg = configparser.ConfigParser(); cfg.read(sys.argv[1]); print(" ".join(cfg["mutation"][sys.argv[2]].split()))' \
-        "$root/setup.cfg" "$1"
+cfg = configparser.ConfigParser(); cfg.read(sys.argv[1]); section = cfg["mutation"]
+print(" ".join(next(section[key] for key in sys.argv[2:] if key in section).split()))' "$root/setup.cfg" "$@"
 }
 modules=("$@")
 [ ${#modules[@]} -gt 0 ] || read -r -a modules <<< "$(setting modules)"
-tests="$(setting tests)"
 timeout="$(setting timeout)"
 mkdir -p "$out"
 scratch="$(mktemp -d)"
@@ -41,7 +41,8 @@ mutate() {  # one module, in its own copy of the tree
     name="$(basename "$module" .py)"
     copy="$scratch/$name"
     local ordered="" test
-    for test in $tests; do  # the module's own test file first: most of its mutants die there, quickly
+    # the module's own test file first: most of its mutants die there, quickly
+    for test in $(setting "tests.$name" tests); do
         if [ "$test" = "tests/test_$name.py" ]; then ordered="$test $ordered"; else ordered="$ordered $test"; fi
     done
     mkdir -p "$copy"
@@ -80,7 +81,9 @@ print(sys.argv[1], " ".join(f"{key} {counts[key]}" for key in
     done
 }
 
-# The tests must pass before any mutant means anything.
+# The tests must pass before any mutant means anything: every list of the modules to mutate, each test file once.
+tests="$(for module in "${modules[@]}"; do setting "tests.$(basename "$module" .py)" tests; done | tr ' ' '\n' \
+         | awk '!seen[$0]++' | tr '\n' ' ')"
 (cd "$root" && python -m pytest -q $tests > "$out/baseline.log" 2>&1) \
     || { echo "the tests fail unmutated: see $out/baseline.log" >&2; exit 1; }
 running=0
