@@ -8,6 +8,7 @@ import pytest
 
 from p2pzmq import messages as m
 from p2pzmq import wire
+from p2pzmq.config import Config
 from p2pzmq.errors import ProtocolError
 from p2pzmq.table import CAPACITY, Contact
 
@@ -97,6 +98,17 @@ def test_every_truncation_and_any_trailing_byte_is_refused(msg):
         assert refused.value.reason == "trailing"
 
 
+def test_a_known_contact_is_recognised_only_at_its_own_offset():
+    """A decoder that knows a contact's bytes takes them for it only where a contact starts: the same bytes one
+    byte further on are part of another (here, a contact whose lengths run past the end)."""
+    codec = m.Codec()
+    known = m.encode(m.ClosestReply(1, 1, A))[0]
+    codec.decode([known])
+    with pytest.raises(ProtocolError) as refused:
+        codec.decode([known[:13] + b"\x00" + known[13:]])
+    assert refused.value.reason == "truncated"
+
+
 def _head(kind: int) -> bytes:
     return struct.pack(">BQI", kind, 1, 0)
 
@@ -127,6 +139,8 @@ BAD = {
     "targets past the end": ([_head(4) + struct.pack(">I", 2) + bytes(20)], "truncated"),
     "pick outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 1)],
                                   "bad_field"),
+    "pick well outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 2)],
+                                       "bad_field"),
     "pick outside an empty list": ([_head(9) + struct.pack(">HIB", 0, 1, 0)], "bad_field"),
     "pick above the capacity": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, CAPACITY)],
                                 "bad_field"),
@@ -139,6 +153,11 @@ def test_malformed_raises_protocol_error_with_its_reason(frames, reason):
     with pytest.raises(ProtocolError) as refused:
         m.Codec().decode(frames)
     assert refused.value.reason == reason
+
+
+def test_an_unknown_kind_is_named_in_the_error():
+    with pytest.raises(ProtocolError, match="^unknown message kind 200$"):
+        m.Codec().decode([bytes([200, 0, 7])])
 
 
 def test_oversized_message_is_refused_before_parsing():
@@ -219,13 +238,60 @@ def test_each_contact_is_packed_once(monkeypatch):
     m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [256]),
     m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.Ping(1, None, A),
 ], ids=lambda msg: type(msg).__name__)
-def test_encode_refuses_values_the_wire_cannot_carry(msg):
+def test_encode_and_pack_refuse_values_the_wire_cannot_carry(msg):
     with pytest.raises(ProtocolError):
         m.encode(msg)
+    with pytest.raises(ProtocolError, match=f"^cannot encode {type(msg).__name__}: "):
+        m.pack(type(msg), tuple(msg))
 
 
 def test_encode_refuses_foreign_objects():
     with pytest.raises(ProtocolError):
         m.encode(("get_peers", 1))
+    with pytest.raises(ProtocolError, match="^cannot encode tuple: "):
+        m.pack(tuple, ("get_peers", 1))
     with pytest.raises(ProtocolError):
         m.Codec().encode(A)
+
+
+def test_the_wire_limits_are_part_of_the_protocol():
+    """Another implementation must know them: 1,024 contacts in a NodesReply, 100,000 targets in a FindPeers (and
+    picks in a FoundPeers), 160 entries in a table, 256 characters in an endpoint."""
+    for kind, count_format, limit in ((15, ">H", 1024), (4, ">I", 100_000), (7, ">H", 160)):
+        with pytest.raises(ProtocolError, match=f"^{limit + 1} .* exceed the limit of {limit}$"):
+            m.Codec().decode([_head(kind) + struct.pack(count_format, limit + 1)])
+    with pytest.raises(ProtocolError, match="^100001 picks exceed the limit of 100000$"):
+        m.Codec().decode([_head(9) + struct.pack(">HI", 0, 100_001)])
+    nodes = m.NodesReply(1, 1, _contacts(1024))
+    assert m.Codec(max_bytes=1 << 22).decode(m.encode(nodes)) == nodes
+
+
+def test_an_endpoint_of_256_four_byte_characters_is_accepted():
+    """The bound on an endpoint's bytes only refuses what could not be 256 characters of UTF-8."""
+    widest = Contact(3, "tcp://" + "\U0001f600" * 250, "inproc://" + "\U0001f600" * 247)
+    assert len(widest.server.encode()) == 1006 and m.Codec().decode(m.encode(m.Join(1, 1, widest))).contact == widest
+
+
+def test_the_default_codec_refuses_what_a_socket_would_refuse():
+    """``Codec()`` and ``decode`` take frames up to ``Config.max_message_bytes`` (what the sockets let through) and
+    refuse a larger one as ``too_large`` without parsing it; a frame of exactly the limit is parsed."""
+    limit = Config().max_message_bytes
+    targets = (limit - 17) // 20
+    whole = m.encode(m.FindPeers(1, 1, list(range(targets))))[0]
+    exact = whole + bytes(limit - len(whole))
+    assert len(exact) == limit
+    for decode in (m.Codec().decode, m.decode):
+        with pytest.raises(ProtocolError) as refused:
+            decode([exact])
+        assert refused.value.reason == "trailing"
+        with pytest.raises(ProtocolError) as refused:
+            decode([exact + b"\x00"])
+        assert refused.value.reason == "too_large"
+    assert m.Codec(max_bytes=len(whole)).decode([whole]) == m.FindPeers(1, 1, list(range(targets)))
+
+
+@pytest.mark.parametrize("kinds", [(0, 2), (0, 0), (1, 2)])
+def test_a_schema_whose_kind_numbers_do_not_run_0_1_2_is_refused(monkeypatch, kinds):
+    monkeypatch.setattr(m, "SCHEMA", tuple((kind, cls, fields) for kind, (_, cls, fields, *_) in zip(kinds, m.SCHEMA)))
+    with pytest.raises(TypeError, match="kind numbers must run 0, 1, 2"):
+        m._compile_schema()
