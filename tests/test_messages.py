@@ -93,9 +93,10 @@ def test_every_truncation_and_any_trailing_byte_is_refused(msg):
             with pytest.raises(ProtocolError) as refused:
                 codec.decode([raw[:cut]])
             assert refused.value.reason == "truncated", cut
-        with pytest.raises(ProtocolError) as refused:
-            codec.decode([raw + b"\x00"])
-        assert refused.value.reason == "trailing"
+        for extra in (b"\x00", bytes(3)):
+            with pytest.raises(ProtocolError, match=f"^{len(extra)} bytes after the last field$") as refused:
+                codec.decode([raw + extra])
+            assert refused.value.reason == "trailing"
 
 
 def test_a_known_contact_is_recognised_only_at_its_own_offset():
@@ -215,7 +216,7 @@ def test_the_contact_caches_are_bounded(monkeypatch):
     many = _contacts(10)
     for contact in many:
         assert codec.decode(m.encode(m.Join(1, 1, contact))).contact == contact
-    assert 1 <= len(codec._contacts) <= 3 and len(wire._packed) <= 3
+        assert 1 <= len(codec._contacts) <= 3 and len(wire._packed) <= 3  # never above the bound
     assert codec.decode(m.encode(m.PeersReply(1, 1, many))).table == many
 
 
@@ -264,6 +265,18 @@ def test_the_wire_limits_are_part_of_the_protocol():
         m.Codec().decode([_head(9) + struct.pack(">HI", 0, 100_001)])
     nodes = m.NodesReply(1, 1, _contacts(1024))
     assert m.Codec(max_bytes=1 << 22).decode(m.encode(nodes)) == nodes
+
+
+def test_an_endpoint_longer_than_256_characters_could_be_is_refused_before_it_is_decoded():
+    for length in (1025, 1281):  # 4 bytes a character: no 256-character text is longer than 1,024 bytes
+        with pytest.raises(ProtocolError, match="^an endpoint is at most 256 characters$"):
+            m.Codec().decode([_head(0) + _contact(server=b"tcp://" + b"\xff" * (length - 6))])
+
+
+def test_a_pick_of_160_or_more_is_refused_as_no_index_into_a_table():
+    for pick in (CAPACITY, 200):
+        with pytest.raises(ProtocolError, match=f"^a pick is an index below {CAPACITY}$"):
+            m.Codec().decode([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, pick)])
 
 
 def test_an_endpoint_of_256_four_byte_characters_is_accepted():
