@@ -3,6 +3,7 @@ every truncation, bit flip or random frame is refused with ProtocolError (never 
 packed once and interned as one object per peer."""
 import random
 import struct
+from typing import NamedTuple
 
 import pytest
 
@@ -93,7 +94,7 @@ def test_every_truncation_and_any_trailing_byte_is_refused(msg):
             with pytest.raises(ProtocolError) as refused:
                 codec.decode([raw[:cut]])
             assert refused.value.reason == "truncated", cut
-        for extra in (b"\x00", bytes(3)):
+        for extra in (b"\x00", bytes(3), raw):  # the message twice: as many bytes after its end as before
             with pytest.raises(ProtocolError, match=f"^{len(extra)} bytes after the last field$") as refused:
                 codec.decode([raw + extra])
             assert refused.value.reason == "trailing"
@@ -308,3 +309,35 @@ def test_a_schema_whose_kind_numbers_do_not_run_0_1_2_is_refused(monkeypatch, ki
     monkeypatch.setattr(m, "SCHEMA", tuple((kind, cls, fields) for kind, (_, cls, fields, *_) in zip(kinds, m.SCHEMA)))
     with pytest.raises(TypeError, match="kind numbers must run 0, 1, 2"):
         m._compile_schema()
+
+
+class _Pair(NamedTuple):
+    first: Contact
+    second: object
+
+
+@pytest.mark.parametrize("second", [wire.CONTACT, wire.ids(3)], ids=["contact", "ids"])
+def test_a_contact_followed_by_another_variable_field_is_parsed_up_to_its_own_end(second):
+    """Only the field that ends the message may be looked up by the message's tail (the known schema has no contact
+    before another variable field, but a kind added to it may)."""
+    encode, decode = wire.compile_kind(42, _Pair, (wire.CONTACT, second))
+    msg = _Pair(A, B if second is wire.CONTACT else [0, 7, TOP])
+    raw = encode(msg)
+    interned = {}
+    for _ in range(2):  # unknown contacts, then the same bytes known
+        assert decode(interned, raw) == msg
+        for extra in (b"\x00", bytes(3)):
+            with pytest.raises(ProtocolError, match=f"^{len(extra)} bytes after the last field$"):
+                decode(interned, raw + extra)
+
+
+@pytest.mark.parametrize("fields", [(wire.REQUEST_ID,), (wire.REQUEST_ID, wire.COOKIE, wire.CONTACT)])
+def test_a_schema_line_with_more_or_fewer_fields_than_its_class_is_refused(fields):
+    with pytest.raises(TypeError, match=f"^_Pair has 2 fields, its schema {len(fields)}$"):
+        wire.compile_kind(42, _Pair, fields)
+
+
+def test_an_endpoint_of_1024_bytes_is_refused_for_what_it_says_not_for_its_length():
+    """1,024 bytes can be 256 characters: they are decoded, and refused as no URL, not as too long."""
+    with pytest.raises(ProtocolError, match="^an endpoint is an inproc:// or tcp:// URL of at most 256 characters$"):
+        m.Codec().decode([_head(0) + _contact(server="\U0001f600".encode() * 256)])
