@@ -2,6 +2,7 @@
 what is offered to the owner, and the counters; and the worker link's codec (p2pzmq/link.py)."""
 import itertools
 import random
+import re
 import time
 
 import gevent
@@ -134,6 +135,16 @@ def test_silence_is_a_timeout_strict_raises_and_the_connection_is_dropped(wire):
     assert counters["timeouts"] == 1 and caller.sock.connections == 0
     assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.05, window=4) == [SILENT]
     assert counters["timeouts"] == 2
+
+
+def test_a_strict_window_that_times_out_says_how_many_requests_got_no_reply(wire):
+    caller, server, _, _ = wire
+    silent = server(lambda route, request: [])
+    request = Request(silent.endpoint, m.Leave, (ME,), m.Done)
+    with pytest.raises(RpcTimeout, match=f"^no reply from {re.escape(silent.endpoint)}$"):
+        caller.call_many([request], 0.05, window=2, strict=True)
+    with pytest.raises(RpcTimeout, match=f"^2 request\\(s\\) to {re.escape(silent.endpoint)} and others got no reply$"):
+        caller.call_many([request, request], 0.05, window=2, strict=True)
 
 
 def test_a_late_reply_is_never_taken_for_the_next_request(wire):
