@@ -4,22 +4,30 @@
 # `tests`; the module's own test file first, then in the listed order, stopping at the first failure) run against
 # each mutant. Needs `pip install -e '.[mutation]'`.
 #
-#   tools/mutation.sh [-j JOBS] [-o DIR] [MODULE ...]    # default: setup.cfg's modules, 1 job, DIR=mutation
+#   tools/mutation.sh [-j JOBS] [-o DIR] [-r] [MODULE ...]    # default: setup.cfg's modules, 1 job, DIR=mutation
+#
+# -r resumes the sessions already in DIR instead of starting afresh: their surviving mutants are run again against
+# the tests as they are now (tools/mutation_retest.py: the tests written for them need not wait for a whole new run),
+# then the mutants never run (a run that was stopped) are run.
 #
 # cosmic-ray edits the files it mutates in place, so each module is tested in its own copy of the working tree (in a
 # temporary directory): the tree itself is never touched, even if a run is killed. JOBS modules run at once. DIR gets
 # one cosmic-ray session per module (<module>.sqlite, readable with cr-report), summary.txt (mutants generated,
 # skipped as equivalent by tools/mutation_filter.py, killed, survived, incompetent) and survivors.txt (each
-# surviving mutant's diff).
+# surviving mutant's diff). With p2pzmq/wire.py, the hand-made mutants of the code templates it compiles (cosmic-ray
+# does not mutate text inside strings) run after the sessions: tools/mutation_templates.py, outcomes in
+# templates.txt, counts in summary.txt.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 jobs=1
 out="$root/mutation"
-while getopts "j:o:" option; do
+resume=false
+while getopts "j:o:r" option; do
     case "$option" in
         j) jobs="$OPTARG" ;;
         o) out="$(realpath -m "$OPTARG")" ;;
-        *) sed -n '2,10p' "$0"; exit 2 ;;
+        r) resume=true ;;
+        *) sed -n '2,14p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -46,6 +54,7 @@ mutate() {  # one module, in its own copy of the tree
         if [ "$test" = "tests/test_$name.py" ]; then ordered="$test $ordered"; else ordered="$ordered $test"; fi
     done
     mkdir -p "$copy"
+    $resume || : > "$out/$name.log"
     tar -C "$root" --exclude=.venv --exclude=.git --exclude=mutation -cf - . | tar -C "$copy" -xf -
     cat > "$copy/mutation.toml" <<EOF
 [cosmic-ray]
@@ -60,11 +69,15 @@ EOF
     (
         cd "$copy"
         export PYTHONPATH="$copy"  # the copy's package, not the one installed from the tree
-        rm -f "$out/$name.sqlite"
-        cosmic-ray init mutation.toml "$out/$name.sqlite"
-        python "$root/tools/mutation_filter.py" "$out/$name.sqlite"  # annotations: equivalent, never run
+        if $resume; then
+            python "$root/tools/mutation_retest.py" "$out/$name.sqlite" "$timeout" "python -m pytest -x -q $ordered"
+        else
+            rm -f "$out/$name.sqlite"
+            cosmic-ray init mutation.toml "$out/$name.sqlite"
+            python "$root/tools/mutation_filter.py" "$out/$name.sqlite"  # annotations: equivalent, never run
+        fi
         cosmic-ray --verbosity ERROR exec mutation.toml "$out/$name.sqlite"
-    ) > "$out/$name.log" 2>&1 || echo "$module: cosmic-ray stopped early, see $out/$name.log" >&2
+    ) >> "$out/$name.log" 2>&1 || echo "$module: cosmic-ray stopped early, see $out/$name.log" >&2
 }
 
 summarize() {  # generated / killed / survived / incompetent / pending, per session
@@ -103,5 +116,12 @@ done
 for session in "${sessions[@]}"; do
     cr-report --show-diff --surviving-only "$session"
 done > "$out/survivors.txt"
-summarize "${sessions[@]}" | tee "$out/summary.txt"
+summarize "${sessions[@]}" > "$out/summary.txt"
+if printf '%s\n' "${modules[@]}" | grep -qx 'p2pzmq/wire.py'; then
+    python "$root/tools/mutation_templates.py" $(setting tests.wire tests) > "$out/templates.txt" \
+        || echo "the template mutants stopped early, see $out/templates.txt" >&2
+    grep '^survived' "$out/templates.txt" >> "$out/survivors.txt" || true
+    tail -n 1 "$out/templates.txt" >> "$out/summary.txt"
+fi
+cat "$out/summary.txt"
 echo "survivors with their diffs: $out/survivors.txt"
