@@ -119,10 +119,11 @@ def test_commands_that_arrive_while_waiting_go_to_the_owner(wire):
     assert offered == [m.Refresh(9, 9)] and counters["dropped"] == 0
 
 
-def test_malformed_frames_are_dropped_with_the_codecs_reason(wire):
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_malformed_frames_are_dropped_with_the_codecs_reason(wire, how):
     caller, server, counters, _ = wire
     peer = server(lambda route, request: [[b"\x00garbage"], m.encode(m.Done(request.req_id, request.cookie))])
-    caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0)
+    assert ask(caller, how, peer.endpoint).req_id == 1
     assert counters["dropped.client"] == 1 and counters["dropped"] == 1
     assert sum(value for key, value in counters.items() if key.startswith("dropped_reason.")) == 1
 
@@ -190,6 +191,16 @@ def test_results_come_back_in_request_order_with_their_replies(wire):
                                 for index, peer in enumerate(peers)], 2.0, window=3)
     assert [result.outcome for result in results] == [Outcome.REPLIED] * 4
     assert [result.reply.cookie for result in results] == [peer.seen[0].cookie for peer in peers]
+
+
+def test_call_many_takes_the_requests_and_timeout_by_name_too_and_the_window_only_by_name(wire):
+    """A timeout and a window are both numbers: the window is named at every call, so the two cannot be swapped."""
+    caller, server, _, _ = wire
+    request = Request(server(echo_done).endpoint, m.Leave, (ME,), m.Done)
+    (result,) = caller.call_many(requests=[request], timeout=2.0, window=1)
+    assert result.replied
+    with pytest.raises(TypeError):
+        caller.call_many([request], 2.0, 1)
 
 
 def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
@@ -357,29 +368,32 @@ def test_link_messages_round_trip_and_bad_ones_raise_protocol_errors():
             link.unpack_contact(bad)
 
 
+@pytest.mark.parametrize("junk", ["unmatched", "malformed"])
 @pytest.mark.parametrize("how", ["call", "call_many"])
-def test_a_flood_of_messages_that_answer_nothing_cannot_hold_a_request_open(wire, how):
-    """Unmatched replies keep arriving, faster than the timeout, for as long as the test lasts: the request must
-    still expire after its timeout (were only silence to end it, this test would run into its own timeout)."""
+def test_a_flood_of_messages_that_answer_nothing_cannot_hold_a_request_open(wire, how, junk):
+    """Unmatched replies (or frames that are no message) keep arriving, faster than the timeout, for as long as the
+    test lasts: the request must still expire after its timeout (were only silence to end it, this test would run
+    into its own timeout)."""
     caller, server, counters, _ = wire
     floods = []
 
     def flood(route, request):
         def keep_sending():
             for number in itertools.count(request.req_id + 1):
-                peer.sock.reply(route, m.encode(m.Done(number, request.cookie)))
+                peer.sock.reply(route, m.encode(m.Done(number, request.cookie)) if junk == "unmatched" else [b"\x00"])
                 gevent.sleep(0.001)
         floods.append(gevent.spawn(keep_sending))
         return []
 
     peer = server(flood)
+    reason = "unmatched" if junk == "unmatched" else "truncated"
     try:
         if how == "call":
             with pytest.raises(RpcTimeout):
                 caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 0.2)
         else:
             assert caller.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done)], 0.2, window=1) == [SILENT]
-        assert counters["timeouts"] == 1 and counters["dropped_reason.unmatched"] > 10
+        assert counters["timeouts"] == 1 and counters["dropped"] == counters[f"dropped_reason.{reason}"] > 10
     finally:
         gevent.killall(floods)
 
