@@ -224,6 +224,15 @@ def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
         caller.call("inproc://nobody", m.Leave, (ME,), m.Done, 1.0, liveness, "gone")
 
 
+def test_liveness_without_a_grace_waits_the_whole_timeout_for_a_reply(wire):
+    caller, server, counters, _ = wire
+    silent = server(lambda route, request: [])
+    started = time.monotonic()
+    assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1,
+                            liveness=Liveness(lambda key: True, every=0.01)) == [SILENT]
+    assert time.monotonic() - started >= 0.1 and counters["timeouts"] == 1
+
+
 def test_without_an_owner_whatever_answers_nothing_is_dropped_and_counted(wire):
     caller, server, counters, _ = wire
     supervisor = Caller(caller.sock, m.Codec(), counters, random.Random(5), where="supervisor")
