@@ -224,13 +224,13 @@ def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
         caller.call("inproc://nobody", m.Leave, (ME,), m.Done, 1.0, liveness, "gone")
 
 
-def test_liveness_without_a_grace_waits_the_whole_timeout_for_a_reply(wire):
+def test_liveness_without_a_grace_waits_the_whole_timeout_for_a_reply_and_no_longer(wire):
     caller, server, counters, _ = wire
     silent = server(lambda route, request: [])
     started = time.monotonic()
     assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1,
                             liveness=Liveness(lambda key: True, every=0.01)) == [SILENT]
-    assert time.monotonic() - started >= 0.1 and counters["timeouts"] == 1
+    assert 0.1 <= time.monotonic() - started < 1.0 and counters["timeouts"] == 1  # a grace of 1 s would show
 
 
 def test_without_an_owner_whatever_answers_nothing_is_dropped_and_counted(wire):
