@@ -109,14 +109,19 @@ def test_a_reply_of_the_wrong_kind_or_an_unknown_request_is_not_taken(wire, how)
     assert counters["dropped_reason.unmatched"] == 2 and counters["requests"] == 1
 
 
-def test_commands_that_arrive_while_waiting_go_to_the_owner(wire):
-    caller, server, counters, offered = wire
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_commands_that_arrive_while_waiting_go_to_the_owner_with_the_route_they_came_on(wire, how):
+    caller, server, counters, _ = wire
+    offered = []  # the owner answers a command on the route it came on: it must get that route
+    owner = Caller(caller.sock, m.Codec(), counters, random.Random(5), where="client",
+                   on_unmatched=lambda route, msg: offered.append((route, msg)) or True)
 
     def command_first(route, request):
         return [m.encode(m.Refresh(9, 9)), m.encode(m.Done(request.req_id, request.cookie))]
 
-    caller.call(server(command_first).endpoint, m.Leave, (ME,), m.Done, 2.0)
-    assert offered == [m.Refresh(9, 9)] and counters["dropped"] == 0
+    peer = server(command_first)
+    ask(owner, how, peer.endpoint)
+    assert offered == [(caller.sock.route(peer.endpoint), m.Refresh(9, 9))] and counters["dropped"] == 0
 
 
 @pytest.mark.parametrize("how", ["call", "call_many"])
