@@ -198,6 +198,24 @@ def test_results_come_back_in_request_order_with_their_replies(wire):
     assert [result.reply.cookie for result in results] == [peer.seen[0].cookie for peer in peers]
 
 
+def test_a_reply_is_progress_that_gives_the_rest_of_the_window_another_timeout(wire):
+    """Replies 0.6 s and 1.2 s after a window of two was sent, with a timeout of 1 s: the second comes within 1 s of
+    the first, so both count."""
+    caller, server, _, _ = wire
+    peers = {}
+
+    def after(delay):
+        def answer(route, request):
+            reply = m.encode(m.Done(request.req_id, request.cookie))
+            gevent.spawn_later(delay, peers[delay].sock.reply, route, reply)
+            return []
+        peers[delay] = server(answer)
+        return Request(peers[delay].endpoint, m.Leave, (ME,), m.Done)
+
+    results = caller.call_many([after(0.6), after(1.2)], 1.0, window=2)
+    assert [result.outcome for result in results] == [Outcome.REPLIED, Outcome.REPLIED]
+
+
 def test_call_many_takes_the_requests_and_timeout_by_name_too_and_the_window_only_by_name(wire):
     """A timeout and a window are both numbers: the window is named at every call, so the two cannot be swapped."""
     caller, server, _, _ = wire
