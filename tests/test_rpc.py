@@ -103,10 +103,11 @@ def test_a_reply_of_the_wrong_kind_or_an_unknown_request_is_not_taken(wire, how)
     def confuse(route, request):
         return [m.encode(m.PeersReply(request.req_id, request.cookie, [])),  # right tags, wrong kind
                 m.encode(m.Done(request.req_id + 1000, request.cookie)),  # a request never sent
+                m.encode(m.Done(request.req_id - 1, request.cookie)),  # nor this one (the first id is 1)
                 m.encode(m.Done(request.req_id, request.cookie))]
 
     assert ask(caller, how, server(confuse).endpoint).req_id == 1
-    assert counters["dropped_reason.unmatched"] == 2 and counters["requests"] == 1
+    assert counters["dropped_reason.unmatched"] == 3 and counters["requests"] == 1
 
 
 @pytest.mark.parametrize("how", ["call", "call_many"])
@@ -367,6 +368,20 @@ def test_a_channel_hands_over_to_a_waiting_greenlet_and_yields_only_then(wire):
             pass
     assert order[-1] == "a" and not bystander.dead  # it has had no chance to run
     bystander.join()
+
+    def wait_for_the_channel():
+        with channel.exclusive():
+            order.append("waiter")
+
+    with channel.exclusive():
+        waiter = gevent.spawn(wait_for_the_channel)
+        gevent.sleep(0)  # it now waits for the channel
+        bystander = gevent.spawn(order.append, "bystander again")
+        with channel.exclusive():
+            pass
+        assert not bystander.dead  # leaving a nested hold does not yield, though a greenlet waits
+    waiter.join()
+    assert order[-2:] == ["bystander again", "waiter"]
 
 
 def test_counters_summary_breaks_drops_down_by_place_and_reason():
