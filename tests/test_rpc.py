@@ -114,7 +114,7 @@ def test_a_reply_of_the_wrong_kind_or_an_unknown_request_is_not_taken(wire, how)
 def test_commands_that_arrive_while_waiting_go_to_the_owner_with_the_route_they_came_on(wire, how):
     caller, server, counters, _ = wire
     offered = []  # the owner answers a command on the route it came on: it must get that route
-    owner = Caller(caller.sock, m.Codec(), counters, random.Random(5), where="client",
+    owner = Caller(sock=caller.sock, codec=m.Codec(), counters=counters, cookies=random.Random(5), where="client",
                    on_unmatched=lambda route, msg: offered.append((route, msg)) or True)
 
     def command_first(route, request):
