@@ -144,6 +144,15 @@ def test_silence_is_a_timeout_strict_raises_and_the_connection_is_dropped(wire):
     assert counters["timeouts"] == 2
 
 
+def test_a_call_that_gets_something_else_first_still_gives_up_after_its_timeout_in_all(wire):
+    caller, server, counters, _ = wire
+    chatty = server(lambda route, request: [m.encode(m.Done(request.req_id + 1, request.cookie))])
+    started = time.monotonic()
+    with pytest.raises(RpcTimeout):
+        caller.call(chatty.endpoint, m.Leave, (ME,), m.Done, 0.1)
+    assert 0.1 <= time.monotonic() - started < 0.9 and counters["dropped_reason.unmatched"] == 1
+
+
 def test_a_strict_window_that_times_out_says_how_many_requests_got_no_reply(wire):
     caller, server, _, _ = wire
     silent = server(lambda route, request: [])
