@@ -3,11 +3,13 @@ every truncation, bit flip or random frame is refused with ProtocolError (never 
 packed once and interned as one object per peer."""
 import random
 import struct
+from typing import NamedTuple
 
 import pytest
 
 from p2pzmq import messages as m
 from p2pzmq import wire
+from p2pzmq.config import Config
 from p2pzmq.errors import ProtocolError
 from p2pzmq.table import CAPACITY, Contact
 
@@ -94,9 +96,21 @@ def test_every_truncation_and_any_trailing_byte_is_refused(msg):
             with pytest.raises(ProtocolError) as refused:
                 codec.decode([raw[:cut]])
             assert refused.value.reason == "truncated", cut
-        with pytest.raises(ProtocolError) as refused:
-            codec.decode([raw + b"\x00"])
-        assert refused.value.reason == "trailing"
+        for extra in (b"\x00", bytes(3), raw):  # the message twice: as many bytes after its end as before
+            with pytest.raises(ProtocolError, match=f"^{len(extra)} bytes after the last field$") as refused:
+                codec.decode([raw + extra])
+            assert refused.value.reason == "trailing"
+
+
+def test_a_known_contact_is_recognised_only_at_its_own_offset():
+    """A decoder that knows a contact's bytes takes them for it only where a contact starts: the same bytes one
+    byte further on are part of another (here, a contact whose lengths run past the end)."""
+    codec = m.Codec()
+    known = m.encode(m.ClosestReply(1, 1, A))[0]
+    codec.decode([known])
+    with pytest.raises(ProtocolError) as refused:
+        codec.decode([known[:13] + b"\x00" + known[13:]])
+    assert refused.value.reason == "truncated"
 
 
 def _head(kind: int) -> bytes:
@@ -133,6 +147,8 @@ BAD = {
     "pick far outside": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IH", 1, 65535)],
                          "bad_field"),
     "pick cut in half": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IB", 1, 0)], "truncated"),
+    "pick well outside the contacts": ([_head(9) + struct.pack(">H", 1) + _contact() + struct.pack(">IH", 1, 2)],
+                                       "bad_field"),
     "picks above the limit": ([_head(9) + struct.pack(">HI", 0, m.MAX_TARGETS + 1)], "bad_field"),
 }
 
@@ -142,6 +158,11 @@ def test_malformed_raises_protocol_error_with_its_reason(frames, reason):
     with pytest.raises(ProtocolError) as refused:
         m.Codec().decode(frames)
     assert refused.value.reason == reason
+
+
+def test_an_unknown_kind_is_named_in_the_error():
+    with pytest.raises(ProtocolError, match="^unknown message kind 200$"):
+        m.Codec().decode([bytes([200, 0, 7])])
 
 
 def test_oversized_message_is_refused_before_parsing():
@@ -199,7 +220,7 @@ def test_the_contact_caches_are_bounded(monkeypatch):
     many = _contacts(10)
     for contact in many:
         assert codec.decode(m.encode(m.Join(1, 1, contact))).contact == contact
-    assert 1 <= len(codec._contacts) <= 3 and len(wire._packed) <= 3
+        assert 1 <= len(codec._contacts) <= 3 and len(wire._packed) <= 3  # never above the bound
     assert codec.decode(m.encode(m.PeersReply(1, 1, many))).table == many
 
 
@@ -222,13 +243,99 @@ def test_each_contact_is_packed_once(monkeypatch):
     m.Join(1, 1, Contact(1, "inproc://\ud800", "inproc://b")), m.FoundPeers(1, 1, [A], [1 << 16]),
     m.Leave(1, 1, Contact("1", "inproc://a", "inproc://b")), m.Ping(1, None, A),
 ], ids=lambda msg: type(msg).__name__)
-def test_encode_refuses_values_the_wire_cannot_carry(msg):
+def test_encode_and_pack_refuse_values_the_wire_cannot_carry(msg):
     with pytest.raises(ProtocolError):
         m.encode(msg)
+    with pytest.raises(ProtocolError, match=f"^cannot encode {type(msg).__name__}: "):
+        m.pack(type(msg), tuple(msg))
 
 
 def test_encode_refuses_foreign_objects():
     with pytest.raises(ProtocolError):
         m.encode(("get_peers", 1))
+    with pytest.raises(ProtocolError, match="^cannot encode tuple: "):
+        m.pack(tuple, ("get_peers", 1))
     with pytest.raises(ProtocolError):
         m.Codec().encode(A)
+
+
+def test_the_wire_limits_are_part_of_the_protocol():
+    """Another implementation must know them: 1,024 contacts in a NodesReply, 100,000 targets in a FindPeers (and
+    picks in a FoundPeers), 40,961 contacts in a table read (a Kademlia table's owner and 160 buckets of up to 256),
+    256 characters in an endpoint."""
+    for kind, count_format, limit in ((15, ">H", 1024), (4, ">I", 100_000), (7, ">H", 40_961)):
+        with pytest.raises(ProtocolError, match=f"^{limit + 1} .* exceed the limit of {limit}$"):
+            m.Codec().decode([_head(kind) + struct.pack(count_format, limit + 1)])
+    with pytest.raises(ProtocolError, match="^100001 picks exceed the limit of 100000$"):
+        m.Codec().decode([_head(9) + struct.pack(">HI", 0, 100_001)])
+    nodes = m.NodesReply(1, 1, _contacts(1024))
+    assert m.Codec(max_bytes=1 << 22).decode(m.encode(nodes)) == nodes
+
+
+def test_an_endpoint_longer_than_256_characters_could_be_is_refused_before_it_is_decoded():
+    for length in (1025, 1281):  # 4 bytes a character: no 256-character text is longer than 1,024 bytes
+        with pytest.raises(ProtocolError, match="^an endpoint is at most 256 characters$"):
+            m.Codec().decode([_head(0) + _contact(server=b"tcp://" + b"\xff" * (length - 6))])
+
+
+def test_an_endpoint_of_256_four_byte_characters_is_accepted():
+    """The bound on an endpoint's bytes only refuses what could not be 256 characters of UTF-8."""
+    widest = Contact(3, "tcp://" + "\U0001f600" * 250, "inproc://" + "\U0001f600" * 247)
+    assert len(widest.server.encode()) == 1006 and m.Codec().decode(m.encode(m.Join(1, 1, widest))).contact == widest
+
+
+def test_the_default_codec_refuses_what_a_socket_would_refuse():
+    """``Codec()`` and ``decode`` take frames up to ``Config.max_message_bytes`` (what the sockets let through) and
+    refuse a larger one as ``too_large`` without parsing it; a frame of exactly the limit is parsed."""
+    limit = Config().max_message_bytes
+    targets = (limit - 17) // 20
+    whole = m.encode(m.FindPeers(1, 1, list(range(targets))))[0]
+    exact = whole + bytes(limit - len(whole))
+    assert len(exact) == limit
+    for decode in (m.Codec().decode, m.decode):
+        with pytest.raises(ProtocolError) as refused:
+            decode([exact])
+        assert refused.value.reason == "trailing"
+        with pytest.raises(ProtocolError) as refused:
+            decode([exact + b"\x00"])
+        assert refused.value.reason == "too_large"
+    assert m.Codec(max_bytes=len(whole)).decode([whole]) == m.FindPeers(1, 1, list(range(targets)))
+
+
+@pytest.mark.parametrize("kinds", [(0, 2), (0, 0), (1, 2)])
+def test_a_schema_whose_kind_numbers_do_not_run_0_1_2_is_refused(monkeypatch, kinds):
+    monkeypatch.setattr(m, "SCHEMA", tuple((kind, cls, fields) for kind, (_, cls, fields, *_) in zip(kinds, m.SCHEMA)))
+    with pytest.raises(TypeError, match="kind numbers must run 0, 1, 2"):
+        m._compile_schema()
+
+
+class _Pair(NamedTuple):
+    first: Contact
+    second: object
+
+
+@pytest.mark.parametrize("second", [wire.CONTACT, wire.ids(3)], ids=["contact", "ids"])
+def test_a_contact_followed_by_another_variable_field_is_parsed_up_to_its_own_end(second):
+    """Only the field that ends the message may be looked up by the message's tail (the known schema has no contact
+    before another variable field, but a kind added to it may)."""
+    encode, decode = wire.compile_kind(42, _Pair, (wire.CONTACT, second))
+    msg = _Pair(A, B if second is wire.CONTACT else [0, 7, TOP])
+    raw = encode(msg)
+    interned = {}
+    for _ in range(2):  # unknown contacts, then the same bytes known
+        assert decode(interned, raw) == msg
+        for extra in (b"\x00", bytes(3)):
+            with pytest.raises(ProtocolError, match=f"^{len(extra)} bytes after the last field$"):
+                decode(interned, raw + extra)
+
+
+@pytest.mark.parametrize("fields", [(wire.REQUEST_ID,), (wire.REQUEST_ID, wire.COOKIE, wire.CONTACT)])
+def test_a_schema_line_with_more_or_fewer_fields_than_its_class_is_refused(fields):
+    with pytest.raises(TypeError, match=f"^_Pair has 2 fields, its schema {len(fields)}$"):
+        wire.compile_kind(42, _Pair, fields)
+
+
+def test_an_endpoint_of_1024_bytes_is_refused_for_what_it_says_not_for_its_length():
+    """1,024 bytes can be 256 characters: they are decoded, and refused as no URL, not as too long."""
+    with pytest.raises(ProtocolError, match="^an endpoint is an inproc:// or tcp:// URL of at most 256 characters$"):
+        m.Codec().decode([_head(0) + _contact(server="\U0001f600".encode() * 256)])

@@ -2,13 +2,15 @@
 what is offered to the owner, and the counters; and the worker link's codec (p2pzmq/link.py)."""
 import itertools
 import random
+import re
+import time
 
 import gevent
 import gevent.event
 import pytest
 
 from conftest import wait_until
-from p2pzmq import link
+from p2pzmq import link, rpc
 from p2pzmq import messages as m
 from p2pzmq.errors import ProtocolError, RpcTimeout, TransportError
 from p2pzmq.rpc import GONE, SILENT, Caller, Channel, Counters, Liveness, Outcome, Request
@@ -70,46 +72,64 @@ def echo_done(route, request):
     return [m.encode(m.Done(request.req_id, request.cookie))]
 
 
-def test_a_reply_with_the_right_request_id_but_a_wrong_cookie_is_dropped_and_counted(wire):
+def ask(caller, how: str, endpoint: str):
+    """The reply to one ``Leave`` sent to ``endpoint`` by ``caller.call`` or in a window of ``caller.call_many``."""
+    if how == "call":
+        return caller.call(endpoint, m.Leave, (ME,), m.Done, 2.0)
+    (result,) = caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done)], 2.0, window=1)
+    assert result.replied
+    return result.reply
+
+
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_a_reply_with_the_right_request_id_but_a_wrong_cookie_is_dropped_and_counted(wire, how):
     caller, server, counters, offered = wire
 
     def forge_first(route, request):
-        return [m.encode(m.Done(request.req_id, request.cookie % 2**32 + 1)),  # forged: wrong cookie
-                m.encode(m.Done(request.req_id, request.cookie))]
+        wrong = (request.cookie % 2**32 + 1, (request.cookie - 2) % 2**32 + 1)  # the next cookie, the one before
+        return [m.encode(m.Done(request.req_id, cookie)) for cookie in wrong] + echo_done(route, request)
 
     peer = server(forge_first)
-    reply = caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0)
+    reply = ask(caller, how, peer.endpoint)
     assert reply.cookie == peer.seen[0].cookie
-    assert counters["dropped.client"] == counters["dropped_reason.unmatched"] == 1
-    assert [type(msg) for msg in offered] == [m.Done]  # offered to the owner first, who declined it
+    assert counters["dropped.client"] == counters["dropped_reason.unmatched"] == 2
+    assert [type(msg) for msg in offered] == [m.Done] * 2  # offered to the owner first, who declined them
 
 
-def test_a_reply_of_the_wrong_kind_or_an_unknown_request_is_not_taken(wire):
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_a_reply_of_the_wrong_kind_or_an_unknown_request_is_not_taken(wire, how):
     caller, server, counters, _ = wire
 
     def confuse(route, request):
         return [m.encode(m.PeersReply(request.req_id, request.cookie, [])),  # right tags, wrong kind
                 m.encode(m.Done(request.req_id + 1000, request.cookie)),  # a request never sent
+                m.encode(m.Done(request.req_id - 1, request.cookie)),  # nor this one (the first id is 1)
                 m.encode(m.Done(request.req_id, request.cookie))]
 
-    assert caller.call(server(confuse).endpoint, m.Leave, (ME,), m.Done, 2.0).req_id == 1
-    assert counters["dropped_reason.unmatched"] == 2 and counters["requests"] == 1
+    assert ask(caller, how, server(confuse).endpoint).req_id == 1
+    assert counters["dropped_reason.unmatched"] == 3 and counters["requests"] == 1
 
 
-def test_commands_that_arrive_while_waiting_go_to_the_owner(wire):
-    caller, server, counters, offered = wire
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_commands_that_arrive_while_waiting_go_to_the_owner_with_the_route_they_came_on(wire, how):
+    caller, server, counters, _ = wire
+    offered = []  # the owner answers a command on the route it came on: it must get that route
+    owner = Caller(sock=caller.sock, codec=m.Codec(), counters=counters, cookies=random.Random(5), where="client",
+                   on_unmatched=lambda route, msg: offered.append((route, msg)) or True)
 
     def command_first(route, request):
         return [m.encode(m.Refresh(9, 9)), m.encode(m.Done(request.req_id, request.cookie))]
 
-    caller.call(server(command_first).endpoint, m.Leave, (ME,), m.Done, 2.0)
-    assert offered == [m.Refresh(9, 9)] and counters["dropped"] == 0
+    peer = server(command_first)
+    ask(owner, how, peer.endpoint)
+    assert offered == [(caller.sock.route(peer.endpoint), m.Refresh(9, 9))] and counters["dropped"] == 0
 
 
-def test_malformed_frames_are_dropped_with_the_codecs_reason(wire):
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_malformed_frames_are_dropped_with_the_codecs_reason(wire, how):
     caller, server, counters, _ = wire
     peer = server(lambda route, request: [[b"\x00garbage"], m.encode(m.Done(request.req_id, request.cookie))])
-    caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0)
+    assert ask(caller, how, peer.endpoint).req_id == 1
     assert counters["dropped.client"] == 1 and counters["dropped"] == 1
     assert sum(value for key, value in counters.items() if key.startswith("dropped_reason.")) == 1
 
@@ -122,6 +142,45 @@ def test_silence_is_a_timeout_strict_raises_and_the_connection_is_dropped(wire):
     assert counters["timeouts"] == 1 and caller.sock.connections == 0
     assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.05, window=4) == [SILENT]
     assert counters["timeouts"] == 2
+
+
+def test_a_call_that_gets_something_else_first_still_gives_up_after_its_timeout_in_all(wire):
+    caller, server, counters, _ = wire
+    chatty = server(lambda route, request: [m.encode(m.Done(request.req_id + 1, request.cookie))])
+    started = time.monotonic()
+    with pytest.raises(RpcTimeout):
+        caller.call(chatty.endpoint, m.Leave, (ME,), m.Done, 0.1)
+    assert 0.1 <= time.monotonic() - started < 0.9 and counters["dropped_reason.unmatched"] == 1
+
+
+def test_a_call_that_finds_its_deadline_passed_while_messages_keep_coming_gives_up_at_once(wire, monkeypatch):
+    """Two unmatched messages queued together; by the time the first is handled the clock has passed the deadline
+    (made so by a clock that jumps): the second is taken without waiting and the call then ends, not a moment
+    later."""
+    caller, server, counters, _ = wire
+    chatty = server(lambda route, request: [m.encode(m.Done(request.req_id + 1, request.cookie))] * 2)
+    readings = iter([1000.0])  # the first reading sets the deadline; every later one is past it
+
+    class JumpingClock:
+        @staticmethod
+        def monotonic():
+            return next(readings, 1000.0 + 0.1 + 5.0)
+
+    monkeypatch.setattr(rpc, "time", JumpingClock)
+    with gevent.Timeout(5.0, AssertionError("the call waited after its deadline")):
+        with pytest.raises(RpcTimeout):
+            caller.call(chatty.endpoint, m.Leave, (ME,), m.Done, 0.1)
+    assert counters["dropped_reason.unmatched"] == 2
+
+
+def test_a_strict_window_that_times_out_says_how_many_requests_got_no_reply(wire):
+    caller, server, _, _ = wire
+    silent = server(lambda route, request: [])
+    request = Request(silent.endpoint, m.Leave, (ME,), m.Done)
+    with pytest.raises(RpcTimeout, match=f"^no reply from {re.escape(silent.endpoint)}$"):
+        caller.call_many([request], 0.05, window=2, strict=True)
+    with pytest.raises(RpcTimeout, match=f"^2 request\\(s\\) to {re.escape(silent.endpoint)} and others got no reply$"):
+        caller.call_many([request, request], 0.05, window=2, strict=True)
 
 
 def test_a_late_reply_is_never_taken_for_the_next_request(wire):
@@ -169,6 +228,34 @@ def test_results_come_back_in_request_order_with_their_replies(wire):
     assert [result.reply.cookie for result in results] == [peer.seen[0].cookie for peer in peers]
 
 
+def test_a_reply_is_progress_that_gives_the_rest_of_the_window_another_timeout(wire):
+    """Replies 0.6 s and 1.2 s after a window of two was sent, with a timeout of 1 s: the second comes within 1 s of
+    the first, so both count."""
+    caller, server, _, _ = wire
+    peers = {}
+
+    def after(delay):
+        def answer(route, request):
+            reply = m.encode(m.Done(request.req_id, request.cookie))
+            gevent.spawn_later(delay, peers[delay].sock.reply, route, reply)
+            return []
+        peers[delay] = server(answer)
+        return Request(peers[delay].endpoint, m.Leave, (ME,), m.Done)
+
+    results = caller.call_many([after(0.6), after(1.2)], 1.0, window=2)
+    assert [result.outcome for result in results] == [Outcome.REPLIED, Outcome.REPLIED]
+
+
+def test_call_many_takes_the_requests_and_timeout_by_name_too_and_the_window_only_by_name(wire):
+    """A timeout and a window are both numbers: the window is named at every call, so the two cannot be swapped."""
+    caller, server, _, _ = wire
+    request = Request(server(echo_done).endpoint, m.Leave, (ME,), m.Done)
+    (result,) = caller.call_many(requests=[request], timeout=2.0, window=1)
+    assert result.replied
+    with pytest.raises(TypeError):
+        caller.call_many([request], 2.0, 1)
+
+
 def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
     caller, server, counters, _ = wire
     alive = {"answers": True, "silent": True, "gone": False}
@@ -188,6 +275,79 @@ def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
     assert results[1:] == [GONE, GONE] and counters["requests"] == 2 and counters["timeouts"] == 0
     with pytest.raises(TransportError, match="is gone"):
         caller.call("inproc://nobody", m.Leave, (ME,), m.Done, 1.0, liveness, "gone")
+
+
+def test_liveness_without_a_grace_waits_the_whole_timeout_for_a_reply_and_no_longer(wire):
+    caller, server, counters, _ = wire
+    silent = server(lambda route, request: [])
+    started = time.monotonic()
+    assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1,
+                            liveness=Liveness(lambda key: True, every=0.01)) == [SILENT]
+    assert 0.1 <= time.monotonic() - started < 1.0 and counters["timeouts"] == 1  # a grace of 1 s would show
+
+
+def test_without_an_owner_whatever_answers_nothing_is_dropped_and_counted(wire):
+    caller, server, counters, _ = wire
+    supervisor = Caller(caller.sock, m.Codec(), counters, random.Random(5), where="supervisor")
+    peer = server(lambda route, request: [m.encode(m.Refresh(9, 9))] + echo_done(route, request))
+    supervisor.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0)
+    assert supervisor.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done)], 2.0, window=1)[0].replied
+    assert counters["dropped.supervisor"] == counters["dropped_reason.unmatched"] == counters["dropped"] == 2
+
+
+@pytest.fixture
+def blocked():
+    """A caller, its counters, and an endpoint its messages cannot reach: a socket that never reads, its queue and
+    the caller's (high-water marks of 1) full."""
+    ctx = Context()
+    sink = ctx.router(hwm=1)
+    endpoint = sink.bind(Endpoints("inproc", ctx.namespace).new("sink"))
+    sock = ctx.router(hwm=1)
+    counters = Counters()
+
+    def fill() -> None:
+        route = sock.route(endpoint)
+        assert sock.send_to(route, [b"queued"], 1.0)
+        for _ in range(8):
+            if not sock.send_to(route, [b"queued"], 0.01):
+                return
+        pytest.fail("the queue to the sink never filled up")
+
+    fill()
+    yield Caller(sock, m.Codec(), counters, random.Random(3), where="client"), endpoint, counters, fill
+    sock.close()
+    sink.close()
+    assert ctx.term() == 0
+
+
+def test_a_request_that_cannot_leave_is_a_timeout_and_its_connection_is_dropped(blocked):
+    caller, endpoint, counters, fill = blocked
+    with pytest.raises(RpcTimeout, match="could not send"):
+        caller.call(endpoint, m.Leave, (ME,), m.Done, 0.05)
+    assert counters["timeouts"] == 1 and caller.sock.connections == 0
+    fill()  # a new connection, full again
+    assert caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done)], 0.05, window=1) == [SILENT]
+    assert counters["timeouts"] == 2 and counters["requests"] == 0 and counters["undeliverable"] == 0
+
+
+def test_a_destination_declared_gone_while_its_message_waits_to_leave_is_gone(blocked):
+    """With a liveness check every 10 ms, a message that cannot leave is waited for in slices, between which the
+    destination is asked about: gone at the second check after the one before sending, it is not waited for."""
+    caller, endpoint, counters, _ = blocked
+    checks = []
+    liveness = Liveness(lambda key: checks.append(key) or len(checks) < 3, every=0.01)
+    assert caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done, "far")], 5.0, window=1,
+                            liveness=liveness) == [GONE]
+    assert checks == ["far"] * 3 and counters["requests"] == 0 and counters["timeouts"] == 0
+
+
+def test_with_liveness_a_message_that_cannot_leave_is_silent_after_the_timeout_and_the_grace(blocked):
+    caller, endpoint, counters, _ = blocked
+    liveness = Liveness(lambda key: True, every=0.01, grace=0.2)
+    started = time.monotonic()
+    assert caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1, liveness=liveness) == [SILENT]
+    assert time.monotonic() - started >= 0.3
+    assert counters["timeouts"] == 1 and counters["undeliverable"] == 0 and counters["requests"] == 0
 
 
 def test_a_dead_inproc_endpoint_is_undeliverable_at_once(wire):
@@ -212,6 +372,45 @@ def test_a_channel_lets_one_greenlet_at_a_time_use_the_socket(wire):
 
     gevent.joinall([gevent.spawn(use, name) for name in "abcd"], raise_error=True)
     assert sorted(order) == list("abcd") and counters["requests"] == 4
+
+
+def test_a_channel_hands_over_to_a_waiting_greenlet_and_yields_only_then(wire):
+    """A greenlet that uses the channel again and again lets one that waits for it in between; with nobody
+    waiting, leaving the channel does not yield (a round through the event loop for nothing)."""
+    caller, server, counters, _ = wire
+    channel = Channel(caller)
+    peer = server(echo_done)
+    order = []
+
+    def use(name, times):
+        for _ in range(times):
+            channel.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0)
+            order.append(name)
+
+    first = gevent.spawn(use, "a", 3)
+    second = gevent.spawn(use, "b", 1)  # waits for the channel while the first greenlet's first call is out
+    gevent.joinall([first, second], raise_error=True)
+    assert order == ["a", "b", "a", "a"]
+    bystander = gevent.spawn(order.append, "bystander")
+    with channel.exclusive():
+        with channel.exclusive():
+            pass
+    assert order[-1] == "a" and not bystander.dead  # it has had no chance to run
+    bystander.join()
+
+    def wait_for_the_channel():
+        with channel.exclusive():
+            order.append("waiter")
+
+    with channel.exclusive():
+        waiter = gevent.spawn(wait_for_the_channel)
+        gevent.sleep(0)  # it now waits for the channel
+        bystander = gevent.spawn(order.append, "bystander again")
+        with channel.exclusive():
+            pass
+        assert not bystander.dead  # leaving a nested hold does not yield, though a greenlet waits
+    waiter.join()
+    assert order[-2:] == ["bystander again", "waiter"]
 
 
 def test_counters_summary_breaks_drops_down_by_place_and_reason():
@@ -245,23 +444,85 @@ def test_link_messages_round_trip_and_bad_ones_raise_protocol_errors():
             link.unpack_contact(bad)
 
 
-def test_a_flood_of_messages_that_answer_nothing_cannot_hold_a_window_open(wire):
-    """Unmatched replies keep arriving, faster than the timeout, for as long as the test lasts: the window must
-    still expire after its timeout (were only silence to end it, this test would run into its own timeout)."""
+@pytest.mark.parametrize("junk", ["unmatched", "malformed"])
+@pytest.mark.parametrize("how", ["call", "call_many"])
+def test_a_flood_of_messages_that_answer_nothing_cannot_hold_a_request_open(wire, how, junk):
+    """Unmatched replies (or frames that are no message) keep arriving, faster than the timeout, for as long as the
+    test lasts: the request must still expire after its timeout (were only silence to end it, this test would run
+    into its own timeout)."""
     caller, server, counters, _ = wire
     floods = []
 
     def flood(route, request):
         def keep_sending():
             for number in itertools.count(request.req_id + 1):
-                peer.sock.reply(route, m.encode(m.Done(number, request.cookie)))
+                peer.sock.reply(route, m.encode(m.Done(number, request.cookie)) if junk == "unmatched" else [b"\x00"])
                 gevent.sleep(0.001)
         floods.append(gevent.spawn(keep_sending))
         return []
 
     peer = server(flood)
+    reason = "unmatched" if junk == "unmatched" else "truncated"
     try:
-        results = caller.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done)], 0.2, window=1)
-        assert results == [SILENT] and counters["timeouts"] == 1 and counters["dropped_reason.unmatched"] > 10
+        if how == "call":
+            with pytest.raises(RpcTimeout):
+                caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 0.2)
+        else:
+            assert caller.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done)], 0.2, window=1) == [SILENT]
+        assert counters["timeouts"] == 1 and counters["dropped"] == counters[f"dropped_reason.{reason}"] > 10
     finally:
         gevent.killall(floods)
+
+
+def test_a_reply_from_another_peer_than_the_one_asked_is_not_taken(wire):
+    """Two other peers echo the request id and cookie of a request sent to a third, one on a route that sorts before
+    the one asked and one after: both are offered to the owner, in a single call and in a window, and the reply of
+    the peer asked is taken."""
+    caller, server, counters, offered = wire
+    route_to_caller = {}
+
+    def remember(name):
+        def answer(route, request):
+            route_to_caller[name] = route
+            return echo_done(route, request)
+        return answer
+
+    def forge_then_answer(route, request):
+        if len(route_to_caller) == 2:  # the routes are known: the others forge this reply first
+            for name, forger in forgers.items():
+                forger.sock.reply(route_to_caller[name], m.encode(m.Done(request.req_id, request.cookie)))
+            wait_until(lambda: counters["dropped_reason.unmatched"] == len(answered) * 2, timeout=5)
+        answered.append(request)
+        return echo_done(route, request)
+
+    answered = []
+    forgers = {"before": server(remember("before"))}
+    asked = server(forge_then_answer)
+    forgers["after"] = server(remember("after"))
+    first = caller.call_many([Request(peer.endpoint, m.Leave, (ME,), m.Done) for peer in
+                              (forgers["before"], asked, forgers["after"])], 5.0, window=3)
+    assert [result.outcome for result in first] == [Outcome.REPLIED] * 3 and counters["dropped"] == 0
+    assert caller.call(asked.endpoint, m.Leave, (ME,), m.Done, 5.0).req_id == answered[-1].req_id
+    assert counters["dropped_reason.unmatched"] == 2 and len(offered) == 2
+    again = caller.call_many([Request(asked.endpoint, m.Leave, (ME,), m.Done)], 5.0, window=1)
+    assert again[0].replied and again[0].reply.req_id == answered[-1].req_id
+    assert counters["dropped_reason.unmatched"] == 4 and len(offered) == 4
+
+
+def test_a_call_to_a_gone_inproc_endpoint_is_undeliverable_at_once(wire):
+    caller, _, counters, _ = wire
+    with pytest.raises(TransportError, match="nothing is bound") as raised:
+        caller.call("inproc://nobody", m.Leave, (ME,), m.Done, 1.0)
+    assert not isinstance(raised.value, RpcTimeout)
+    assert counters["undeliverable"] == 1 and counters["requests"] == 0 and counters["timeouts"] == 0
+
+
+def test_a_call_with_liveness_raises_on_silence_and_returns_a_reply(wire):
+    caller, server, counters, _ = wire
+    liveness = Liveness(lambda key: True)
+    with pytest.raises(RpcTimeout):
+        caller.call(server(lambda route, request: []).endpoint, m.Leave, (ME,), m.Done, 0.05, liveness, "silent")
+    peer = server(echo_done)
+    assert caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0, liveness, "answers") == m.Done(
+        peer.seen[0].req_id, peer.seen[0].cookie)
+    assert counters["timeouts"] == 1 and counters["requests"] == 2
