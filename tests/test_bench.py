@@ -87,6 +87,7 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
     assert (rewritten / "BENCHMARKS.md").read_text() == report  # the same figures give the same file
 
 
+@pytest.mark.slow  # ten seconds of py-spy and strace: the tool's own smoke run, for CI's slow pass
 @pytest.mark.skipif(bool(bench_profile.missing_tools()), reason="needs py-spy (.[test]) and strace")
 def test_profile_smoke_samples_the_build_counts_syscalls_and_writes_its_own_block(tmp_path):
     (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\n" + HAND_WRITTEN)
@@ -140,6 +141,7 @@ def test_codec_bench_quick_compares_both_codecs_in_one_run():
         assert old > 0 and new > 0 and ratio.endswith("x") and low - 0.05 <= float(ratio[:-1]) <= high + 0.05
 
 
+@pytest.mark.slow  # four builds in subprocesses; the protocols themselves are tested in the default suite
 def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
     tool = os.path.join(os.path.dirname(BENCH), "kademlia_bench.py")
     figures_path = tmp_path / "figures.json"

@@ -181,7 +181,7 @@ def test_one_process_refuses_peers_beyond_its_fd_budget(make_network):
     assert net.peers == [] and not net.local.peers
 
 
-@pytest.mark.parametrize("protocol", ["original", "kademlia"])
+@pytest.mark.parametrize("protocol", ["original", pytest.param("kademlia", marks=pytest.mark.slow)])
 def test_the_scale_tool_runs_quick(tmp_path, protocol):
     figures_path = tmp_path / "scale.json"
     done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--json",
