@@ -215,7 +215,12 @@ def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (package_root, os.environ.get("PYTHONPATH"))))}
     try:
         for host in hosts:
-            command = [sys.executable, "-m", "p2pzmq", "worker", "--host", host, *extra_args]
+            # A worker gives up if no supervisor gets in touch within its --timeout, counted from its start; the
+            # first ones started wait for every other to start before they are attached, which takes longer than
+            # control_timeout when many Python processes start on a busy machine. The supervisor that started them
+            # stops them itself, so they may wait as long as it waits for any of their replies.
+            command = [sys.executable, "-m", "p2pzmq", "worker", "--host", host,
+                       "--timeout", str(max(config.worker_timeout, config.control_timeout)), *extra_args]
             # A session of its own: Ctrl-C at the terminal interrupts the supervisor, which stops its workers (they
             # must not each get the SIGINT, stop on their own and report it).
             processes.append(gevent.subprocess.Popen(command, stdout=gevent.subprocess.PIPE, text=True, env=env,
