@@ -50,6 +50,7 @@ def test_setup_cfg_declares_the_console_script_and_extras():
     assert {"gevent", "pyzmq", "msgpack"} <= {re.split(r"[<>=!~\[ ]", req)[0]
                                               for req in cfg["options"]["install_requires"].split()}
     assert "pytest-timeout" in cfg["options.extras_require"]["test"]
+    assert "pytest-xdist" in cfg["options.extras_require"]["test"]  # the README's test command says -n auto
 
 
 def test_bin_launcher_is_the_cli():
