@@ -158,6 +158,8 @@ class GreenSocket(Served):
     """A ZeroMQ socket whose blocking calls park only the calling greenlet, or that hands its messages to a
     handler (:meth:`~p2pzmq.serving.Served.serve`). One owner at a time: a greenlet, or the handler."""
 
+    _routed = False  # whether every message starts with a routing frame (a ROUTER's)
+
     def __init__(self, zsock: zmq.Socket) -> None:
         super().__init__()
         self._zsock = zsock
@@ -244,19 +246,20 @@ class GreenSocket(Served):
 
     def _take(self) -> list[bytes] | None:
         """The message at the head of the queue, or None if there is none, found without asking first (§7.1): its
-        frames arrive together, so only the first receive can find nothing."""
+        frames arrive together, so only the first receive can find nothing. A ROUTER's routing frame, always
+        followed by more, is received as bytes (cheaper than a frame object)."""
         zsock = self._zsock
         try:
-            frame = _recv(zsock, _NOBLOCK, False)
-            parts = [frame.bytes]
-            while frame.more:
+            parts = [_recv(zsock, _NOBLOCK)] if self._routed else []
+            while True:
                 frame = _recv(zsock, _NOBLOCK, False)
                 parts.append(frame.bytes)
+                if not frame.more:
+                    return parts
         except zmq.Again:
             return None
         except zmq.ZMQError as exc:
             raise _error("cannot receive", exc, self) from exc
-        return parts
 
     def _queued(self) -> bool:  # (zmq_poll: see docs/DESIGN.md §7.1 for why not EVENTS)
         try:
@@ -302,6 +305,8 @@ class RouterSocket(GreenSocket):
     ``fail_fast``: the first send on a new tcp connection waits until a monitor reports it up; it fails as soon as
     it is refused (a dead peer's port), after ``handshake_timeout`` if it is silent (docs/DESIGN.md §7.1).
     """
+
+    _routed = True
 
     def __init__(self, zsock: zmq.Socket) -> None:
         super().__init__(zsock)
@@ -386,22 +391,6 @@ class RouterSocket(GreenSocket):
     @property
     def connections(self) -> int:
         return len(self._routes)
-
-    def _take(self) -> list[bytes] | None:
-        """As GreenSocket._take, with the routing frame received as bytes (cheaper than a frame object)."""
-        zsock = self._zsock
-        try:
-            parts = [_recv(zsock, _NOBLOCK)]
-            frame = _recv(zsock, _NOBLOCK, False)
-            parts.append(frame.bytes)
-            while frame.more:
-                frame = _recv(zsock, _NOBLOCK, False)
-                parts.append(frame.bytes)
-        except zmq.Again:
-            return None
-        except zmq.ZMQError as exc:
-            raise _error("cannot receive", exc, self) from exc
-        return parts
 
     def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
         """Send ``frames`` to ``route``; False if ``timeout`` seconds pass first (the high-water mark holds the
