@@ -1,10 +1,10 @@
 """The control commands: their parameters, the checks on their arguments, and how command-line words become them.
 
 One registry, ``COMMANDS``: name -> :class:`Command` (parameters, help, the :class:`~p2pzmq.network.Network` method
-that runs it). The control socket (:func:`p2pzmq.control.handle`), ``run`` and ``ctl`` all go through it, so they
-take the same arguments and refuse the same mistakes, before anything runs: JSON types (a bool is not an int, 3.0 is
-not 3), integers within 64 bits, finite floats, ranges and choices, peer ids (decimal strings below 2**160), file
-names, and the rules between arguments (a path's extension and its ``format=``; ``count`` or ``ids``).
+that runs it). The control socket (:class:`p2pzmq.control.ControlServer`), ``run`` and ``ctl`` all go through it,
+so they take the same arguments and refuse the same mistakes, before anything runs: JSON types (a bool is not an int,
+3.0 is not 3), integers within 64 bits, finite floats, ranges and choices, peer ids (decimal strings below 2**160),
+file names, and the rules between arguments (a path's extension and its ``format=``; ``count`` or ``ids``).
 
 On the command line, a command's required arguments may be given in order (``output_graph net.gexf``) and every
 argument as ``key=value`` (``output_graph path=net.gexf format=gexf``); values are read by the parameter's type.

@@ -33,8 +33,9 @@ INBOX = 64
 
 
 def handle(network, raw: bytes) -> tuple[dict, bool]:
-    """Run one request against ``network`` to its end: (the reply object, whether the server should stop after
-    replying). See :func:`execute` for what becomes of errors."""
+    """Run one request against ``network`` to its end, without a server and whether the command is quick or long:
+    (the reply object, whether a server should stop after replying). See :func:`execute` for what becomes of
+    errors."""
     try:
         command, arguments = _parse(raw)
     except UsageError as exc:
