@@ -88,15 +88,14 @@ class Served:
         the socket through its fd as always."""
         self._handler, self._on_error, self._settle = handler, on_error, settle
         self._listen()
-        get_hub().loop.run_callback(self._drain)  # what is queued already signalled: the fd will not again
+        self._drain_soon()  # what is queued already signalled: the fd will not again
 
     def wake(self) -> None:
         """Look at the queue soon, from the loop. Call it after using a served socket outside its handler (sending a
         reply from a greenlet): that call may have taken the fd's signal of a message that arrived meanwhile, and the
         loop would then never hand it over (docs/DESIGN.md §7.1)."""
-        if self._handler is not None and not self._drain_due:
-            self._drain_due = True
-            get_hub().loop.run_callback(self._drain)
+        if self._handler is not None:
+            self._drain_soon()
 
     def pause(self) -> None:
         """Stop serving: a greenlet may own the socket again (it parks on the same watcher)."""
@@ -117,9 +116,8 @@ class Served:
             self._failed(exc)
         finally:
             self._draining = False
-        if self._settle and not self._drain_due:
-            self._drain_due = True
-            get_hub().loop.run_callback(self._drain)
+        if self._settle:
+            self._drain_soon()
 
     def _drain(self, fired: bool = False) -> None:
         """Hand the handler what is queued, a batch at a time; nothing if the socket is not served now. When the fd
@@ -138,12 +136,17 @@ class Served:
                 if frames is None:
                     return
                 handler(frames)
-            self._drain_due = True
-            get_hub().loop.run_callback(self._drain)  # more may be queued: let others have a turn first
+            self._drain_soon()  # more may be queued: let others have a turn first
         except Exception as exc:  # the handler's owner decides what a failure means; the loop must go on
             self._failed(exc)
         finally:
             self._draining = False
+
+    def _drain_soon(self) -> None:
+        """Have the loop drain this socket once it has run the other callbacks due (one drain due at a time)."""
+        if not self._drain_due:
+            self._drain_due = True
+            get_hub().loop.run_callback(self._drain)
 
     def _failed(self, exc: Exception) -> None:
         if not self.closed:
