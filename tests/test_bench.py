@@ -60,6 +60,13 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
         assert len(rows) == 1 and rows[0][-1] == "yes"  # the tables equal the oracle's
         assert len(ratio_cells(header, rows[0])) == len(raws_named) + 1
         assert all(RATIO.match(cell) for cell in ratio_cells(header, rows[0]))
+    header, floors = table(out, "| N | protocol alone CPU s |")
+    assert len(floors) == 1 and floors[0][0] == "16" and floors[0][-1] == "yes"  # the lean build = the oracle
+    protocol, lean, ours = (float(cell) for cell in floors[0][1:4])
+    assert 0 < protocol <= lean and ours > 0 and RATIO.match(floors[0][header.index("p2pzmq / lean")])
+    shares = [int(floors[0][header.index(name)].rstrip("%")) for name in
+              ("protocol", "messages (lean − protocol)", "p2pzmq's layers (p2pzmq − lean)")]
+    assert sum(shares) == pytest.approx(100, abs=2)
     header, rows = table(out, "| N | create s wall / CPU | CPU ms/peer |")
     assert [row[0] for row in rows] == ["16"] and all(RATIO.match(cell) for cell in ratio_cells(header, rows[0]))
     _, joins = table(out, "| N | join concurrency J |")
@@ -71,12 +78,13 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
     assert "An old generated part" not in report and report.endswith(HAND_WRITTEN)
     block = report[report.index(begin):report.index(end)]
     for section in ("## Goals", "## Raw round trips", "## Sequential builds in one process",
-                    "## The simulator against N", "![time and memory against N](docs/bench.png)", "Machine: "):
+                    "## Where a sequential build's CPU goes", "## The simulator against N", "![time and memory against N](docs/bench.png)", "Machine: "):
         assert section in block
     assert (tmp_path / "docs" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads((tmp_path / "docs" / "bench.json").read_text())
     assert set(figures["raw"]) == {"green", "plain", "lean", "plain_tcp", "green_tcp"}
     assert [(build["transport"], build["oracle"]) for build in figures["builds"]] == [("inproc", True), ("tcp", True)]
+    assert figures["builds"][0]["floor"]["oracle"] and "floor" not in figures["builds"][1]
     assert figures["rows"][0]["timeouts"] == 0 and len(figures["load_average"]) == 2
 
     rewritten = tmp_path / "again"

@@ -3,7 +3,8 @@ in the same process within seconds of it (tools/bench_raw.py).
 
 * :func:`measure_build`: sequential builds (J = 1) of N peers in one process over inproc or tcp, alternating with
   raw measurements, best of several rounds; the last build's tables are checked against the message-free oracle
-  (tests/model.py), which the sequential build must equal exactly;
+  (tests/model.py), which the sequential build must equal exactly. Inproc rounds also measure the floor of the same
+  build (tools/bench_floor.py: the protocol alone, and the lean build with nothing of p2pzmq around its messages);
 * :func:`measure_row`: one N through create, one refresh and ``net_status``, with memory and fds per peer.
 
 Every function returns plain data (JSON), printed by ``tools/bench.py --one``.
@@ -12,24 +13,12 @@ from __future__ import annotations
 
 import collections
 import os
-import sys
 
+import bench_floor
 from bench_raw import Clock, best, raw_limits
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: The raw measurements each kind of build is compared with.
 RAWS_FOR = {"inproc": ("green", "plain"), "tcp": ("green", "plain_tcp", "green_tcp")}
-
-
-def _oracle_preorders(seed: int, n: int) -> list[list[int]]:
-    """Each peer's table (ids in preorder, newest peer first) as the message-free oracle builds them."""
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
-    from model import ModelNetwork
-
-    model = ModelNetwork(seed)
-    model.create(n)
-    return model.preorders()
 
 
 def thread_cpu() -> dict[int, tuple[str, float]]:
@@ -73,7 +62,7 @@ def _build(n: int, transport: str, seed: int, check: bool) -> dict:
                  "io_thread_cpu_s": io_thread_seconds(threads, thread_cpu())}
         if check:
             tables = [[contact.id for contact in table.preorder()] for table in network.tables()]
-            built["oracle"] = tables == _oracle_preorders(seed, n)
+            built["oracle"] = tables == bench_floor.protocol_alone(n, seed)[1]
     return built
 
 
@@ -82,16 +71,33 @@ def measure_build(n: int, transport: str, rounds: int, round_trips: int, seed: i
     with, and the raw limits once more at the end, so every build lies between two raw measurements seconds away.
     The best build (least CPU) and the best raw rates make the ratios; every round is kept too."""
     names = RAWS_FOR[transport]
-    raws, builds = [], []
+    raws, builds, floors = [], [], []
     for index in range(rounds):
         raws.append(raw_limits(round_trips, names, repeats=1))
+        if transport == "inproc":
+            floors.append(_floor(n, seed))
         builds.append(_build(n, transport, seed, check=index == rounds - 1))
     raws.append(raw_limits(round_trips, names, repeats=1))
     fastest = min(builds, key=lambda build: build["cpu_s"])
-    return {"n": n, "transport": transport, "rounds": rounds, "raw": best(raws), "raw_rounds": raws,
-            "builds": builds, "cpu_s": fastest["cpu_s"], "wall_s": fastest["wall_s"],
-            "requests": fastest["requests"], "io_thread_cpu_s": fastest["io_thread_cpu_s"],
-            "oracle": builds[-1]["oracle"]}
+    measured = {"n": n, "transport": transport, "rounds": rounds, "raw": best(raws), "raw_rounds": raws,
+                "builds": builds, "cpu_s": fastest["cpu_s"], "wall_s": fastest["wall_s"],
+                "requests": fastest["requests"], "io_thread_cpu_s": fastest["io_thread_cpu_s"],
+                "oracle": builds[-1]["oracle"]}
+    if floors:
+        measured["floor_rounds"] = floors
+        measured["floor"] = {key: min(floor[key] for floor in floors) for key in ("protocol_cpu_s", "lean_cpu_s")}
+        measured["floor"].update(lean_requests=floors[0]["lean_requests"],
+                                 oracle=all(floor["oracle"] for floor in floors))
+    return measured
+
+
+def _floor(n: int, seed: int) -> dict:
+    """The protocol alone and the lean build (tools/bench_floor.py) of the same network, both checked against the
+    oracle's tables."""
+    protocol_cpu_s, oracle = bench_floor.protocol_alone(n, seed)
+    lean = bench_floor.lean_build(n, seed)
+    return {"protocol_cpu_s": protocol_cpu_s, "lean_cpu_s": lean["cpu_s"], "lean_requests": lean["requests"],
+            "oracle": lean["tables"] == oracle}
 
 
 def measure_row(n: int, join_concurrency: int, refresh: bool, round_trips: int, seed: int = 1) -> dict:
