@@ -52,7 +52,7 @@ def protocol_alone(n: int, seed: int) -> tuple[float, list[list[int]]]:
 class _LeanPeer:
     """A server ROUTER and a client ROUTER, a table, and the client's connections of the current join."""
 
-    def __init__(self, ctx: zmq.Context, peer_id: int, peers: dict, config: Config) -> None:
+    def __init__(self, ctx: zmq.Context, peer_id: int, peers: dict, config: Config, codec: m.Codec) -> None:
         self.contact = Contact(peer_id, f"inproc://lean-server/{peer_id}", f"inproc://lean-client/{peer_id}")
         self.server, self.client = ctx.socket(zmq.ROUTER), ctx.socket(zmq.ROUTER)
         for sock in (self.server, self.client):
@@ -65,7 +65,7 @@ class _LeanPeer:
         self._routes: collections.OrderedDict[str, bytes] = collections.OrderedDict()
         self._serial = 0
         self._cookies = random.Random(peer_id)
-        self._codec = m.Codec()
+        self._codec = codec  # one per process, as the simulator's peers share theirs
         self.requests = 0
 
     def serve_one(self) -> None:
@@ -123,11 +123,12 @@ def lean_build(n: int, seed: int) -> dict:
     ctx.set(zmq.MAX_SOCKETS, 4 * n + 64)
     rng = random.Random(seed)
     peers: dict[str, _LeanPeer] = {}
+    codec = m.Codec()
     newest_first: list[_LeanPeer] = []
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(n):
-            peer = _LeanPeer(ctx, new_id(rng), peers, config)
+            peer = _LeanPeer(ctx, new_id(rng), peers, config, codec)
             peers[peer.contact.server] = peer
             if newest_first:
                 peer.join(newest_first[rng.randrange(len(newest_first))].contact)
