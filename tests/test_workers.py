@@ -210,6 +210,31 @@ def test_the_scale_tool_runs_quick(tmp_path, protocol):
     assert "| goal | this run | verdict |" in done.stdout
 
 
+def test_the_scale_tool_can_stop_after_the_build(tmp_path):
+    figures_path = tmp_path / "scale.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "scale.py"), "--quick", "--no-refresh",
+                           "--json", str(figures_path)], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(figures_path.read_text())
+    assert [phase["phase"] for phase in figures["phases"]] == ["create", "sampled status after create"]
+    assert "refresh_seconds" not in figures and figures["worker_exit_codes"] == [0, 0]
+    assert [goal["goal"] for goal in figures["goals"]] == ["20,000 peers built in at most 240 s",
+                                                           "at least 1.7 cores busy while building"]
+
+
+@pytest.mark.parametrize("n, verdicts", [(20000, [True, False, True]), (50000, [None, None, True]),
+                                         (2000, [None, None, None])])
+def test_the_scale_goals_judge_build_times_at_20000_peers_and_busy_cores_from_20000_up(n, verdicts):
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import scale
+
+    figures = {"n": n, "create_seconds": 200.0, "total_work_seconds": 500.0,
+               "phases": [{"phase": "create", "cores": 1.8}]}
+    found = scale.goals(figures)
+    assert [goal["met"] for goal in found] == verdicts
+    assert [goal["value"] for goal in found] == ["200 s", "500 s", "1.80"]
+
+
 def test_the_scale_tool_starts_workers_enough_for_the_fd_budget_and_refuses_too_few():
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import scale

@@ -42,7 +42,6 @@ SPARE = 0.1
 GOAL_N = 20000
 GOALS = (("built", "create_seconds", 240.0), ("built, refreshed once and sampled", "total_work_seconds", 480.0))
 GOAL_CORES = 1.7
-NOT_APPLICABLE = f"applies at {GOAL_N:,} peers or more"
 
 
 def say(text: str) -> None:
@@ -135,13 +134,17 @@ def report(rows: list[dict]) -> None:
 
 
 def goals(figures: dict) -> list[dict]:
-    """The goals of a 20,000-peer build with this run's figures; verdicts only for a run of that size or more."""
-    applies = figures["n"] >= GOAL_N
+    """The goals of a 20,000-peer build with this run's figures. The times have verdicts only for a run of exactly
+    that size (a larger build takes longer by nature: its progress lines say when it passed 20,000 peers); the cores
+    kept busy, for any run of that size or more."""
+    exact, large = figures["n"] == GOAL_N, figures["n"] >= GOAL_N
     found = [{"goal": f"{GOAL_N:,} peers {what} in at most {limit:.0f} s", "value": f"{figures[key]:.0f} s",
-              "met": figures[key] <= limit if applies else None} for what, key, limit in GOALS if key in figures]
+              "met": figures[key] <= limit if exact else None, "scope": f"applies to {GOAL_N:,} peers"}
+             for what, key, limit in GOALS if key in figures]
     create = next(phase for phase in figures["phases"] if phase["phase"] == "create")
     found.append({"goal": f"at least {GOAL_CORES} cores busy while building", "value": f"{create['cores']:.2f}",
-                  "met": create["cores"] >= GOAL_CORES if applies else None})
+                  "met": create["cores"] >= GOAL_CORES if large else None,
+                  "scope": f"applies at {GOAL_N:,} peers or more"})
     return found
 
 
@@ -161,7 +164,7 @@ def markdown(figures: dict) -> list[str]:
                      f"| {created['fds']:,} / {end['fds']:,} | {end['cpu_seconds']:,.0f} |")
     lines += ["", "| goal | this run | verdict |", "|---|---|---|"]
     lines += [f"| {goal['goal']} | {goal['value']} | "
-              f"{NOT_APPLICABLE if goal['met'] is None else 'met' if goal['met'] else '**not met**'} |"
+              f"{goal['scope'] if goal['met'] is None else 'met' if goal['met'] else '**not met**'} |"
               for goal in figures["goals"]]
     return lines
 
