@@ -78,7 +78,8 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
     assert "An old generated part" not in report and report.endswith(HAND_WRITTEN)
     block = report[report.index(begin):report.index(end)]
     for section in ("## Goals", "## Raw round trips", "## Sequential builds in one process",
-                    "## Where a sequential build's CPU goes", "## The simulator against N", "![time and memory against N](docs/bench.png)", "Machine: "):
+                    "## Where a sequential build's CPU goes", "## The simulator against N",
+                    "![time and memory against N](docs/bench.png)", "Machine: "):
         assert section in block
     assert (tmp_path / "docs" / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures = json.loads((tmp_path / "docs" / "bench.json").read_text())

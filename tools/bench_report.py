@@ -80,7 +80,8 @@ def goals(figures: dict) -> list[Goal]:
                  "equal" if inproc["oracle"] else "different", inproc["oracle"]),
         ]
     created = _build(figures, "inproc", 1000)
-    lean = f" (the lean build: {created['floor']['lean_cpu_s']:.2f})" if created and "floor" in created else ""
+    floor = created.get("floor") if created else None
+    lean = f" (the lean build: {floor['lean_cpu_s']:.2f})" if floor else ""
     found.append(Goal("1,000 peers created inproc, J = 1", "<= 2 CPU s",
                       f"{created['cpu_s']:.2f} CPU s{lean}" if created else "no 1,000-peer build in this run",
                       created["cpu_s"] <= 2 if created else None))

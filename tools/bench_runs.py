@@ -45,10 +45,10 @@ def io_thread_seconds(before: dict, after: dict) -> float:
     return sum(seconds for name, seconds in spent.items() if name.startswith("ZMQbg/IO"))
 
 
-def _build(n: int, transport: str, seed: int, check: bool) -> dict:
+def _build(n: int, transport: str, seed: int, oracle: list[list[int]] | None) -> dict:
     """Build ``n`` peers one join at a time in a fresh network: CPU and wall seconds of ``create`` (and how much of
-    that CPU libzmq's I/O thread spent) and the requests it made; with ``check``, whether the tables equal the
-    oracle's (fetched after the clock stopped)."""
+    that CPU libzmq's I/O thread spent) and the requests it made; given the ``oracle``'s tables, whether the
+    network's equal them (fetched after the clock stopped)."""
     from p2pzmq.config import Config
     from p2pzmq.network import Network
 
@@ -60,9 +60,8 @@ def _build(n: int, transport: str, seed: int, check: bool) -> dict:
         wall, cpu = clock.seconds()
         built = {"wall_s": wall, "cpu_s": cpu, "requests": network.counters["requests"] - before,
                  "io_thread_cpu_s": io_thread_seconds(threads, thread_cpu())}
-        if check:
-            tables = [[contact.id for contact in table.preorder()] for table in network.tables()]
-            built["oracle"] = tables == bench_floor.protocol_alone(n, seed)[1]
+        if oracle is not None:
+            built["oracle"] = [[contact.id for contact in table.preorder()] for table in network.tables()] == oracle
     return built
 
 
@@ -74,9 +73,14 @@ def measure_build(n: int, transport: str, rounds: int, round_trips: int, seed: i
     raws, builds, floors = [], [], []
     for index in range(rounds):
         raws.append(raw_limits(round_trips, names, repeats=1))
+        oracle = None
         if transport == "inproc":
-            floors.append(_floor(n, seed))
-        builds.append(_build(n, transport, seed, check=index == rounds - 1))
+            floor, oracle = _floor(n, seed)
+            floors.append(floor)
+        last = index == rounds - 1
+        if last and oracle is None:
+            oracle = bench_floor.protocol_alone(n, seed)[1]
+        builds.append(_build(n, transport, seed, oracle if last else None))
     raws.append(raw_limits(round_trips, names, repeats=1))
     fastest = min(builds, key=lambda build: build["cpu_s"])
     measured = {"n": n, "transport": transport, "rounds": rounds, "raw": best(raws), "raw_rounds": raws,
@@ -91,13 +95,13 @@ def measure_build(n: int, transport: str, rounds: int, round_trips: int, seed: i
     return measured
 
 
-def _floor(n: int, seed: int) -> dict:
-    """The protocol alone and the lean build (tools/bench_floor.py) of the same network, both checked against the
-    oracle's tables."""
+def _floor(n: int, seed: int) -> tuple[dict, list[list[int]]]:
+    """The protocol alone and the lean build (tools/bench_floor.py) of the same network, the lean one checked against
+    the oracle's tables; and those tables, for the build of the same round to be checked against too."""
     protocol_cpu_s, oracle = bench_floor.protocol_alone(n, seed)
     lean = bench_floor.lean_build(n, seed)
-    return {"protocol_cpu_s": protocol_cpu_s, "lean_cpu_s": lean["cpu_s"], "lean_requests": lean["requests"],
-            "oracle": lean["tables"] == oracle}
+    return ({"protocol_cpu_s": protocol_cpu_s, "lean_cpu_s": lean["cpu_s"], "lean_requests": lean["requests"],
+             "oracle": lean["tables"] == oracle}, oracle)
 
 
 def measure_row(n: int, join_concurrency: int, refresh: bool, round_trips: int, seed: int = 1) -> dict:

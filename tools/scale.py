@@ -128,6 +128,7 @@ def processes(net: Network) -> list[dict]:
 
 
 def report(rows: list[dict]) -> None:
+    """Say each process's line of figures (see :func:`processes`)."""
     for process in rows:
         say(f"{process['role']} pid {process['pid']}: {process['peers']} peers, peak {process['peak_rss_mb']:.0f} MB, "
             f"now {process['rss_mb']:.0f} MB, {process['fds']} fds, {process['cpu_seconds']:.0f} CPU s")
