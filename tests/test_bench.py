@@ -62,8 +62,8 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
         assert all(RATIO.match(cell) for cell in ratio_cells(header, rows[0]))
     header, floors = table(out, "| N | protocol alone CPU s |")
     assert len(floors) == 1 and floors[0][0] == "16" and floors[0][-1] == "yes"  # the lean build = the oracle
-    protocol, lean, ours = (float(cell) for cell in floors[0][1:4])
-    assert 0 < protocol <= lean and ours > 0 and RATIO.match(floors[0][header.index("p2pzmq / lean")])
+    assert all(float(cell) >= 0 for cell in floors[0][1:4])  # printed to 0.01 s: the protocol of 16 peers may be 0.00
+    assert RATIO.match(floors[0][header.index("p2pzmq / lean")])
     shares = [int(floors[0][header.index(name)].rstrip("%")) for name in
               ("protocol", "messages (lean − protocol)", "p2pzmq's layers (p2pzmq − lean)")]
     assert sum(shares) == pytest.approx(100, abs=2)
@@ -85,7 +85,9 @@ def test_bench_smoke_prints_every_goal_and_ratio_and_writes_its_block_keeping_th
     figures = json.loads((tmp_path / "docs" / "bench.json").read_text())
     assert set(figures["raw"]) == {"green", "plain", "lean", "plain_tcp", "green_tcp"}
     assert [(build["transport"], build["oracle"]) for build in figures["builds"]] == [("inproc", True), ("tcp", True)]
-    assert figures["builds"][0]["floor"]["oracle"] and "floor" not in figures["builds"][1]
+    floor = figures["builds"][0]["floor"]
+    assert floor["oracle"] and "floor" not in figures["builds"][1]
+    assert 0 < floor["protocol_cpu_s"] <= floor["lean_cpu_s"] and figures["builds"][0]["cpu_s"] > 0
     assert figures["rows"][0]["timeouts"] == 0 and len(figures["load_average"]) == 2
 
     rewritten = tmp_path / "again"
