@@ -10,7 +10,8 @@ from typing import Iterable
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
 from .messages import MAX_K
-from .table import CAPACITY, METRICS, Contact, Table
+from .contact import Contact
+from .table import CAPACITY, METRICS, Table
 
 TRANSPORTS = ("inproc", "tcp")
 #: The protocols a network may speak (docs/DESIGN.md §10); every peer of a network speaks the same one.

@@ -9,7 +9,8 @@ from typing import Callable
 
 from .errors import TransportError
 from .ids import discovery_targets
-from .table import Contact, Table
+from .contact import Contact
+from .table import Table
 
 #: ``find_closest(contact, target)`` asks ``contact``'s server; may raise :class:`TransportError` (e.g. RpcTimeout).
 FindClosest = Callable[[Contact, int], Contact]

@@ -23,7 +23,7 @@ from .config import Config
 from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
 from .rpc import Channel, Counters, Liveness
-from .table import Contact
+from .contact import Contact
 from .endpoints import Endpoints
 from .transport import Context, RouterSocket
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from .errors import ProtocolError
 from .ids import MAX_COOKIE
-from .table import Contact
+from .contact import Contact
 
 #: Hand the worker the network's settings (``config``); it answers with ``pid``, ``host`` and ``room``.
 HELLO = "hello"

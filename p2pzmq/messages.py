@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from .errors import ProtocolError
 from .ids import ID_BITS
-from .table import CAPACITY, Contact
+from .contact import Contact
+from .table import CAPACITY
 from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000

@@ -31,7 +31,7 @@ from . import protocols
 from .config import Config
 from .errors import ProtocolError, TransportError
 from .rpc import Caller, Counters, Request, Result
-from .table import Contact
+from .contact import Contact
 from .endpoints import Endpoints
 from .transport import Context, RouterSocket
 

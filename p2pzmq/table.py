@@ -17,18 +17,12 @@ Thousands of tables live in one process, so a node is four slots and a table add
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator
+
+from .contact import Contact
 
 CAPACITY = 160
 METRICS = ("tree", "xor")
-
-
-class Contact(NamedTuple):
-    """How to reach a peer: its id and the endpoints of its server and client sockets."""
-
-    id: int
-    server: str
-    client: str
 
 
 class _Node:

@@ -28,7 +28,7 @@ from typing import Callable, NamedTuple
 
 from .errors import ProtocolError
 from .ids import ID_BYTES, id_from_bytes, id_to_bytes
-from .table import Contact
+from .contact import Contact
 
 MAX_ENDPOINT_CHARS = 256
 #: UTF-8 needs at most 4 bytes a character, so a longer endpoint is refused before it is decoded.

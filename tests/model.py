@@ -11,7 +11,8 @@ import random
 from p2pzmq.discovery import build_table
 from p2pzmq.errors import RpcTimeout
 from p2pzmq.ids import new_id
-from p2pzmq.table import Contact, Table
+from p2pzmq.contact import Contact
+from p2pzmq.table import Table
 
 
 class ModelNetwork:

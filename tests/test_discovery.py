@@ -8,7 +8,8 @@ import pytest
 from p2pzmq.discovery import build_table, walk
 from p2pzmq.errors import RpcTimeout
 from p2pzmq.ids import discovery_targets
-from p2pzmq.table import Contact, Table
+from p2pzmq.contact import Contact
+from p2pzmq.table import Table
 
 pytestmark = pytest.mark.timeout(30)
 

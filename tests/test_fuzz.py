@@ -18,7 +18,7 @@ from p2pzmq.config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import ProtocolError, RpcTimeout
 from p2pzmq.hosting import rss_bytes
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(120)
 

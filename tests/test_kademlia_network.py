@@ -13,7 +13,7 @@ from p2pzmq.config import Config
 from p2pzmq.errors import UsageError
 from p2pzmq.protocols.kademlia import KademliaTable
 from p2pzmq.protocols.lookup import Simulator
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 from test_protocol import Harness
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ import pytest
 
 from p2pzmq.ids import ID_BITS, new_id
 from p2pzmq.protocols.kbuckets import CACHE_SIZE, K, KBuckets, bucket_index
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,7 +9,7 @@ import pytest
 from p2pzmq.ids import new_id
 from p2pzmq.protocols.kbuckets import KBuckets
 from p2pzmq.protocols.lookup import Lookup, LookupResult, Simulator, simulate
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -11,7 +11,8 @@ from p2pzmq import messages as m
 from p2pzmq import wire
 from p2pzmq.config import Config
 from p2pzmq.errors import ProtocolError
-from p2pzmq.table import CAPACITY, Contact
+from p2pzmq.contact import Contact
+from p2pzmq.table import CAPACITY
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ from p2pzmq import messages as m
 from p2pzmq.config import Config
 from p2pzmq.peer import Peer
 from p2pzmq.rpc import Counters
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 from p2pzmq.endpoints import Endpoints
 from p2pzmq.transport import Context
 

@@ -14,7 +14,7 @@ from p2pzmq import link, rpc
 from p2pzmq import messages as m
 from p2pzmq.errors import ProtocolError, RpcTimeout, TransportError
 from p2pzmq.rpc import GONE, SILENT, Caller, Channel, Counters, Liveness, Outcome, Request
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 from p2pzmq.endpoints import Endpoints
 from p2pzmq.transport import Context
 

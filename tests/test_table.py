@@ -11,7 +11,8 @@ import random
 
 import pytest
 
-from p2pzmq.table import CAPACITY, METRICS, Contact, Table
+from p2pzmq.contact import Contact
+from p2pzmq.table import CAPACITY, METRICS, Table
 
 pytestmark = pytest.mark.timeout(30)
 

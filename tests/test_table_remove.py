@@ -3,7 +3,8 @@ import random
 
 import pytest
 
-from p2pzmq.table import Contact, Table
+from p2pzmq.contact import Contact
+from p2pzmq.table import Table
 
 pytestmark = pytest.mark.timeout(60)
 

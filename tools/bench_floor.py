@@ -28,7 +28,7 @@ from p2pzmq import messages as m
 from p2pzmq.config import Config
 from p2pzmq.discovery import build_table
 from p2pzmq.ids import new_id
-from p2pzmq.table import Contact
+from p2pzmq.contact import Contact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _send = zmq.backend.Socket.send

@@ -15,7 +15,7 @@ from .. import messages as m
 from ..config import Config
 from ..errors import TransportError
 from ..rpc import Caller, Channel, Counters, Liveness, Request, Result
-from ..table import Contact
+from ..contact import Contact
 from ..transport import Context
 from .members import Members
 

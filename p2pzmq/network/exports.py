@@ -15,7 +15,8 @@ from .. import graph, protocols
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
-from ..table import Contact, Table
+from ..contact import Contact
+from ..table import Table
 from .channel import CommandChannel
 from .members import Members
 

@@ -17,7 +17,7 @@ from .. import protocols
 from ..config import Config
 from ..protocols.kbuckets import KBuckets
 from ..protocols.lookup import Lookup, Simulator
-from ..table import Contact
+from ..contact import Contact
 from .channel import CommandChannel
 
 #: About this many lookups are computed per task of the offload thread; progress is reported between tasks.

@@ -14,7 +14,7 @@ import random
 from ..errors import UsageError
 from ..ids import ID_BITS, parse_id
 from ..rpc import Outcome, Result
-from ..table import Contact
+from ..contact import Contact
 
 #: How many departed peers (killed or left) are remembered for ``peers`` and ``net_status``.
 MAX_DEPARTED = 10_000

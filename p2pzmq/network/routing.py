@@ -15,7 +15,8 @@ from .. import discovery, protocols, status
 from .. import messages as m
 from ..config import Config
 from ..errors import ProtocolError, TransportError, UsageError
-from ..table import Contact, Table
+from ..contact import Contact
+from ..table import Table
 from . import lookups
 from .channel import CommandChannel
 from .members import Members, parse_peer_id

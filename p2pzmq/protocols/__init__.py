@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 
 from ..config import PROTOCOLS, Config
-from ..table import Contact
+from ..contact import Contact
 
 NAMES = PROTOCOLS
 

@@ -21,7 +21,7 @@ import random
 
 from .. import messages as m
 from ..config import Config
-from ..table import Contact
+from ..contact import Contact
 from .kbuckets import KBuckets
 from .lookup import Lookup
 

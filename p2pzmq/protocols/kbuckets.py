@@ -16,7 +16,7 @@ import random
 from typing import Collection, Iterable
 
 from ..ids import ID_BITS
-from ..table import Contact
+from ..contact import Contact
 
 #: Contacts per bucket (the paper's k, its suggested value).
 K = 20

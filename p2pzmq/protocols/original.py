@@ -17,7 +17,8 @@ from ..config import Config
 from ..discovery import build_table
 from ..errors import RpcTimeout, TransportError
 from ..ids import new_cookie
-from ..table import Contact, Table
+from ..contact import Contact
+from ..table import Table
 
 
 class Original:
