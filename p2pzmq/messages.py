@@ -16,10 +16,11 @@ from typing import NamedTuple
 from .errors import ProtocolError
 from .ids import ID_BITS
 from .contact import Contact
-from .table import CAPACITY
 from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000
+#: Contacts an ``UpdatePeers`` carries at most: a table of the original's, one entry per id bit at most.
+MAX_UPDATE = ID_BITS
 #: Contacts a ``NodesReply`` carries at most.
 MAX_NODES = 1024
 #: The largest Kademlia k (contacts per bucket): a table of 160 full buckets and its owner must fit a table's count.
@@ -171,7 +172,7 @@ _TABLE = contacts(MAX_TABLE)
 SCHEMA = (
     (0, GetPeers, (REQUEST_ID, COOKIE, CONTACT)),
     (1, FindClosest, (REQUEST_ID, COOKIE, CONTACT, ID)),
-    (2, UpdatePeers, (COOKIE, contacts(CAPACITY))),
+    (2, UpdatePeers, (COOKIE, contacts(MAX_UPDATE))),
     (3, ClientPeers, (REQUEST_ID, COOKIE)),
     (4, FindPeers, (REQUEST_ID, COOKIE, ids(MAX_TARGETS))),
     (5, Join, (REQUEST_ID, COOKIE, CONTACT)),

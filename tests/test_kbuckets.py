@@ -10,7 +10,7 @@ import random
 import pytest
 
 from p2pzmq.ids import ID_BITS, new_id
-from p2pzmq.protocols.kbuckets import CACHE_SIZE, K, KBuckets, bucket_index
+from p2pzmq.protocols.kademlia.kbuckets import CACHE_SIZE, K, KBuckets, bucket_index
 from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(30)

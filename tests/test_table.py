@@ -12,7 +12,7 @@ import random
 import pytest
 
 from p2pzmq.contact import Contact
-from p2pzmq.table import CAPACITY, METRICS, Table
+from p2pzmq.protocols.original.table import CAPACITY, METRICS, Table
 
 pytestmark = pytest.mark.timeout(30)
 
