@@ -1,4 +1,4 @@
-"""Kademlia's routing table (p2pzmq.protocols.kbuckets) against brute force and a literal reference.
+"""Kademlia's routing table (p2pzmq.protocols.kademlia.kbuckets) against brute force and a literal reference.
 
 The reference below keeps every bucket, cache and suspect in plain lists and follows the rules word by word;
 random operation sequences crowded into a few small buckets must leave both in the same state after every step.

@@ -1,5 +1,5 @@
-"""Kademlia's iterative lookup (p2pzmq.protocols.lookup): hand-worked rounds, the rules one by one, independence
-from reply order, and the true k closest on seeded networks whose tables are complete."""
+"""Kademlia's iterative lookup (p2pzmq.protocols.kademlia.lookup): hand-worked rounds, the rules one by one,
+independence from reply order, and the true k closest on seeded networks whose tables are complete."""
 from __future__ import annotations
 
 import random

@@ -87,10 +87,11 @@ def register(descriptor: Descriptor) -> Descriptor:
 
 
 def load(module: str) -> None:
-    """Import ``module``, whose import registers a protocol; raises :class:`UsageError` if it cannot be imported."""
+    """Import ``module``, whose import registers a protocol; raises :class:`UsageError` if it cannot be imported
+    (it is not there, or it is not Python)."""
     try:
         importlib.import_module(module)
-    except ImportError as exc:
+    except (ImportError, SyntaxError) as exc:
         raise UsageError(f"cannot import protocol module {module!r}: {exc}") from exc
 
 
