@@ -3,9 +3,10 @@
 Each peer keeps a bounded random sample of the peers it heard of: at most ``SAMPLE`` others besides itself. A peer
 that hears of a new one while full replaces a random entry, drawn from the peer's own stream
 (``random.Random(f"{seed}:{id}")``), so tables depend only on the seed and the order of events, not on where the
-peer lives. The server answers ``GetPeers`` with its table (owner first, then the others by id), then learns the
-sender. A join asks its bootstrap peer; a refresh asks every entry of its table, in id order. Leaving says nothing.
-Routing is greedy by XOR distance, the owner included. It has no settings of its own.
+peer lives. Its messages are its own (:func:`p2pzmq.messages.define`): the server answers ``Gossip`` with its table
+(``GossipReply``: owner first, then the others by id), then learns the sender. A join asks its bootstrap peer; a
+refresh asks every entry of its table, in id order. Leaving says nothing. Routing is greedy by XOR distance, the
+owner included. It has no settings of its own.
 
 Importing this module registers the protocol as ``random_graph``; ``Config(protocol_module=...)`` names it so that
 worker processes import it too. Nothing in p2pzmq knows it.
@@ -13,15 +14,35 @@ worker processes import it too. Nothing in p2pzmq knows it.
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 from p2pzmq import messages as m
-from p2pzmq import protocols
+from p2pzmq import protocols, wire
 from p2pzmq.contact import Contact
 from p2pzmq.errors import TransportError
 
 NAME = "random_graph"
 #: Other peers a table holds at most.
 SAMPLE = 6
+
+
+class Gossip(NamedTuple):
+    """Which peers do you know? (the server learns the sender)."""
+
+    req_id: int
+    cookie: int
+    sender: Contact
+
+
+class GossipReply(NamedTuple):
+    req_id: int
+    cookie: int
+    contacts: list[Contact]
+
+
+# Kinds from the top of the byte, clear of those the package's schema may add later.
+m.define(250, Gossip, (wire.REQUEST_ID, wire.COOKIE, wire.CONTACT))
+m.define(251, GossipReply, (wire.REQUEST_ID, wire.COOKIE, wire.contacts(1 + SAMPLE)), reply=True)
 
 
 class SampleTable:
@@ -68,8 +89,8 @@ class RandomGraph:
         self._rng = random.Random(None if config.seed is None else f"{config.seed}:{self._me.id}")
         self.table = SampleTable(self._me)
 
-    def serve(self, msg: m.GetPeers) -> m.PeersReply:
-        reply = m.PeersReply(msg.req_id, msg.cookie, self.table.contacts())
+    def serve(self, msg: Gossip) -> GossipReply:
+        reply = GossipReply(msg.req_id, msg.cookie, self.table.contacts())
         self.table.learn(msg.sender, self._rng)
         return reply
 
@@ -92,10 +113,10 @@ class RandomGraph:
 
     def _ask(self, contact: Contact) -> None:
         try:
-            reply = self._node.call(contact.server, m.GetPeers, (self._me,), m.PeersReply, self._timeout)
+            reply = self._node.call(contact.server, Gossip, (self._me,), GossipReply, self._timeout)
         except TransportError:
             return
-        for heard in reply.table:
+        for heard in reply.contacts:
             self.table.learn(heard, self._rng)
 
 
@@ -107,4 +128,4 @@ def table_from_wire(config, contacts: list[Contact]) -> SampleTable:
 
 DESCRIPTOR = protocols.register(protocols.Descriptor(
     name=NAME, settings={}, start=RandomGraph, table_from_wire=table_from_wire,
-    requests=(m.GetPeers,)))
+    requests=(Gossip,)))

@@ -2,14 +2,16 @@
 (:mod:`random_graph_protocol`) is built, measured, refreshed, exported and drawn by the supervisor, over inproc, tcp
 and workers, without a line of p2pzmq knowing it; and the registry's rules."""
 import os
+from typing import NamedTuple
 
 import pytest
 
 import random_graph_protocol as random_graph
-from p2pzmq import cli, protocols, worker
+from p2pzmq import cli, protocols, wire, worker
 from p2pzmq import messages as m
 from p2pzmq.config import Config
-from p2pzmq.errors import UsageError
+from p2pzmq.contact import Contact
+from p2pzmq.errors import ProtocolError, UsageError
 from p2pzmq.protocols.original.table import CAPACITY
 
 pytestmark = pytest.mark.timeout(120)
@@ -119,7 +121,7 @@ def test_descriptors_say_which_settings_are_whose():
 def test_a_name_is_registered_once():
     assert protocols.register(random_graph.DESCRIPTOR) is random_graph.DESCRIPTOR  # the same one again: fine
     other = protocols.Descriptor(name=random_graph.NAME, settings={}, start=random_graph.RandomGraph,
-                                 table_from_wire=random_graph.table_from_wire, requests=(m.GetPeers,))
+                                 table_from_wire=random_graph.table_from_wire, requests=(random_graph.Gossip,))
     with pytest.raises(ValueError, match="already registered"):
         protocols.register(other)
     assert protocols.get(random_graph.NAME) is random_graph.DESCRIPTOR
@@ -127,6 +129,22 @@ def test_a_name_is_registered_once():
 
 def test_the_codec_bounds_an_update_by_the_original_table():
     assert m.MAX_UPDATE == CAPACITY
+
+
+def test_a_protocol_defines_kinds_of_its_own():
+    sender = Contact(7, "inproc://s", "inproc://c")
+    request, reply = random_graph.Gossip(1, 2, sender), random_graph.GossipReply(1, 2, [sender])
+    codec = m.Codec()
+    assert [codec.decode(m.encode(msg)) for msg in (request, reply)] == [request, reply]
+    assert m.encode(request)[0][0] == 250 and m.tag(reply) == (1, 2) and m.tag(request) is None
+    with pytest.raises(ProtocolError, match="Gossip ends before its fields do"):
+        codec.decode([m.encode(request)[0][:10]])
+    with pytest.raises(ProtocolError, match="8 contacts exceed the limit of 7"):
+        m.encode(random_graph.GossipReply(1, 2, [sender] * (2 + random_graph.SAMPLE)))
+    for kind, cls in [(250, NamedTuple("Other", [("req_id", int)])), (len(m.SCHEMA) - 1, NamedTuple("Low", [])),
+                      (256, NamedTuple("High", [])), (252, random_graph.Gossip)]:
+        with pytest.raises(ValueError):
+            m.define(kind, cls, (wire.REQUEST_ID,))
 
 
 @pytest.mark.parametrize("argv, error", [
