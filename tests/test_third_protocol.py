@@ -162,3 +162,24 @@ def test_the_command_line_runs_a_protocol_from_a_module(tmp_path, capsys, monkey
     assert cli.main(["run", "-n", "8", "--seed", "2", "--protocol", random_graph.NAME, "--protocol-module", MODULE,
                      "net_status"]) == 0
     assert "Connectivity percentage" in capsys.readouterr().out
+
+
+def test_nothing_outside_the_protocols_names_one():
+    """The supervisor, peer, exports, worker link and command line ask a descriptor: no string constant outside
+    ``protocols/`` (docstrings aside) is a protocol's name."""
+    import ast
+    import pathlib
+
+    package = pathlib.Path(protocols.__file__).parent.parent
+    named = []
+    for path in sorted(package.rglob("*.py")):
+        if path.is_relative_to(package / "protocols"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        named += [f"{path.name}:{node.lineno}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in ("original", "kademlia")
+                  and id(node) not in docstrings]
+    assert named == []
