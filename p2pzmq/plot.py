@@ -35,7 +35,7 @@ _ID_SPACE = 2 ** 160
 #: peers (docs/DESIGN.md §11): at this budget and opacity the ring's chords stay apart, and every peer shows.
 EDGE_BUDGET = 20_000
 #: The edges' opacity is about this many edges' worth of ink divided by the number drawn, within the bounds.
-_INK_EDGES, _MIN_ALPHA, _MAX_ALPHA = 500, 0.02, 0.3
+_INK_EDGES, _MIN_ALPHA, _MAX_ALPHA = 600, 0.008, 0.3
 _CONTACTS_COLOUR, _ROUTE_COLOUR = "tab:red", "tab:orange"
 
 
