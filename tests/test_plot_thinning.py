@@ -11,7 +11,7 @@ import pytest
 from matplotlib.image import imread
 from matplotlib.text import Text
 
-from p2pzmq import control, plot
+from p2pzmq import cli, control, plot
 from p2pzmq.commands import parse_session
 
 pytestmark = pytest.mark.timeout(120)
@@ -146,3 +146,12 @@ def test_two_thousand_kademlia_peers_are_no_black_disc(make_network, tmp_path):
     result = net.output_png(str(tmp_path / "k.png"))
     assert (result["edges"], result["edges_drawn"], result["edges_left_out"]) == (303533, 20000, 281533)
     assert dark_share(tmp_path / "k.png") < 0.03
+
+
+def test_the_console_says_what_was_left_out(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "-n", "6", "--seed", "2", "output_png", "a.png", "edges=3", "output_png", "b.png"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"Drawing the network to {tmp_path / 'a.png'}"
+    assert lines[1].startswith("showing 3 of ") and lines[1].endswith(" left out)")
+    assert lines[2:] == [f"Drawing the network to {tmp_path / 'b.png'}"]  # nothing left out: nothing more said
