@@ -150,7 +150,8 @@ def test_two_thousand_kademlia_peers_are_no_black_disc(make_network, tmp_path):
 
 def test_the_console_says_what_was_left_out(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["run", "-n", "6", "--seed", "2", "output_png", "a.png", "edges=3", "output_png", "b.png"]) == 0
+    assert cli.main(["run", "-n", "6", "--seed", "2", "output_png", "a.png", "edges=3", "width=200",
+                     "height=200", "output_png", "b.png", "width=200", "height=200"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"Drawing the network to {tmp_path / 'a.png'}"
     assert lines[1].startswith("showing 3 of ") and lines[1].endswith(" left out)")
