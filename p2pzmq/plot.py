@@ -32,7 +32,7 @@ MIN_PIXELS, MAX_PIXELS = 100, 10000
 _DPI = 100
 _ID_SPACE = 2 ** 160
 #: Most edges a picture draws by default: above it, a seeded sample of this many. Measured on 2,000 Kademlia
-#: peers (docs/DESIGN.md §11): at this budget and opacity the ring's chords stay apart, and every peer shows.
+#: peers (docs/DESIGN.md §12): at this budget and opacity the ring's chords stay apart, and every peer shows.
 EDGE_BUDGET = 20_000
 #: The edges' opacity is about this many edges' worth of ink divided by the number drawn, within the bounds.
 _INK_EDGES, _MIN_ALPHA, _MAX_ALPHA = 600, 0.008, 0.3
@@ -105,7 +105,8 @@ def caption(total: int, drawn: int, seed: int, contacts: tuple[str, int] | None 
     if drawn == total:
         words = [f"all {total:,} links between peers drawn"]
     else:
-        words = [f"showing {drawn:,} of {total:,} links between peers (a sample, seed {seed}, {total - drawn:,} left out)"]
+        words = [f"showing {drawn:,} of {total:,} links between peers "
+                 f"(a sample, seed {seed}, {total - drawn:,} left out)"]
     if contacts is not None:
         words.append(f"red: the {contacts[1]:,} contacts of peer {_short(contacts[0])}")
     if route is not None:
