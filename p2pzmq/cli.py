@@ -384,8 +384,10 @@ def _plot(args) -> int:
         print(f"Drawing a {steps} step time-lapse to {path}", flush=True)
     else:
         drawn = read_graph(args.file)
-        plot.draw_overlay(drawn, path, args.width, args.height or 1000)
+        shown = plot.draw_overlay(drawn, path, args.width, args.height or 1000)
         print(f"Drawing {drawn.number_of_nodes()} peers to {path}", flush=True)
+        if shown["edges_left_out"]:
+            print(shown["caption"], flush=True)
     return EXIT_OK
 
 

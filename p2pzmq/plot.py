@@ -114,18 +114,20 @@ def caption(total: int, drawn: int, seed: int, contacts: tuple[str, int] | None 
     return "; ".join(words)
 
 
-def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000, edges: int = EDGE_BUDGET, seed: int = 0,
-                 peer: str | None = None, route: list[str] | None = None) -> dict:
+def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000, edges: int | None = None,
+                 seed: int = 0, peer: str | None = None, route: list[str] | None = None) -> dict:
     """Draw the networkx ``graph`` (nodes keyed by decimal id, attribute ``tgf``) to a PNG of exactly
     ``width`` x ``height`` pixels at ``path`` (``.png`` added if it has no extension, see
-    :func:`p2pzmq.graph.output_file`): every peer, at most ``edges`` of the edges between two peers (a sample drawn
-    with ``seed`` above that, see :func:`choose_edges`), and over them, whole, the table of ``peer`` and the
+    :func:`p2pzmq.graph.output_file`): every peer, at most ``edges`` (None: :data:`EDGE_BUDGET`) of the edges
+    between two peers (a sample drawn with ``seed`` above that, see :func:`choose_edges`), and over them, whole, the table of ``peer`` and the
     ``route`` (a list of ids, e.g. ``lookup``'s ``route.path``). Returns what was drawn: ``edges_drawn``,
     ``edges_left_out`` and the picture's ``caption``."""
     path, _ = output_file(path, None, ("png",))
     for named in ([peer] if peer is not None else []) + list(route or []):
         if named not in graph:
             raise UsageError(f"no peer has id {named:.60}")
+    if edges is None:
+        edges = EDGE_BUDGET
     if type(edges) is not int or edges < 0:
         raise UsageError(f"edges must be a non-negative integer, not {edges!r:.40}")
     figure = _figure(width, height)

@@ -156,3 +156,14 @@ def test_the_console_says_what_was_left_out(capsys, tmp_path, monkeypatch):
     assert lines[0] == f"Drawing the network to {tmp_path / 'a.png'}"
     assert lines[1].startswith("showing 3 of ") and lines[1].endswith(" left out)")
     assert lines[2:] == [f"Drawing the network to {tmp_path / 'b.png'}"]  # nothing left out: nothing more said
+
+
+def test_the_plot_subcommand_says_what_was_left_out(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "-n", "6", "--seed", "3", "output_tgf", "n.tgf"]) == 0
+    monkeypatch.setattr(plot, "EDGE_BUDGET", 4)
+    capsys.readouterr()
+    assert cli.main(["plot", "n.tgf", "-o", "n.png", "--width", "200", "--height", "200"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"Drawing 6 peers to {tmp_path / 'n.png'}"
+    assert out[1].startswith("showing 4 of ") and len(out) == 2

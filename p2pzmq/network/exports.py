@@ -90,9 +90,6 @@ class Exporter:
         result says what was drawn and left out (``edges_drawn``, ``edges_left_out``, the picture's ``caption``)."""
         from .. import plot
 
-        if edges is None:
-            edges = plot.EDGE_BUDGET
-
         path = os.path.abspath(graph.output_file(path, None, ["png"])[0])
         plot.check_size("width", width)
         plot.check_size("height", height)
