@@ -110,7 +110,8 @@ def caption(total: int, drawn: int, seed: int, contacts: tuple[str, int] | None 
     if contacts is not None:
         words.append(f"red: the {contacts[1]:,} contacts of peer {_short(contacts[0])}")
     if route is not None:
-        words.append(f"orange: the route from {_short(route[0])} to {_short(route[-1])}, {len(route) - 1} hops")
+        words.append(f"orange: the route from {_short(route[0])} to {_short(route[-1])}, {len(route) - 1} "
+                     + ("hop" if len(route) == 2 else "hops"))
     return "; ".join(words)
 
 

@@ -58,6 +58,7 @@ def test_captions_say_what_is_left_out():
     assert plot.caption(10, 10, 0, contacts=(long_id, 3), route=["7", "8", long_id]) == \
         "all 10 links between peers drawn; red: the 3 contacts of peer 1234567890…; " \
         "orange: the route from 7 to 1234567890…, 2 hops"
+    assert plot.caption(10, 10, 0, route=["7", "8"]).endswith("the route from 7 to 8, 1 hop")
 
 
 def _ring(count, contacts, seed=1):
