@@ -22,7 +22,6 @@ import hashlib
 import math
 import random
 import re
-import statistics
 from typing import Iterable, Sequence
 
 from .errors import UsageError
@@ -202,7 +201,7 @@ class Model:
         self._salt = str(seed) if seed is not None else f"unseeded-{random.SystemRandom().getrandbits(64)}"
         self._stream = random.Random(f"p2pzmq-messages:{self._salt}")
         self._places: dict[int, tuple[float, float] | int] = {}
-        self._normal = statistics.NormalDist()
+        self._inverse_normal = None
 
     def place(self, peer_id: int) -> tuple[float, float] | int | None:
         """Where ``peer_id`` sits: a point ``(x, y)`` of the unit square (``coords``), a site index (``matrix``),
@@ -229,7 +228,11 @@ class Model:
         if kind in ("constant", "uniform"):
             return latency.low + unit * (latency.high - latency.low)
         if kind == "lognormal":  # inverse CDF of one uniform: one draw a message whatever sigma is
-            return latency.median * math.exp(latency.sigma * self._normal.inv_cdf(unit or 2 ** -53))
+            if self._inverse_normal is None:  # statistics (and fractions, decimal) only when needed, not at every start of the CLI
+                import statistics
+
+                self._inverse_normal = statistics.NormalDist().inv_cdf
+            return latency.median * math.exp(latency.sigma * self._inverse_normal(unit or 2 ** -53))
         if kind == "coords":
             (ax, ay), (bx, by) = self.place(sender), self.place(receiver)
             return latency.base + math.hypot(ax - bx, ay - by) * latency.span
