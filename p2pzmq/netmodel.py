@@ -228,8 +228,8 @@ class Model:
         if kind in ("constant", "uniform"):
             return latency.low + unit * (latency.high - latency.low)
         if kind == "lognormal":  # inverse CDF of one uniform: one draw a message whatever sigma is
-            if self._inverse_normal is None:  # statistics (and fractions, decimal) only when needed, not at every start of the CLI
-                import statistics
+            if self._inverse_normal is None:
+                import statistics  # with fractions and decimal: only when needed, not at every start of the CLI
 
                 self._inverse_normal = statistics.NormalDist().inv_cdf
             return latency.median * math.exp(latency.sigma * self._inverse_normal(unit or 2 ** -53))
