@@ -1,9 +1,11 @@
 """Churn: the random schedule of peers joining and departing. Pure: no sockets, no clock.
 
-Joins arrive as a Poisson process (``join_rate`` per second); every peer alive during churn, old or new, stays for an
-exponentially distributed session (mean ``1 / leave_rate`` seconds) and then departs, crashing (killed, no goodbye)
-with probability ``crash_fraction`` and otherwise leaving gracefully. The supervisor (``Network.churn``) turns the
-schedule into ``add_peers``, ``kill_peers`` and ``leave_peers``.
+Joins arrive as a Poisson process (``join_rate`` per second); every peer alive during churn, old or new, stays for a
+session and then departs, crashing (killed, no goodbye) with probability ``crash_fraction`` and otherwise leaving
+gracefully. Sessions are exponential with mean ``1 / leave_rate`` seconds, or follow the ``law`` studies of
+churn use (docs/DESIGN.md §12): ``session=exp:MEAN``, ``weibull:SHAPE:SCALE`` or ``pareto:SHAPE:MIN``, with
+``arrival=poisson:RATE``. The supervisor (``Network.churn``) turns the schedule into ``add_peers``,
+``kill_peers`` and ``leave_peers``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,95 @@ import math
 import random
 
 from .errors import UsageError
+from .netmodel import SESSION_UNITS, parse_duration, parse_number
+
+SESSION_LAWS = ("exp", "weibull", "pareto")
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionLaw:
+    """How long a peer stays: ``exp`` (mean ``scale`` seconds), ``weibull`` (``shape`` k, ``scale`` λ seconds) or
+    ``pareto`` (``shape`` α, minimum ``scale`` seconds). Each draw is the inverse CDF of one uniform, so a
+    session takes exactly one draw of the plan's stream whatever the law."""
+
+    kind: str
+    shape: float
+    scale: float
+
+    def draw(self, rng: random.Random) -> float:
+        """One session time in seconds."""
+        tail = 1.0 - rng.random()  # in (0, 1]: its logarithm and negative powers are finite
+        if self.kind == "exp":
+            return -self.scale * math.log(tail)
+        if self.kind == "weibull":
+            return self.scale * (-math.log(tail)) ** (1 / self.shape)
+        return self.scale * tail ** (-1 / self.shape)
+
+    @property
+    def mean(self) -> float:
+        """The closed-form mean (infinite for a Pareto law of shape at most 1)."""
+        if self.kind == "exp":
+            return self.scale
+        if self.kind == "weibull":
+            return self.scale * math.gamma(1 + 1 / self.shape)
+        return self.shape * self.scale / (self.shape - 1) if self.shape > 1 else math.inf
+
+    @property
+    def median(self) -> float:
+        if self.kind == "exp":
+            return self.scale * math.log(2)
+        if self.kind == "weibull":
+            return self.scale * math.log(2) ** (1 / self.shape)
+        return self.scale * 2 ** (1 / self.shape)
+
+    @property
+    def variance(self) -> float:
+        """The closed-form variance (infinite for a Pareto law of shape at most 2)."""
+        if self.kind == "exp":
+            return self.scale ** 2
+        if self.kind == "weibull":
+            return self.scale ** 2 * (math.gamma(1 + 2 / self.shape) - math.gamma(1 + 1 / self.shape) ** 2)
+        if self.shape <= 2:
+            return math.inf
+        return self.scale ** 2 * self.shape / ((self.shape - 1) ** 2 * (self.shape - 2))
+
+    def density(self, x: float) -> float:
+        """The probability density at ``x`` seconds."""
+        if self.kind == "exp":
+            return math.exp(-x / self.scale) / self.scale
+        if self.kind == "weibull":
+            k, scale = self.shape, self.scale
+            return k / scale * (x / scale) ** (k - 1) * math.exp(-((x / scale) ** k))
+        return self.shape * self.scale ** self.shape / x ** (self.shape + 1) if x >= self.scale else 0.0
+
+
+def parse_session(text: str) -> SessionLaw:
+    """``session=exp:MEAN|weibull:SHAPE:SCALE|pareto:SHAPE:MIN``: durations with a unit (``us`` … ``s``, ``m``,
+    ``h``, ``d``; positive), shapes positive plain numbers."""
+    kind, *fields = text.split(":")
+    what = f"session={text:.60}"
+    shapes = {"exp": "exp:MEAN", "weibull": "weibull:SHAPE:SCALE", "pareto": "pareto:SHAPE:MIN"}
+    if kind not in shapes:
+        raise UsageError(f"{what}: unknown law {kind!r:.20}; choose one of {', '.join(SESSION_LAWS)}")
+    if len(fields) != shapes[kind].count(":"):
+        raise UsageError(f"{what}: expected {shapes[kind]}")
+    scale = parse_duration(fields[-1], what, SESSION_UNITS)
+    if scale <= 0:
+        raise UsageError(f"{what}: the {shapes[kind].rsplit(':', 1)[1]} must be positive")
+    shape = 1.0
+    if kind != "exp":
+        shape = parse_number(fields[0], f"{what}: SHAPE", high=1000)
+        if shape <= 0:
+            raise UsageError(f"{what}: SHAPE must be positive")
+    return SessionLaw(kind, shape, scale)
+
+
+def parse_arrival(text: str) -> float:
+    """``arrival=poisson:RATE``: joins per second, a non-negative plain number."""
+    kind, _, rate = text.partition(":")
+    if kind != "poisson" or not rate:
+        raise UsageError(f"arrival={text:.60}: expected poisson:RATE (joins per second)")
+    return parse_number(rate, f"arrival={text:.60}: RATE", high=1e6)
 
 
 @dataclasses.dataclass
@@ -23,6 +114,8 @@ class ChurnPlan:
     crash_fraction: float
     duration: float
     seed: int | None = None
+    #: Sessions drawn from this law instead of the exponential of ``leave_rate``.
+    law: SessionLaw | None = None
 
     def __post_init__(self) -> None:
         if self.join_rate < 0 or self.leave_rate < 0:
@@ -39,6 +132,8 @@ class ChurnPlan:
 
     def session(self) -> float:
         """Seconds a peer stays."""
+        if self.law is not None:
+            return self.law.draw(self._rng)
         return self._rng.expovariate(self.leave_rate) if self.leave_rate else math.inf
 
     def fate(self) -> str:
@@ -75,3 +170,27 @@ class Schedule:
         if kind == "join":
             self._push(when + self.plan.join_gap(), "join", None)
         return when, kind, peer_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Newcomer:
+    """The ``index``-th peer to join during churn (from 0), standing in :func:`events` for the id it will have."""
+
+    index: int
+
+
+def events(plan: ChurnPlan, peer_ids: list[int], start: float = 0.0):
+    """Every event of ``plan`` for peers ``peer_ids`` alive at ``start``, in time order, as ``(time, kind, peer,
+    fate)``: a join gives the :class:`Newcomer` it brings (``fate`` None), a departure the peer and ``killed`` or
+    ``left``. The events a supervisor would see if each join completed at once; the same plan (seed included) and
+    peers give the same events."""
+    schedule = Schedule(plan, peer_ids, start)
+    joined = itertools.count()
+    while (event := schedule.next()) is not None:
+        when, kind, peer = event
+        if kind == "join":
+            peer = Newcomer(next(joined))
+            schedule.arrived(peer, when)
+            yield when, kind, peer, None
+        else:
+            yield when, kind, peer, plan.fate()

@@ -24,7 +24,7 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, plot, protocols, rendezvous, security, worker
+from . import __version__, netmodel, plot, protocols, rendezvous, security, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -147,6 +147,12 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--join-concurrency", type=_integer(1), default=1, metavar="J",
                         help="up to J peers join, and refresh, at once (default 1, the original's sequential "
                              "order; more is faster over workers, but tables then depend on scheduling)")
+    # Simulated time (docs/DESIGN.md §12): parsed and checked by _config before anything is built.
+    parser.add_argument("--latency", default="none", metavar="MODEL", help="one-way delay of each message: none "
+                        "(default), constant:D, uniform:LO:HI, lognormal:MEDIAN:SIGMA, coords:BASE:SPAN, matrix:FILE")
+    parser.add_argument("--jitter", default="0", metavar="F", help="delays times a uniform draw in [1-F, 1+F]")
+    parser.add_argument("--loss", default="0", metavar="P", help="share of messages lost")
+    parser.add_argument("--clock", default=None, metavar="virtual|real", help="the network's clock")
     parser.add_argument("--workers", type=_integer(0), default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
     _security_options(parser)
@@ -221,6 +227,8 @@ def _pixels(text: str) -> int:
 
 
 def _config(args) -> Config:
+    netmodel.check_available(netmodel.parse_latency(args.latency), netmodel.parse_jitter(args.jitter),
+                             netmodel.parse_loss(args.loss), args.clock and netmodel.parse_clock(args.clock))
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
@@ -380,8 +388,10 @@ def _plot(args) -> int:
         print(f"Drawing a {steps} step time-lapse to {path}", flush=True)
     else:
         drawn = read_graph(args.file)
-        plot.draw_overlay(drawn, path, args.width, args.height or 1000)
+        shown = plot.draw_overlay(drawn, path, args.width, args.height or 1000)
         print(f"Drawing {drawn.number_of_nodes()} peers to {path}", flush=True)
+        if shown["edges_left_out"]:
+            print(shown["caption"], flush=True)
     return EXIT_OK
 
 

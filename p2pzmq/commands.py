@@ -90,7 +90,7 @@ def _checked(check: Callable, value, prefix: str) -> None:
 
 def _list(text: str) -> list | None:
     """A list from a JSON array or comma-separated words (None if ``text`` is neither); integers become decimal
-    strings, since the only list parameter holds ids."""
+    strings, since every list parameter holds ids."""
     if not text.startswith("["):
         return [word for word in text.split(",") if word]
     try:
@@ -237,6 +237,12 @@ def _peer_ids(values: list) -> None:
         raise UsageError("lists a peer twice")
 
 
+def _route(values: list) -> None:
+    _peer_ids(values)
+    if len(values) != 2:
+        raise UsageError(f"must be two peer ids, FROM,TO, not {len(values)}")
+
+
 def _at_least(low: int) -> Callable[[int], None]:
     def check(value: int) -> None:
         if value < low:
@@ -311,9 +317,14 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             lambda net, path, format: net.output_graph(path, format),
             "write the overlay to PATH; its extension or format=tgf|graphml|gexf|dot|json says how (default tgf)",
             _writes(tuple(graph.FORMATS))),
-    Command("output_png", (_path("path"), *_PIXELS),
-            lambda net, path, width, height: net.output_png(path, width, height),
-            "draw the overlay to PATH (.png), width x height pixels (needs the plot extra)", _writes(("png",))),
+    Command("output_png", (_path("path"), *_PIXELS, Param("edges", int, plot.EDGE_BUDGET, False, _at_least(0)),
+                           Param("seed", int, 0, False), Param("peer", str, None, False, _peer_id),
+                           Param("route", list, None, False, _route)),
+            lambda net, **arguments: net.output_png(**arguments),
+            f"draw the overlay to PATH (.png), width x height pixels (needs the plot extra): every peer, at most "
+            f"edges=E edges (default {plot.EDGE_BUDGET:,}; a sample drawn with seed=S above that), and over them "
+            f"peer=ID's contacts and route=FROM,TO (lookup's greedy route); the result says what was left out",
+            _writes(("png",))),
     Command("lookup", (Param("from", str, check=_peer_id), Param("id", str, check=_peer_id)),
             lambda net, **ids: net.lookup(ids["from"], ids["id"]),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "

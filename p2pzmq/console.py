@@ -73,7 +73,9 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     "refresh_peers": lambda result: iter(()),
     "output_tgf": lambda result: iter([f"Writing network structure to {result['path']}"]),
     "output_graph": lambda result: iter([f"Writing network structure to {result['path']}"]),
-    "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]),
+    # the caption too, when the picture leaves links out: the console then says so as the picture does
+    "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]
+                                      + ([result["caption"]] if result.get("edges_left_out") else [])),
     "lookup": _format_lookup,
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
     "ping": lambda result: _format_ping(result),

@@ -5,6 +5,11 @@ circle in TGF order, labelled with their TGF number, arrows for "knows". A large
 its position in the id space (so an edge's length shows how far in ids a table reaches), draws the edges faintly and
 colours peers by in-degree (how many tables hold them), the measure of who carries the routing load. Figures are
 built with ``matplotlib.figure.Figure`` (no pyplot global state), so a long-running supervisor can draw safely.
+
+Pictures stay readable as N grows: above :data:`EDGE_BUDGET` edges (2,000 Kademlia peers hold 300,000), a seeded
+sample of that many is drawn, every peer always is, and the edges' opacity falls as their number grows; a caption
+says how many of how many were drawn. One peer's contacts (``peer``) and one lookup's route (``route``) can be
+drawn over the rest, whole, in colour.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import glob
 import json
 import math
 import os
+import random
 import re
 import warnings
 
@@ -25,6 +31,12 @@ INSTALL_HINT = "plotting needs matplotlib: pip install 'p2pzmq[plot]'"
 MIN_PIXELS, MAX_PIXELS = 100, 10000
 _DPI = 100
 _ID_SPACE = 2 ** 160
+#: Most edges a picture draws by default: above it, a seeded sample of this many. Measured on 2,000 Kademlia
+#: peers (docs/DESIGN.md §13): at this budget and opacity the ring's chords stay apart, and every peer shows.
+EDGE_BUDGET = 20_000
+#: The edges' opacity is about this many edges' worth of ink divided by the number drawn, within the bounds.
+_INK_EDGES, _MIN_ALPHA, _MAX_ALPHA = 600, 0.008, 0.3
+_CONTACTS_COLOUR, _ROUTE_COLOUR = "tab:red", "tab:orange"
 
 
 def require_matplotlib() -> None:
@@ -70,11 +82,55 @@ def _save(figure, path: str) -> None:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000) -> None:
+def choose_edges(edges, budget: int, seed: int = 0) -> list[tuple[str, str]]:
+    """The edges to draw of ``edges`` (pairs of decimal ids): all of them if there are at most ``budget``, else a
+    sample of ``budget`` drawn with ``seed``. Sorted by id first, so the choice depends on the set of edges and the
+    seed, never on the order the graph lists them in; returned in that sorted order."""
+    ordered = sorted(edges, key=lambda edge: (int(edge[0]), int(edge[1])))
+    if len(ordered) <= budget:
+        return ordered
+    chosen = random.Random(f"p2pzmq-plot:{seed}").sample(range(len(ordered)), budget)
+    return [ordered[index] for index in sorted(chosen)]
+
+
+def _short(peer_id: str) -> str:
+    return peer_id if len(peer_id) <= 12 else peer_id[:10] + "…"
+
+
+def caption(total: int, drawn: int, seed: int, contacts: tuple[str, int] | None = None,
+            route: list[str] | None = None) -> str:
+    """What a picture shows and leaves out: how many of the ``total`` edges between two peers it draws (a sample
+    drawn with ``seed`` when not all), and the peer whose ``contacts`` (its id and their number) or the ``route``
+    (a list of ids) it draws over them."""
+    if drawn == total:
+        words = [f"all {total:,} links between peers drawn"]
+    else:
+        words = [f"showing {drawn:,} of {total:,} links between peers "
+                 f"(a sample, seed {seed}, {total - drawn:,} left out)"]
+    if contacts is not None:
+        words.append(f"red: the {contacts[1]:,} contacts of peer {_short(contacts[0])}")
+    if route is not None:
+        words.append(f"orange: the route from {_short(route[0])} to {_short(route[-1])}, {len(route) - 1} "
+                     + ("hop" if len(route) == 2 else "hops"))
+    return "; ".join(words)
+
+
+def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000, edges: int | None = None,
+                 seed: int = 0, peer: str | None = None, route: list[str] | None = None) -> dict:
     """Draw the networkx ``graph`` (nodes keyed by decimal id, attribute ``tgf``) to a PNG of exactly
     ``width`` x ``height`` pixels at ``path`` (``.png`` added if it has no extension, see
-    :func:`p2pzmq.graph.output_file`)."""
+    :func:`p2pzmq.graph.output_file`): every peer, at most ``edges`` (None: :data:`EDGE_BUDGET`) of the edges
+    between two peers (a sample drawn with ``seed`` above that, see :func:`choose_edges`), and over them, whole, the table of ``peer`` and the
+    ``route`` (a list of ids, e.g. ``lookup``'s ``route.path``). Returns what was drawn: ``edges_drawn``,
+    ``edges_left_out`` and the picture's ``caption``."""
     path, _ = output_file(path, None, ("png",))
+    for named in ([peer] if peer is not None else []) + list(route or []):
+        if named not in graph:
+            raise UsageError(f"no peer has id {named:.60}")
+    if edges is None:
+        edges = EDGE_BUDGET
+    if type(edges) is not int or edges < 0:
+        raise UsageError(f"edges must be a non-negative integer, not {edges!r:.40}")
     figure = _figure(width, height)
     from matplotlib.collections import LineCollection
     from matplotlib.patheffects import withStroke
@@ -91,7 +147,9 @@ def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000) -> Non
     else:  # position in the id space
         angles = {node: math.pi / 2 - 2 * math.pi * int(node) / _ID_SPACE for node in nodes}
     position = {node: (math.cos(angle), math.sin(angle)) for node, angle in angles.items()}
-    edges = [(position[a], position[b]) for a, b in graph.edges() if a != b]
+    between = [(a, b) for a, b in graph.edges() if a != b]
+    chosen = choose_edges(between, edges, seed)
+    edges = [(position[a], position[b]) for a, b in chosen]
     if small:
         for start, end in edges:
             axes.annotate("", xy=end, xytext=start,
@@ -99,7 +157,7 @@ def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000) -> Non
                                       "shrinkB": 9 * scale, "mutation_scale": 9 * scale})
     else:  # faint chords; the peers sit just outside the ring, busiest on top, so the edges hide none of them
         axes.add_collection(LineCollection(edges, colors="0.1", linewidths=0.4 * scale,
-                                           alpha=min(0.3, max(0.008, 600 / max(len(edges), 1)))))
+                                           alpha=min(_MAX_ALPHA, max(_MIN_ALPHA, _INK_EDGES / max(len(edges), 1)))))
         nodes.sort(key=graph.in_degree)
         position = {node: (1.06 * math.cos(angles[node]), 1.06 * math.sin(angles[node])) for node in nodes}
     in_degree = [graph.in_degree(node) for node in nodes]
@@ -112,39 +170,71 @@ def draw_overlay(graph, path: str, width: int = 1000, height: int = 1000) -> Non
         for node, x, y in zip(nodes, xs, ys):
             axes.text(x, y, str(graph.nodes[node].get("tgf", "")), ha="center", va="center", fontsize=7 * scale,
                       zorder=4, path_effects=[withStroke(linewidth=2 * scale, foreground="white")])
+    contacts = None
+    if peer is not None:  # its table, from the ring's points: the chords are what it can reach in one hop
+        table = [b for a, b in graph.out_edges(peer) if a != b]
+        contacts = (peer, len(table))
+        centre = {node: (math.cos(angle), math.sin(angle)) for node, angle in angles.items()}
+        axes.add_collection(LineCollection([(centre[peer], centre[b]) for b in table], colors=_CONTACTS_COLOUR,
+                                           linewidths=0.8 * scale, alpha=0.8, zorder=4))
+        axes.scatter(*zip(*(position[b] for b in table)) if table else ((), ()), s=30 * scale ** 2, zorder=5,
+                     facecolors="none", edgecolors=_CONTACTS_COLOUR, linewidths=0.8 * scale)
+        axes.scatter(*position[peer], s=120 * scale ** 2, zorder=6, c=_CONTACTS_COLOUR, marker="*")
+    if route:
+        hops = [position[node] for node in route]
+        for start, end in zip(hops, hops[1:]):
+            axes.annotate("", xy=end, xytext=start, zorder=7,
+                          arrowprops={"arrowstyle": "-|>", "color": _ROUTE_COLOUR, "lw": 1.6 * scale,
+                                      "mutation_scale": 10 * scale, "shrinkA": 0, "shrinkB": 3 * scale})
+        axes.scatter(*zip(*hops), s=50 * scale ** 2, zorder=8, c=_ROUTE_COLOUR, edgecolors="black",
+                     linewidths=0.5 * scale)
     axes.set_xlim(-1.15, 1.15)
     axes.set_ylim(-1.15, 1.15)
     layout = "peers in TGF order" if small else "peers at their position in the id space"
     title = figure.text(0.5, 1, f"{len(nodes)} peers, {graph.number_of_edges()} table entries ({layout})",
                         ha="center", va="top", fontsize=points)
+    said = caption(len(between), len(chosen), seed, contacts, route)
+    footer = figure.text(0.5, 0, "\n".join(said.split("; ")), ha="center", va="bottom", fontsize=points * 0.9,
+                         linespacing=1.3)
     colorbar = figure.colorbar(dots, cax=figure.add_axes((0.9, 0.1, 0.025, 0.8)))
     colorbar.set_label("in-degree: tables that hold the peer", fontsize=points)
     colorbar.ax.tick_params(labelsize=points, width=0.8 * scale, length=3.5 * scale)
-    _lay_out(figure, axes, colorbar.ax, title, points)
+    _lay_out(figure, axes, colorbar.ax, title, points, footer)
     _save(figure, path)
+    return {"edges_drawn": len(chosen), "edges_left_out": len(between) - len(chosen), "caption": said}
 
 
-def _lay_out(figure, axes, bar_axes, title, points: float) -> None:
-    """Place the title on top, the colour bar (ticks and label included) on the right and the overlay in what is
-    left, measured in pixels with the figure's renderer so that no text is cut at any picture size."""
+def _fit(text, width: float, renderer) -> None:
+    """Shrink ``text`` until it is at most ``width`` pixels wide."""
+    for _ in range(3):  # text width is not quite proportional to font size (hinting): shrink until it fits
+        fitting = width / max(text.get_window_extent(renderer).width, 1)
+        if fitting >= 1:
+            break
+        text.set_fontsize(text.get_fontsize() * fitting * 0.97)
+
+
+def _lay_out(figure, axes, bar_axes, title, points: float, footer) -> None:
+    """Place the title on top, the caption (``footer``) at the bottom, the colour bar (ticks and label included) on
+    the right and the overlay in what is left, measured in pixels with the figure's renderer so that no text is
+    cut at any picture size."""
     renderer = figure.canvas.get_renderer()
     width, height = figure.bbox.width, figure.bbox.height
     pad = points * _DPI / 72 * 0.6
-    for _ in range(3):  # text width is not quite proportional to font size (hinting): shrink until it fits
-        fitting = (width - 2 * pad) / max(title.get_window_extent(renderer).width, 1)
-        if fitting >= 1:
-            break
-        title.set_fontsize(title.get_fontsize() * fitting * 0.97)
+    _fit(title, width - 2 * pad, renderer)
+    _fit(footer, width - 2 * pad, renderer)
     title.set_y(1 - pad / height)
-    below_title = height - 2 * pad - title.get_window_extent(renderer).height
+    footer.set_y(pad / 2 / height)
+    bottom = pad / 2 + footer.get_window_extent(renderer).height
+    below_title = height - 2 * pad - title.get_window_extent(renderer).height - bottom
     bar = max(0.025 * width, pad)
     bar_axes.set_position(((width - bar) / width, 0.1, bar / width, 0.8))
     decorated = bar_axes.get_tightbbox(renderer)  # the bar with its tick labels and label
     bar_right = width - pad - (decorated.x1 - width)
     bar_left = bar_right - bar
-    bar_axes.set_position((bar_left / width, 0.1 * below_title / height, bar / width, 0.8 * below_title / height))
+    bar_axes.set_position((bar_left / width, (bottom + 0.1 * below_title) / height, bar / width,
+                           0.8 * below_title / height))
     overlay_right = bar_left - ((width - bar) - decorated.x0) - pad
-    axes.set_position((pad / width, pad / height, max(overlay_right - pad, 1) / width,
+    axes.set_position((pad / width, (bottom + pad) / height, max(overlay_right - pad, 1) / width,
                        max(below_title - pad, 1) / height))
 
 

@@ -23,7 +23,8 @@ def test_output_png_has_the_requested_size_and_is_not_blank(make_network, tmp_pa
     net = make_network(8, seed=1)
     result = net.output_png(str(tmp_path / "net.png"), 640, 480)
     assert result == {"path": str(tmp_path / "net.png"), "width": 640, "height": 480, "nodes": 8,
-                      "edges": sum(len(table) for table in net.tables())}
+                      "edges": sum(len(table) for table in net.tables()), "edges_drawn": 40, "edges_left_out": 0,
+                      "caption": "all 40 links between peers drawn", "seed": 0}
     assert_picture(tmp_path / "net.png", 640, 480)
     reply, _ = control.handle(net, json.dumps({"cmd": "output_png", "path": str(tmp_path / "c.png")}).encode())
     assert reply["ok"] and reply["result"]["width"] == 1000

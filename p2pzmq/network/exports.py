@@ -82,8 +82,12 @@ class Exporter:
         edges = self._offload(graph.write_graph, path, format, ids, tables, extras)
         return {"path": path, "format": format, "nodes": len(ids), "edges": edges}
 
-    def output_png(self, path: str, width: int = 1000, height: int = 1000) -> dict:
-        """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra)."""
+    def output_png(self, path: str, width: int = 1000, height: int = 1000, edges: int | None = None, seed: int = 0,
+                   peer: str | None = None, route: list[str] | None = None) -> dict:
+        """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra): every peer,
+        at most ``edges`` edges (:data:`p2pzmq.plot.EDGE_BUDGET` if None; a sample drawn with ``seed`` above
+        that), and over them ``peer``'s contacts and the ``route`` (a list of ids: a lookup's greedy route). The
+        result says what was drawn and left out (``edges_drawn``, ``edges_left_out``, the picture's ``caption``)."""
         from .. import plot
 
         path = os.path.abspath(graph.output_file(path, None, ["png"])[0])
@@ -92,9 +96,14 @@ class Exporter:
         plot.require_matplotlib()
         ids, tables, extras = self.snapshot()
         drawn = self._offload(graph.to_networkx, ids, tables, extras)
-        self._offload(plot.draw_overlay, drawn, path, width, height)
-        return {"path": path, "width": width, "height": height, "nodes": drawn.number_of_nodes(),
-                "edges": drawn.number_of_edges()}
+        shown = self._offload(plot.draw_overlay, drawn, path, width, height, edges, seed, peer, route)
+        result = {"path": path, "width": width, "height": height, "nodes": drawn.number_of_nodes(),
+                  "edges": drawn.number_of_edges(), **shown, "seed": seed}
+        if peer is not None:
+            result["peer"] = peer
+        if route is not None:
+            result["route"] = route
+        return result
 
     def time_lapse(self, steps: int, directory: str, format: str, status: bool, refresh: Callable[[], dict],
                    net_status: Callable[[], dict]) -> dict:

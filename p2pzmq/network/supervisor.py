@@ -254,8 +254,12 @@ class Network:
 
     output_graph.__doc__ = Exporter.output_graph.__doc__
 
-    def output_png(self, path: str, width: int = 1000, height: int = 1000) -> dict:
-        return self._exporter.output_png(path, width, height)
+    def output_png(self, path: str, width: int = 1000, height: int = 1000, edges: int | None = None, seed: int = 0,
+                   peer: str | None = None, route: list[str] | None = None) -> dict:
+        drawn_route = None
+        if route is not None:  # the greedy route of lookup FROM TO, asked before the snapshot the picture draws
+            drawn_route = self.lookup(*route)["route"]["path"]
+        return self._exporter.output_png(path, width, height, edges, seed, peer, drawn_route)
 
     output_png.__doc__ = Exporter.output_png.__doc__
 
