@@ -19,6 +19,7 @@ from .. import security
 from ..churn import ChurnPlan
 from ..config import Config
 from ..errors import ClosedError, UsageError
+from ..events import Events
 from ..hosting import LocalHost, process_usage
 from ..rpc import Counters
 from ..table import Table
@@ -72,6 +73,8 @@ class Network:
         seed = config.seed
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
+        #: The network's event stream (docs/EVENTS.md): subscribe to watch it; nobody subscribed costs nothing.
+        self.events = Events()
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)

@@ -1,0 +1,126 @@
+"""The network's event stream: what happens in a network, as plain JSON-ready dicts (docs/EVENTS.md).
+
+One :class:`Events` per network (``network.events``). Code that changes the network calls :meth:`Events.emit`;
+whoever wants to watch (the PUB socket of ``serve --events``, a ``--record`` file, the web view, a test) calls
+:meth:`Events.subscribe`. Every event is ``{"v": 1, "t": seconds since the network began, "type": ..., **fields}``;
+:data:`SCHEMA` names each type's fields and their JSON types. With nobody subscribed, ``emit`` looks at one list and
+returns: call sites that would build costly fields check :attr:`Events.listening` first.
+
+Pure: no sockets, no greenlets, no I/O. Callbacks run in the emitting greenlet and must not block.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+#: The version every event carries as ``v``; it changes only when a field changes meaning or goes away.
+VERSION = 1
+
+#: Each event type's fields beyond ``v``, ``t`` and ``type``: name -> the JSON types it may take ("string",
+#: "integer", "number", "boolean", "null", "object", "array"). Every field listed is present; none other is.
+#: Kept in step with docs/EVENTS.md.
+SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
+    "joined": {"id": ("string",), "host": ("string",), "index": ("integer",)},
+    "left": {"id": ("string",)},
+    "crashed": {"id": ("string",), "reason": ("string",)},
+    "command": {"phase": ("string",), "name": ("string",), "arguments": ("object",), "ok": ("boolean", "null"),
+                "summary": ("object", "null")},
+    "progress": {"phase": ("string",), "done": ("integer",), "total": ("integer",)},
+    "status": {"n": ("integer",), "connectivity": ("number", "null"), "mean_table": ("number", "null"),
+               "hops": ("object",)},
+    "churn": {"phase": ("string",), "joined": ("integer",), "departed": ("integer",), "crashed": ("integer",)},
+    "lookup": {"from": ("string",), "target": ("string",), "hops": ("integer", "null"), "found": ("boolean",)},
+    "partition": {"phase": ("string",), "groups": ("array",)},
+}
+
+#: Event types, in the order docs/EVENTS.md describes them.
+TYPES = tuple(SCHEMA)
+
+Callback = Callable[[dict], None]
+
+
+class Events:
+    """The event stream of one network. ``clock`` gives seconds (monotonic); ``t`` counts from its value at
+    construction, the network's beginning."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._start = clock()
+        self._subscribers: list[Callback] = []
+        #: Events a subscriber's callback raised on (it stays subscribed; the error is logged once per callback).
+        self.errors = 0
+        self._failed: set[int] = set()
+
+    @property
+    def listening(self) -> bool:
+        """Anyone subscribed: only then do events get built at all."""
+        return bool(self._subscribers)
+
+    def now(self) -> float:
+        """Seconds since the network began, as events carry in ``t``."""
+        return round(self._clock() - self._start, 6)
+
+    def emit(self, type: str, **fields) -> None:
+        """Tell every subscriber ``{"v": 1, "t": ..., "type": type, **fields}``; nothing when nobody listens. A
+        subscriber that raises is logged and counted, never allowed to break the operation that emitted."""
+        if not self._subscribers:
+            return
+        event = {"v": VERSION, "t": self.now(), "type": type, **fields}
+        for callback in tuple(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a watcher's bug must not stop the network it watches
+                self.errors += 1
+                if id(callback) not in self._failed:
+                    self._failed.add(id(callback))
+                    log.exception("an event subscriber failed on a %s event", type)
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event from now on; returns the function that unsubscribes it
+        (idempotent). The callback runs in the emitting greenlet: it must not block."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+        return unsubscribe
+
+
+def problems(event: object) -> list[str]:
+    """What is wrong with ``event`` against :data:`SCHEMA`, in words (empty: it is a valid event). For tests and
+    for tools that read a recorded stream."""
+    if not isinstance(event, dict):
+        return [f"an event is a JSON object, not {type(event).__name__}"]
+    found = []
+    if event.get("v") != VERSION:
+        found.append(f"v must be {VERSION}, not {event.get('v')!r}")
+    t = event.get("t")
+    if not _is(t, "number") or t < 0:
+        found.append(f"t must be a non-negative number, not {t!r}")
+    kind = event.get("type")
+    if kind not in SCHEMA:
+        return found + [f"unknown type {kind!r}"]
+    fields = SCHEMA[kind]
+    for name, types in fields.items():
+        if name not in event:
+            found.append(f"{kind}: missing {name}")
+        elif not any(_is(event[name], json_type) for json_type in types):
+            found.append(f"{kind}: {name} must be {' or '.join(types)}, not {event[name]!r}")
+    extra = sorted(set(event) - set(fields) - {"v", "t", "type"})
+    if extra:
+        found.append(f"{kind}: unexpected {', '.join(extra)}")
+    return found
+
+
+_JSON_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+               "null": (type(None),), "object": (dict,), "array": (list,)}
+
+
+def _is(value: object, json_type: str) -> bool:
+    """``value`` has JSON type ``json_type`` (a bool is no integer or number, as in JSON Schema)."""
+    if isinstance(value, bool) and json_type in ("integer", "number"):
+        return False
+    return isinstance(value, _JSON_TYPES[json_type])
