@@ -28,7 +28,7 @@ from . import __version__, plot, rendezvous, security, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import PROTOCOLS, Config, TRANSPORTS
 from .console import print_result
-from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer
+from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer, announced
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
 from .graph import output_file, read_graph
 from .interrupts import Signalled, stopping_on
@@ -252,7 +252,7 @@ def _run(args) -> int:
             network = _build(stack, args, config, progress)
             for name, arguments in session:
                 try:
-                    result = COMMANDS[name].run(network, **arguments)
+                    result = announced(network, COMMANDS[name], arguments)
                 except P2PError as exc:  # found only now the network exists (an id no peer has): a failed command
                     raise P2PError(f"{name}: {exc}") from exc
                 print_result(name, result, args.json)
