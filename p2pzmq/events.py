@@ -10,6 +10,7 @@ Pure: no sockets, no greenlets, no I/O. Callbacks run in the emitting greenlet a
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Callable
@@ -138,6 +139,24 @@ class Events:
             raise
         self.emit("command", phase="finished", name=name, arguments=shown, ok=True, summary=summary(result))
         return result
+
+
+def encode(event: dict) -> bytes:
+    """An event as the PUB socket sends it and a recording holds it (one line): compact UTF-8 JSON."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(raw: bytes) -> dict:
+    """An event received from a stream: a JSON object in UTF-8 that :func:`problems` finds nothing wrong with;
+    ``ValueError`` saying what is wrong otherwise (a stream may come from anywhere: never trust it)."""
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"not UTF-8 JSON: {exc}") from None
+    found = problems(event)
+    if found:
+        raise ValueError("; ".join(found))
+    return event
 
 
 def summary(result: object) -> dict:

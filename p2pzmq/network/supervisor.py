@@ -205,11 +205,12 @@ class Network:
 
     def stats(self) -> dict:
         """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
-        background churn did, how many peers departed and crashed, and what background greenlet failed."""
+        background churn did, how many peers departed and crashed, what background greenlet failed, and the event
+        stream's ``events``: subscribers, emitted, dropped (a PUB subscriber's queue was full), errors."""
         result = {"peers": len(self.members), **self.counters.summary(), **process_usage(),
                   "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                   "churn": dict(self.churned), "dead": len(self.members.departed),
-                  "crashed": self.counters["crashed"], "failures": self._failures()}
+                  "crashed": self.counters["crashed"], "failures": self._failures(), "events": self.events.summary()}
         if self.workers:
             result["workers"] = self._workforce.stats(self.members)
         return result
