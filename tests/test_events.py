@@ -398,3 +398,15 @@ def test_recorder_refuses_a_nul_in_the_path():
     with pytest.raises(UsageError):
         Recorder("bad\0path")
     assert not os.path.exists("bad")
+
+
+def test_events_bench_quick_measures_every_way_in_one_run(tmp_path):
+    figures_path = tmp_path / "events.json"
+    tool = os.path.join(ENV["PYTHONPATH"], "tools", "events_bench.py")
+    done = subprocess.run([sys.executable, tool, "--quick", "--json", str(figures_path)],
+                          capture_output=True, text=True, timeout=120, env=ENV, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert "goal: a PUB nobody reads" in done.stdout
+    figures = json.loads(figures_path.read_text())
+    assert set(figures["ways"]) == {"off", "pub", "record"}
+    assert figures["ways"]["off"]["events"] == 0 and figures["ways"]["pub"]["events"] > 64
