@@ -410,3 +410,12 @@ def test_events_bench_quick_measures_every_way_in_one_run(tmp_path):
     figures = json.loads(figures_path.read_text())
     assert set(figures["ways"]) == {"off", "pub", "record"}
     assert figures["ways"]["off"]["events"] == 0 and figures["ways"]["pub"]["events"] > 64
+
+
+def test_docs_list_every_type_and_field_of_the_schema():
+    with open(os.path.join(ENV["PYTHONPATH"], "docs", "EVENTS.md")) as doc:
+        rows = {line.split("|")[1].strip().strip("`"): line.split("|")[2] for line in doc
+                if line.startswith("| `")}
+    for kind, fields in events.SCHEMA.items():
+        assert kind in rows, kind
+        assert all(f"`{name}`" in rows[kind] for name in fields), (kind, rows[kind])
