@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """What the event stream costs a build when nobody reads it, measured in one process (docs/EVENTS.md).
 
-Builds the same network (seeded, sequential) over and over, alternating three ways: events off (nobody
+Builds the same network (seeded, sequential) over and over, three ways in rotating order: events off (nobody
 subscribed), events on with nobody reading (a PUB socket bound on loopback that no one has subscribed to, as
 ``serve --events`` leaves it), and events on and recorded to a file (``--record``). Each way's best wall and CPU
 seconds over the rounds, and their ratios to events off. The goal is judged on CPU seconds (the process's, its
 ZeroMQ threads included): a PUB nobody reads within 3 % of off. Wall seconds are shown, but on a machine shared
 with other work they vary by far more than 3 % from one build to the next.
 
-    python tools/events_bench.py                 # 1,000 peers, 5 rounds each (about a minute)
+    python tools/events_bench.py                 # 1,000 peers, 6 rounds (2 to 5 minutes)
     python tools/events_bench.py --quick         # 64 peers, 1 round (seconds, for the test suite)
 """
 from __future__ import annotations
@@ -50,11 +50,12 @@ def build(n: int, way: str, directory: str) -> tuple[float, float, int]:
 
 
 def measure(n: int, rounds: int) -> dict:
-    """Best wall and CPU seconds per way over ``rounds`` alternating rounds, and the ratios to ``off``."""
+    """Best wall and CPU seconds per way over ``rounds`` rounds, and the ratios to ``off``."""
     best = {way: [float("inf"), float("inf"), 0] for way in WAYS}
     with tempfile.TemporaryDirectory() as directory:
         for round_ in range(rounds):
-            for way in WAYS if round_ % 2 == 0 else reversed(WAYS):  # alternate, so drift favours no way
+            shift = round_ % len(WAYS)
+            for way in WAYS[shift:] + WAYS[:shift]:  # each way takes each place in turn: drift favours none
                 wall, cpu, emitted = build(n, way, directory)
                 figures = best[way]
                 figures[0], figures[1], figures[2] = min(figures[0], wall), min(figures[1], cpu), emitted
@@ -66,7 +67,7 @@ def measure(n: int, rounds: int) -> dict:
 
 
 def report(figures: dict) -> str:
-    lines = [f"{figures['n']} peers, sequential build, best of {figures['rounds']} alternating rounds",
+    lines = [f"{figures['n']} peers, sequential build, best of {figures['rounds']} rounds in rotating order",
              f"{'events':<8} {'wall s':>8} {'cpu s':>8} {'wall/off':>9} {'cpu/off':>8} {'emitted':>8}"]
     for way, row in figures["ways"].items():
         lines.append(f"{way:<8} {row['wall']:>8.3f} {row['cpu']:>8.3f} {row['wall_ratio']:>9.3f} "
@@ -81,7 +82,8 @@ def report(figures: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=1000, help="peers per build (default 1000)")
-    parser.add_argument("--rounds", type=int, default=5, help="builds of each way (default 5)")
+    parser.add_argument("--rounds", type=int, default=6, help="builds of each way (default 6: each way twice in "
+                                                              "each place of a round)")
     parser.add_argument("--quick", action="store_true", help="64 peers, 1 round")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args(argv)
