@@ -6,7 +6,9 @@ subscribed), events on with nobody reading (a PUB socket bound on loopback that 
 ``serve --events`` leaves it), and events on and recorded to a file (``--record``). Each way's best wall and CPU
 seconds over the rounds, and their ratios to events off. The goal is judged on CPU seconds (the process's, its
 ZeroMQ threads included): a PUB nobody reads within 3 % of off. Wall seconds are shown, but on a machine shared
-with other work they vary by far more than 3 % from one build to the next.
+with other work they vary by far more than 3 % from one build to the next, and CPU seconds by a few percent. So it
+also times one event emitted each way, without the build around it, and gives the build's share that the events
+it emitted cost at that price.
 
     python tools/events_bench.py                 # 1,000 peers, 6 rounds (2 to 5 minutes)
     python tools/events_bench.py --quick         # 64 peers, 1 round (seconds, for the test suite)
@@ -23,6 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from p2pzmq.events import Events  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 from p2pzmq.publishing import Publisher, Recorder  # noqa: E402
 
@@ -49,6 +52,21 @@ def build(n: int, way: str, directory: str) -> tuple[float, float, int]:
         return wall, cpu, net.events.emitted
 
 
+def emit_cost(way: str, count: int = 20_000) -> float:
+    """CPU seconds of one ``joined`` event (a typical one) emitted ``way``: the stream's cost without the build's
+    noise, for the build's share below."""
+    stream = Events()
+    sink = Publisher("tcp://127.0.0.1:0", count).attach(stream) if way == "pub" else None
+    try:
+        cpu = time.process_time()
+        for index in range(count):
+            stream.emit("joined", id=str(2 ** 159 + index), host="local", index=index)
+        return (time.process_time() - cpu) / count
+    finally:
+        if sink is not None:
+            sink.close()
+
+
 def measure(n: int, rounds: int) -> dict:
     """Best wall and CPU seconds per way over ``rounds`` rounds, and the ratios to ``off``."""
     best = {way: [float("inf"), float("inf"), 0] for way in WAYS}
@@ -60,7 +78,10 @@ def measure(n: int, rounds: int) -> dict:
                 figures = best[way]
                 figures[0], figures[1], figures[2] = min(figures[0], wall), min(figures[1], cpu), emitted
     off_wall, off_cpu = best["off"][0], best["off"][1]
+    per_event = {way: emit_cost(way) for way in ("off", "pub")}
     return {"n": n, "rounds": rounds, "goal": GOAL,
+            "emit_us": {way: round(cost * 1e6, 3) for way, cost in per_event.items()},
+            "pub_share": round(best["pub"][2] * per_event["pub"] / off_cpu, 5),
             "ways": {way: {"wall": round(wall, 4), "cpu": round(cpu, 4), "events": emitted,
                            "wall_ratio": round(wall / off_wall, 4), "cpu_ratio": round(cpu / off_cpu, 4)}
                      for way, (wall, cpu, emitted) in best.items()}}
@@ -72,6 +93,9 @@ def report(figures: dict) -> str:
     for way, row in figures["ways"].items():
         lines.append(f"{way:<8} {row['wall']:>8.3f} {row['cpu']:>8.3f} {row['wall_ratio']:>9.3f} "
                      f"{row['cpu_ratio']:>8.3f} {row['events']:>8}")
+    lines.append(f"one event: {figures['emit_us']['off']:.2f} µs nobody listening, {figures['emit_us']['pub']:.2f} µs "
+                 f"to a PUB nobody reads; {figures['ways']['pub']['events']} events x that = "
+                 f"{figures['pub_share']:.2%} of the build's CPU")
     pub = figures["ways"]["pub"]["cpu_ratio"]
     verdict = "met" if pub <= figures["goal"] else "NOT met"
     lines.append(f"goal: a PUB nobody reads costs at most {figures['goal'] - 1:.0%} of the build's CPU: "
