@@ -93,7 +93,8 @@ def report(figures: dict) -> str:
     for way, row in figures["ways"].items():
         lines.append(f"{way:<8} {row['wall']:>8.3f} {row['cpu']:>8.3f} {row['wall_ratio']:>9.3f} "
                      f"{row['cpu_ratio']:>8.3f} {row['events']:>8}")
-    lines.append(f"one event: {figures['emit_us']['off']:.2f} µs nobody listening, {figures['emit_us']['pub']:.2f} µs "
+    cost = figures["emit_us"]
+    lines.append(f"one event: {cost['off']:.2f} µs nobody listening, {cost['pub']:.2f} µs "
                  f"to a PUB nobody reads; {figures['ways']['pub']['events']} events x that = "
                  f"{figures['pub_share']:.2%} of the build's CPU")
     pub = figures["ways"]["pub"]["cpu_ratio"]
