@@ -98,10 +98,10 @@ def test_command_events_say_started_and_finished_with_a_summary_or_the_error():
 def test_summary_keeps_scalars_counts_lists_and_goes_one_level_down():
     result = {"n": 5, "connectivity": 80, "peers": [{"id": "1"}] * 5, "hops": {"histogram": {"1": 3}, "mean": 1.0},
               "route": {"path": ["1", "2"], "reached": True, "deep": {"x": {"y": 1}}}, "estimate": None}
-    assert events.summary(result) == {"n": 5, "connectivity": 80, "peers": 5, "hops": {"mean": 1.0},
+    assert events.summarize(result) == {"n": 5, "connectivity": 80, "peers": 5, "hops": {"mean": 1.0},
                                       "route": {"path": ["1", "2"], "reached": True}, "estimate": None}
-    assert events.summary({"path": ["1"] * 65}) == {"path": 65}
-    assert events.summary(None) == {}
+    assert events.summarize({"path": ["1"] * 65}) == {"path": 65}
+    assert events.summarize(None) == {}
 
 
 def _progress_model(reports):
