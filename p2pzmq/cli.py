@@ -19,6 +19,7 @@ import math
 import os
 import re
 import signal
+import socket
 import sys
 import textwrap
 from typing import Iterator
@@ -436,6 +437,12 @@ def _keys(args) -> int:
 
 def _watch(args) -> int:
     """``events``: print the stream's events (those of ``--type``) as the JSON lines they came as."""
+    scheme, host, port = security.parse_endpoint(args.events)
+    if scheme == "tcp":  # ZeroMQ would retry a name that does not resolve forever, without a word
+        try:
+            socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise UsageError(f"--events: cannot resolve {host!r:.80}: {exc.strerror or exc}") from None
     printed = 0
     with Subscriber(args.events) as stream:
         try:

@@ -7,6 +7,7 @@ import os
 import random
 import select
 import signal
+import socket
 import subprocess
 import sys
 
@@ -400,6 +401,14 @@ def test_serve_events_on_a_busy_port_or_a_bad_endpoint_is_a_usage_error(capsys):
 ])
 def test_events_command_bad_input(argv, code, words, capsys):
     _fails(argv, code, capsys, words)
+
+
+def test_events_command_refuses_a_host_that_does_not_resolve(capsys, monkeypatch):
+    def unresolvable(host, *args, **kwargs):  # the test asks no name server (loopback only)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    _fails(["events", "--events", "tcp://nosuchhost.invalid:5"], cli.EXIT_USAGE, capsys, "cannot resolve")
 
 
 def test_publisher_bind_failure_leaves_nothing_open():
