@@ -26,9 +26,9 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, events, plot, rendezvous, security, worker
+from . import __version__, events, plot, protocols, rendezvous, security, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
-from .config import PROTOCOLS, Config, TRANSPORTS
+from .config import Config, TRANSPORTS
 from .console import print_result
 from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer, announced
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
@@ -36,8 +36,8 @@ from .graph import output_file, read_graph
 from .interrupts import Signalled, stopping_on
 from .network import ROUTINGS, Network
 from .progress import TerminalProgress
+from .protocols.original.table import METRICS
 from .publishing import Publisher, Recorder, Subscriber
-from .table import METRICS
 
 PROG = "p2p-network"
 #: The original's session, run by ``run`` when no command is given.
@@ -144,7 +144,11 @@ def _build_parser() -> argparse.ArgumentParser:
 def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=_integer(1), default=16, help="number of peers (default 16)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice: same seed, same run")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="original", help="the peers' protocol")
+    parser.add_argument("--protocol", default=protocols.DEFAULT, metavar="NAME",
+                        help=f"the peers' protocol: {', '.join(protocols.names())}, or one --protocol-module "
+                             f"registers (default {protocols.DEFAULT})")
+    parser.add_argument("--protocol-module", metavar="MODULE", help="import MODULE first, whose import registers "
+                                                                    "the protocol (workers import it too)")
     parser.add_argument("--metric", choices=METRICS, default="tree", help="the original's closest-peer rule")
     parser.add_argument("--k", type=_integer(1), default=Config.k, help="kademlia: contacts per bucket (20)")
     parser.add_argument("--alpha", type=_integer(1), default=Config.alpha, help="kademlia: requests per round (3)")
@@ -239,9 +243,9 @@ def _config(args) -> Config:
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
-    changes = {name: getattr(args, name) for name in ("seed", "protocol", "metric", "k", "alpha", "host", "pace",
-                                                      "join_concurrency", "curve_dir", "refresh_interval",
-                                                      "client_timeout", "evict_after")}
+    changes = {name: getattr(args, name) for name in ("seed", "protocol", "protocol_module", "metric", "k", "alpha",
+                                                      "host", "pace", "join_concurrency", "curve_dir",
+                                                      "refresh_interval", "client_timeout", "evict_after")}
     changes["transport"] = transport
     return Config(**changes)
 

@@ -1,21 +1,17 @@
 """Every tunable of the simulator in one frozen dataclass, with the original's values as defaults (docs/DESIGN.md §4.9).
 
-Times are seconds (floats). Nothing here does I/O.
+Times are seconds (floats). Nothing here does I/O; checking the protocol may import its package (docs/DESIGN.md
+§11).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable
 
+from . import protocols
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
-from .messages import MAX_K
-from .contact import Contact
-from .table import CAPACITY, METRICS, Table
 
 TRANSPORTS = ("inproc", "tcp")
-#: The protocols a network may speak (docs/DESIGN.md §10); every peer of a network speaks the same one.
-PROTOCOLS = ("original", "kademlia")
 #: Largest reply a control client accepts. A reply holds a row per peer (net_status of 20,000 peers is about
 #: 2.5 MB, ``peers`` more), while requests and every peer message stay under ``Config.max_message_bytes``.
 MAX_CONTROL_REPLY_BYTES = 1 << 28
@@ -31,15 +27,19 @@ class Config:
     """Settings of one simulated network. ``Config()`` reproduces the original."""
 
     seed: int | None = None
-    # The peers' protocol. ``metric`` and ``table_capacity`` are the original's rules; ``k`` (contacts per bucket and
-    # per FIND_NODE answer) and ``alpha`` (requests a lookup round sends) are Kademlia's, the paper's values.
-    protocol: str = "original"
+    # The peers' protocol (docs/DESIGN.md §11); every peer of a network speaks the same one. Which of the settings
+    # below are a protocol's own its descriptor says: ``metric``, ``table_capacity`` and ``evict_after`` are the
+    # original's; ``k`` (contacts per bucket and per FIND_NODE answer) and ``alpha`` (requests a lookup round sends)
+    # are Kademlia's, the paper's values. A network keeps every other protocol's settings at their defaults.
+    protocol: str = protocols.DEFAULT
+    # A module whose import registers ``protocol`` (one that is not built in); workers import it too.
+    protocol_module: str | None = None
     metric: str = "tree"
     k: int = 20
     alpha: int = 3
     transport: str = "inproc"
     host: str = "127.0.0.1"
-    table_capacity: int = CAPACITY
+    table_capacity: int = 160
     max_hops: int = 8
     client_timeout: float = 2.0
     refresh_interval: float = 24 * 60 * 60.0
@@ -80,12 +80,7 @@ class Config:
     max_cookie: int = MAX_COOKIE
 
     def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise UsageError(f"unknown protocol {self.protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-        if not 1 <= self.k <= MAX_K or self.alpha < 1:
-            raise UsageError(f"k must be between 1 and {MAX_K}, and alpha at least 1")
-        if self.metric not in METRICS:
-            raise UsageError(f"unknown metric {self.metric!r}; choose one of {', '.join(METRICS)}")
+        self._check_protocol()
         if self.transport not in TRANSPORTS:
             raise UsageError(f"unknown transport {self.transport!r}; choose one of {', '.join(TRANSPORTS)}")
         for name in ("client_timeout", "refresh_interval", "command_timeout", "control_timeout", "shutdown_timeout",
@@ -96,10 +91,6 @@ class Config:
             raise UsageError("pace must not be negative")
         if self.max_hops < 0:
             raise UsageError("max_hops must not be negative")
-        if not 1 <= self.table_capacity <= CAPACITY:
-            raise UsageError(f"table_capacity must be between 1 and {CAPACITY}")
-        if self.evict_after < 0:
-            raise UsageError("evict_after must not be negative (0 turns eviction off)")
         if self.max_connections < 1:
             raise UsageError("max_connections must be at least 1")
         if self.join_concurrency < 1:
@@ -109,9 +100,19 @@ class Config:
         if self.status_sample < 1 or self.status_exact_limit < 1:
             raise UsageError("status_sample and status_exact_limit must be at least 1")
 
-    def table(self, preorder: Iterable[Contact] = ()) -> Table:
-        """A table under these rules, rebuilt from ``preorder`` (its wire form; empty by default)."""
-        return Table.from_preorder(preorder, metric=self.metric, capacity=self.table_capacity)
+    def _check_protocol(self) -> None:
+        """The protocol is known (importing ``protocol_module`` first), its settings are valid as its descriptor
+        checks them, and every other protocol's settings keep their defaults (a setting that would be ignored is
+        a mistake of the caller's)."""
+        if self.protocol_module is not None:
+            protocols.load(self.protocol_module)
+        descriptor = protocols.get(self.protocol)
+        for other in protocols.descriptors():
+            for name, default in other.settings.items():
+                if name not in descriptor.settings and getattr(self, name) != default:
+                    raise UsageError(f"{name} is a setting of the {other.name} protocol, not of {self.protocol}")
+        if descriptor.check is not None:
+            descriptor.check(self)
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""

@@ -22,7 +22,7 @@ import os
 from typing import Iterable, Iterator
 
 from .errors import OutputError, UsageError
-from .table import Table
+from .contact import TableView
 
 #: Output formats, and the file extension each is written with.
 FORMATS = {"tgf": "tgf", "graphml": "graphml", "gexf": "gexf", "dot": "dot", "json": "json"}
@@ -70,7 +70,7 @@ def output_file(path, fmt: str | None, formats: Iterable[str]) -> tuple[str, str
     return path, extension
 
 
-def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
+def tgf_lines(ids: list[int], tables: Iterable[TableView]) -> Iterator[str]:
     """The TGF text, line by line: ``i <id>`` for each peer, ``#``, then one ``from to`` edge per table entry
     (entries in descending id order, self-loops included). An entry naming a peer outside ``ids`` is skipped."""
     number = {peer_id: index for index, peer_id in enumerate(ids, start=1)}
@@ -85,7 +85,7 @@ def tgf_lines(ids: list[int], tables: Iterable[Table]) -> Iterator[str]:
                 yield f"{source} {target}"
 
 
-def write_tgf(path: str, ids: list[int], tables: Iterable[Table]) -> int:
+def write_tgf(path: str, ids: list[int], tables: Iterable[TableView]) -> int:
     """Write TGF to ``path``; returns the number of edges. Raises :class:`OutputError` if it cannot be written."""
     lines = list(tgf_lines(ids, tables))
     write_text(path, "\n".join(lines) + "\n")
@@ -105,7 +105,7 @@ def read_tgf(text: str) -> tuple[list[int], list[tuple[int, int]]]:
     return ids, pairs
 
 
-def to_networkx(ids: list[int], tables: Iterable[Table], extras: Iterable[dict] | None = None):
+def to_networkx(ids: list[int], tables: Iterable[TableView], extras: Iterable[dict] | None = None):
     """A networkx ``DiGraph`` of the snapshot: nodes keyed by decimal id in list order, with attributes ``label``,
     ``tgf``, ``tree_size`` and the per-peer ``extras``; an edge A -> B for every entry B of A's table that is a peer
     of the snapshot, in the order TGF lists them."""
@@ -122,7 +122,7 @@ def to_networkx(ids: list[int], tables: Iterable[Table], extras: Iterable[dict] 
     return graph
 
 
-def write_graph(path: str, fmt: str, ids: list[int], tables: Iterable[Table],
+def write_graph(path: str, fmt: str, ids: list[int], tables: Iterable[TableView],
                 extras: Iterable[dict] | None = None) -> int:
     """Write the snapshot to ``path`` in format ``fmt`` (one of :data:`FORMATS`); returns the number of edges."""
     if fmt not in FORMATS:

@@ -5,7 +5,8 @@ id and a fresh cookie and replies echo both, so a reply is matched to exactly on
 ``decode`` validates every field and raises :class:`ProtocolError`; it never evaluates or unpickles anything.
 
 ``SCHEMA`` is the one table of the protocol: kind number -> message class -> one field codec per field. Adding a kind
-is adding a class and one line there. Ids are Python ints and travel as 20 big-endian bytes; tables travel in
+is adding a class and one line there. A protocol outside the package adds its kinds with :func:`define`, after the
+schema's numbers (docs/DESIGN.md §11), so no two protocols give one number two meanings. Ids are Python ints and travel as 20 big-endian bytes; tables travel in
 preorder so the receiver can rebuild the sender's tree shape (§4.5).
 """
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import NamedTuple
 from .errors import ProtocolError
 from .ids import ID_BITS
 from .contact import Contact
-from .table import CAPACITY
 from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000
+#: Contacts an ``UpdatePeers`` carries at most: a table of the original's, one entry per id bit at most.
+MAX_UPDATE = ID_BITS
 #: Contacts a ``NodesReply`` carries at most.
 MAX_NODES = 1024
 #: The largest Kademlia k (contacts per bucket): a table of 160 full buckets and its owner must fit a table's count.
@@ -171,7 +173,7 @@ _TABLE = contacts(MAX_TABLE)
 SCHEMA = (
     (0, GetPeers, (REQUEST_ID, COOKIE, CONTACT)),
     (1, FindClosest, (REQUEST_ID, COOKIE, CONTACT, ID)),
-    (2, UpdatePeers, (COOKIE, contacts(CAPACITY))),
+    (2, UpdatePeers, (COOKIE, contacts(MAX_UPDATE))),
     (3, ClientPeers, (REQUEST_ID, COOKIE)),
     (4, FindPeers, (REQUEST_ID, COOKIE, ids(MAX_TARGETS))),
     (5, Join, (REQUEST_ID, COOKIE, CONTACT)),
@@ -234,7 +236,25 @@ def pack(kind: type, values: tuple) -> list[bytes]:
         raise ProtocolError(f"cannot encode {getattr(kind, '__name__', kind)}: {exc}") from exc
 
 
-_REPLY_TYPES = frozenset(REPLIES)
+#: Every reply kind, the schema's and those :func:`define` added.
+_REPLY_TYPES = set(REPLIES)
+#: Message classes by kind number, the schema's and those :func:`define` added (for error messages).
+_CLASSES = dict(enumerate(KINDS))
+
+
+def define(kind: int, cls: type, fields: tuple, check=None, reply: bool = False) -> None:
+    """Add the message kind ``kind`` (a number after the schema's, below 256) of class ``cls`` (a NamedTuple) with
+    one field codec of :mod:`.wire` per field, and optionally a ``check`` of the whole message, as a line of
+    ``SCHEMA`` would; ``reply``: a reply, which echoes its request's id and cookie (its first two fields). For a
+    protocol outside the package; raises ``ValueError`` for a number or a class already taken."""
+    if not len(SCHEMA) <= kind < 256 or kind in _CLASSES:
+        raise ValueError(f"{cls.__name__}: kind {kind} is taken or out of range ({len(SCHEMA)} to 255 are free)")
+    if cls in _ENCODERS:
+        raise ValueError(f"{cls.__name__} already has a kind")
+    _ENCODERS[cls], _DECODERS[kind] = compile_kind(kind, cls, fields, *(() if check is None else (check,)))
+    _CLASSES[kind] = cls
+    if reply:
+        _REPLY_TYPES.add(cls)
 
 
 def tag(msg) -> tuple[int, int] | None:
@@ -269,7 +289,7 @@ class Codec:
         try:
             return _DECODERS[raw[0]](self._contacts, raw)
         except struct.error as exc:  # a fixed field or a length read past the end
-            raise ProtocolError(f"{KINDS[raw[0]].__name__} ends before its fields do", "truncated") from exc
+            raise ProtocolError(f"{_CLASSES[raw[0]].__name__} ends before its fields do", "truncated") from exc
 
 
 _default_codec = Codec()

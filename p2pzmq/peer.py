@@ -66,12 +66,13 @@ class Peer:
             raise
         self.contact = Contact(peer_id, server, client)
         self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
-        self.protocol = protocols.start(config, self, cookies)
-        self._requests = frozenset(self.protocol.REQUESTS)
+        descriptor = protocols.of(config)
+        self.protocol = descriptor.start(config, self, cookies)
+        self._requests = frozenset(descriptor.requests)
         # Commands answered on the spot, from the table, without a runner: the table, greedy steps, and the reads
-        # the protocol offers (its QUERIES).
+        # the protocol offers (its descriptor's queries).
         self._quick = {m.ClientPeers: self._client_peers, m.FindPeers: self._find_peers,
-                       **{kind: self.protocol.query for kind in self.protocol.QUERIES}}
+                       **{kind: self.protocol.query for kind in descriptor.queries}}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
         self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)

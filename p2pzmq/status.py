@@ -17,7 +17,7 @@ import math
 import random
 from typing import Iterable
 
-from .table import Table
+from .contact import TableView
 
 #: z for a two-sided 95 % normal confidence interval.
 Z95 = 1.959964
@@ -27,7 +27,7 @@ Z95 = 1.959964
 DEAD = -1
 
 
-def route_steps(tables: dict[int, Table], pairs: Iterable[tuple[int, int]], max_hops: int) -> list[int | None]:
+def route_steps(tables: dict[int, TableView], pairs: Iterable[tuple[int, int]], max_hops: int) -> list[int | None]:
     """Forwarding steps of the greedy route from each ``(source, target)`` id pair; None where it fails (a dead end,
     a loop, or more than ``max_hops`` steps), or :data:`DEAD` where it fails because it must ask a peer that has no
     table (a dead peer) with budget left, as a message-driven route would. Results are in the order of ``pairs``."""
@@ -46,7 +46,7 @@ def route_steps(tables: dict[int, Table], pairs: Iterable[tuple[int, int]], max_
     return results
 
 
-def _steps(tables: dict[int, Table], memo: dict[int, int], source: int, fail: int) -> int:
+def _steps(tables: dict[int, TableView], memo: dict[int, int], source: int, fail: int) -> int:
     path: list[int] = []
     on_path: set[int] = set()
     current = source
@@ -98,7 +98,7 @@ def estimate(reached: list[int], k: int) -> dict:
             "ci95": [round(100 * max(0.0, mean - half), 3), round(100 * min(1.0, mean + half), 3)]}
 
 
-def route_counts(tables: dict[int, Table], ids: list[int], targets: list[list[int]],
+def route_counts(tables: dict[int, TableView], ids: list[int], targets: list[list[int]],
                  max_hops: int) -> tuple[list[int], collections.Counter, int]:
     """Greedy routes from each peer of ``ids`` to each of its own ``targets``, on the snapshot ``tables``: how many
     targets each peer reaches, the histogram of forwarding steps of the routes that arrived, and how many routes
@@ -116,7 +116,8 @@ def route_counts(tables: dict[int, Table], ids: list[int], targets: list[list[in
     return reached, hop_counts, steps.count(DEAD)
 
 
-def all_pairs(tables: dict[int, Table], ids: list[int], max_hops: int) -> tuple[list[int], collections.Counter, int]:
+def all_pairs(tables: dict[int, TableView], ids: list[int],
+              max_hops: int) -> tuple[list[int], collections.Counter, int]:
     """:func:`route_counts` with every peer of ``ids`` as a target of every other, exactly as :func:`route_steps`
     would give it, a few times faster: each table answers all targets at once (``closest_runs``), and the routes
     towards one target are followed on arrays indexed by peer, each peer's distance computed once."""

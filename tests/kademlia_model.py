@@ -16,8 +16,8 @@ import random
 import statistics
 
 from p2pzmq.ids import new_id
-from p2pzmq.protocols.kbuckets import CACHE_SIZE, K, KBuckets
-from p2pzmq.protocols.lookup import ALPHA, Lookup, LookupResult, Simulator, simulate
+from p2pzmq.protocols.kademlia.kbuckets import CACHE_SIZE, K, KBuckets
+from p2pzmq.protocols.kademlia.lookup import ALPHA, Lookup, LookupResult, Simulator, simulate
 from p2pzmq.contact import Contact
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 
-from p2pzmq.discovery import build_table
+from p2pzmq.protocols.original.discovery import build_table
 from p2pzmq.errors import RpcTimeout
 from p2pzmq.ids import new_id
 from p2pzmq.contact import Contact
-from p2pzmq.table import Table
+from p2pzmq.protocols.original.table import Table
 
 
 class ModelNetwork:

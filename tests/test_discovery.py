@@ -5,11 +5,11 @@ budget or stop rule: both would share the mistake. Here every expected list is w
 """
 import pytest
 
-from p2pzmq.discovery import build_table, walk
+from p2pzmq.protocols.original.discovery import build_table, walk
 from p2pzmq.errors import RpcTimeout
 from p2pzmq.ids import discovery_targets
 from p2pzmq.contact import Contact
-from p2pzmq.table import Table
+from p2pzmq.protocols.original.table import Table
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,7 +9,7 @@ import pytest
 from kademlia_model import KademliaModel
 from model import ModelNetwork
 from p2pzmq.ids import ID_BITS, new_id
-from p2pzmq.protocols.kbuckets import bucket_index
+from p2pzmq.protocols.kademlia.kbuckets import bucket_index
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,8 +11,8 @@ from p2pzmq import cli, graph, plot
 from p2pzmq import messages as m
 from p2pzmq.config import Config
 from p2pzmq.errors import UsageError
-from p2pzmq.protocols.kademlia import KademliaTable
-from p2pzmq.protocols.lookup import Simulator
+from p2pzmq.protocols.kademlia.peer import KademliaTable
+from p2pzmq.protocols.kademlia.lookup import Simulator
 from p2pzmq.contact import Contact
 from test_protocol import Harness
 

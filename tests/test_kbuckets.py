@@ -1,4 +1,4 @@
-"""Kademlia's routing table (p2pzmq.protocols.kbuckets) against brute force and a literal reference.
+"""Kademlia's routing table (p2pzmq.protocols.kademlia.kbuckets) against brute force and a literal reference.
 
 The reference below keeps every bucket, cache and suspect in plain lists and follows the rules word by word;
 random operation sequences crowded into a few small buckets must leave both in the same state after every step.
@@ -10,7 +10,7 @@ import random
 import pytest
 
 from p2pzmq.ids import ID_BITS, new_id
-from p2pzmq.protocols.kbuckets import CACHE_SIZE, K, KBuckets, bucket_index
+from p2pzmq.protocols.kademlia.kbuckets import CACHE_SIZE, K, KBuckets, bucket_index
 from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(30)

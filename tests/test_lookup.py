@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from p2pzmq import control, discovery
+from p2pzmq import control
+from p2pzmq.protocols.original import discovery
 from p2pzmq.errors import UsageError
 
 pytestmark = pytest.mark.timeout(90)

@@ -1,5 +1,5 @@
-"""Kademlia's iterative lookup (p2pzmq.protocols.lookup): hand-worked rounds, the rules one by one, independence
-from reply order, and the true k closest on seeded networks whose tables are complete."""
+"""Kademlia's iterative lookup (p2pzmq.protocols.kademlia.lookup): hand-worked rounds, the rules one by one,
+independence from reply order, and the true k closest on seeded networks whose tables are complete."""
 from __future__ import annotations
 
 import random
@@ -7,8 +7,8 @@ import random
 import pytest
 
 from p2pzmq.ids import new_id
-from p2pzmq.protocols.kbuckets import KBuckets
-from p2pzmq.protocols.lookup import Lookup, LookupResult, Simulator, simulate
+from p2pzmq.protocols.kademlia.kbuckets import KBuckets
+from p2pzmq.protocols.kademlia.lookup import Lookup, LookupResult, Simulator, simulate
 from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,7 +12,7 @@ from p2pzmq import wire
 from p2pzmq.config import Config
 from p2pzmq.errors import ProtocolError
 from p2pzmq.contact import Contact
-from p2pzmq.table import CAPACITY
+from p2pzmq.protocols.original.table import CAPACITY
 
 pytestmark = pytest.mark.timeout(60)
 

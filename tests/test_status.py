@@ -10,7 +10,7 @@ from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
 from p2pzmq.status import DEAD, all_pairs, estimate, route_counts, route_steps
 from p2pzmq.contact import Contact
-from p2pzmq.table import Table
+from p2pzmq.protocols.original.table import Table
 
 pytestmark = pytest.mark.timeout(120)
 

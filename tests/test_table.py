@@ -1,8 +1,8 @@
 """The Peers table (docs/DESIGN.md §4.3, §4.5) against an independent, literal re-implementation of Erlang's gb_trees.
 
 The reference below works on immutable tuples ``(key, value, smaller, bigger)`` / ``None``, recursively, as
-gb_trees.erl and the original's closest_peer do; :mod:`p2pzmq.table` is mutable and iterative. Agreement on the
-preorder after every insert of thousands of seeded sequences means the shapes are identical.
+gb_trees.erl and the original's closest_peer do; :mod:`p2pzmq.protocols.original.table` is mutable and iterative.
+Agreement on the preorder after every insert of thousands of seeded sequences means the shapes are identical.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import random
 import pytest
 
 from p2pzmq.contact import Contact
-from p2pzmq.table import CAPACITY, METRICS, Table
+from p2pzmq.protocols.original.table import CAPACITY, METRICS, Table
 
 pytestmark = pytest.mark.timeout(30)
 

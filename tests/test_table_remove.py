@@ -4,7 +4,7 @@ import random
 import pytest
 
 from p2pzmq.contact import Contact
-from p2pzmq.table import Table
+from p2pzmq.protocols.original.table import Table
 
 pytestmark = pytest.mark.timeout(60)
 

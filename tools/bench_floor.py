@@ -26,7 +26,8 @@ import zmq.backend
 
 from p2pzmq import messages as m
 from p2pzmq.config import Config
-from p2pzmq.discovery import build_table
+from p2pzmq.protocols.original.discovery import build_table
+from p2pzmq.protocols.original.table import configured
 from p2pzmq.ids import new_id
 from p2pzmq.contact import Contact
 
@@ -59,7 +60,7 @@ class _LeanPeer:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.server.bind(self.contact.server)
-        self.table = config.table([self.contact])
+        self.table = configured(config, [self.contact])
         self._config = config
         self._peers = peers  # server endpoint -> _LeanPeer: whom to run after sending
         self._routes: collections.OrderedDict[str, bytes] = collections.OrderedDict()
@@ -108,7 +109,7 @@ class _LeanPeer:
 
     def join(self, bootstrap: Contact) -> None:
         reply = self.call(bootstrap.server, m.GetPeers, (self.contact,), m.PeersReply)
-        self.table = build_table(self.contact, self._config.table(reply.table), self.find_closest,
+        self.table = build_table(self.contact, configured(self._config, reply.table), self.find_closest,
                                  self._config.max_hops, capacity=self._config.table_capacity)
         for endpoint in self._routes:
             self.client.disconnect(endpoint)

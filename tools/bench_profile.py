@@ -39,7 +39,7 @@ CATEGORIES = (
     ("codec: encode and decode", r"p2pzmq/(wire|messages)\.py|<p2pzmq\.wire ", ""),
     ("request/reply layer (rpc.py)", r"p2pzmq/rpc\.py", ""),
     ("peer dispatch (peer.py)", r"p2pzmq/peer\.py", ""),
-    ("protocol, table, discovery, ids", r"p2pzmq/(protocols/|table|discovery|ids)", ""),
+    ("protocol, table, discovery, ids", r"p2pzmq/(protocols/|ids)", ""),
     ("supervisor (network/, hosting)", r"p2pzmq/(network/|hosting)", ""),
     ("gevent: hub, greenlets, timers", r"gevent/", ""),
     ("zmq.Again raised by a receive that found nothing", r"zmq/error\.py", ""),

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from p2pzmq import messages as m  # noqa: E402
 from p2pzmq.contact import Contact  # noqa: E402
 from p2pzmq.errors import ProtocolError  # noqa: E402
-from p2pzmq.table import CAPACITY  # noqa: E402
+from p2pzmq.protocols.original.table import CAPACITY  # noqa: E402
 
 NAMESPACE = "inproc://p2pzmq-12345-1"
 

@@ -31,7 +31,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq import worker  # noqa: E402
-from p2pzmq.config import PROTOCOLS, Config  # noqa: E402
+from p2pzmq import protocols  # noqa: E402
+from p2pzmq.config import Config  # noqa: E402
 from p2pzmq.hosting import peer_room  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sequential", type=int, default=1000,
                         help="with --window: the first peers still join one at a time, so that the later windows "
                              "join a well-connected network (default 1000)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="original")
+    parser.add_argument("--protocol", choices=protocols.names(), default=protocols.DEFAULT)
     parser.add_argument("--lookup-sample", type=int, default=20,
                         help="kademlia: iterative lookups from every peer to this many random targets (default 20)")
     parser.add_argument("--no-refresh", action="store_true",

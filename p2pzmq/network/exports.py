@@ -15,8 +15,7 @@ from .. import graph, protocols
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
-from ..contact import Contact
-from ..table import Table
+from ..contact import Contact, TableView
 from .channel import CommandChannel
 from .members import Members
 
@@ -30,7 +29,7 @@ class Exporter:
         self._offload = offload
         self._report = report
 
-    def tables(self, peers: list | None = None) -> list[Table]:
+    def tables(self, peers: list | None = None) -> list[TableView]:
         """The current table of each of ``peers`` (default: every listed peer, newest first), fetched from their
         clients; a peer whose worker is gone has an empty table."""
         with self._channel.exclusive():
@@ -38,10 +37,11 @@ class Exporter:
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in peers], strict=True)
         return self._offload(self._tables_from, [result.reply.table if result.replied else [] for result in results])
 
-    def _tables_from(self, wires: list[list[Contact]]) -> list[Table]:
-        return [protocols.table_from_wire(self.config, wire) for wire in wires]
+    def _tables_from(self, wires: list[list[Contact]]) -> list[TableView]:
+        table_from_wire = protocols.of(self.config).table_from_wire
+        return [table_from_wire(self.config, wire) for wire in wires]
 
-    def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
+    def snapshot(self) -> tuple[list[int], list[TableView], list[dict]]:
         """Peer ids (newest first), their tables, and per peer the node attributes ``alive``, ``host`` (the tcp
         host, or ``inproc``) and ``process`` (the pid of the process holding it), consistent with each other even
         while churn runs."""
@@ -124,7 +124,7 @@ class Exporter:
             if not status:
                 return {"files": files}
             summary = {"n": len(self._members), "metric": self.config.metric, "steps": history}
-            if self.config.protocol != "original":  # the original's file stays as it was
+            if self.config.protocol != protocols.DEFAULT:  # the original's file stays as it was
                 summary["protocol"] = self.config.protocol
         graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
         return {"files": files, "steps": history}

@@ -2,8 +2,8 @@
 
 Routes are driven two ways with the same result: by ``find_peer`` messages (each round asks every client holding
 some routes for one step of all of them), or locally on tables fetched once per peer (:mod:`p2pzmq.status`, computed
-in the offload thread). A lookup's walk reads each visited peer's table instead of sending ``find_closest``, so it
-changes no table.
+in the offload thread). What a protocol adds to ``net_status`` and ``lookup`` its descriptor computes
+(:mod:`p2pzmq.protocols`, docs/DESIGN.md §11), reading peers without changing a table.
 """
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ import collections
 import random
 from typing import Callable
 
-from .. import discovery, protocols, status
+from .. import protocols, status
 from .. import messages as m
 from ..config import Config
 from ..errors import ProtocolError, TransportError, UsageError
 from ..contact import Contact
-from ..table import Table
-from . import lookups
 from .channel import CommandChannel
 from .members import Members, parse_peer_id
 from .tracking import Timings
@@ -39,8 +37,9 @@ class Router:
 
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
         """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
-        arrived (``hops``: histogram, mean, and the overall lookup success rate); under Kademlia also the iterative
-        lookups between the same pairs, computed on the same tables (``lookups``, see :func:`.lookups.status`).
+        arrived (``hops``: histogram, mean, and the overall lookup success rate); and what the protocol's descriptor
+        adds (its ``status``: under Kademlia the iterative lookups between the same pairs, computed on the same
+        tables, ``lookups``).
 
         Only peers that are alive count: those killed or gone, and those whose client does not answer within
         ``client_timeout``, are listed in ``dead`` (``{"id", "state"}``, state ``killed``, ``left``,
@@ -85,10 +84,10 @@ class Router:
                       "failed_hops": failed}
             if sample and n:
                 result.update(status.estimate(reached, sample), sample=sample)
-            if lookups.applies(self.config):
-                result["lookups"] = lookups.status(self._offload, self.config, ids,
-                                                   [reply.table for _, _, reply in alive], targets, sample,
-                                                   self._report)
+            protocol_status = protocols.of(self.config).status
+            if protocol_status is not None:
+                result.update(protocol_status(self._offload, self.config, ids, [reply.table for _, _, reply in alive],
+                                              targets, sample, self._report))
             self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
         return result
 
@@ -111,7 +110,8 @@ class Router:
 
     def _route_locally(self, preorders: list[list[Contact]], ids: list[int], targets: list[list[int]]):
         """:func:`status.route_counts` on the tables rebuilt from ``preorders``; run it in the offload thread."""
-        tables = {peer_id: protocols.table_from_wire(self.config, wire) for peer_id, wire in zip(ids, preorders)}
+        table_from_wire = protocols.of(self.config).table_from_wire
+        tables = {peer_id: table_from_wire(self.config, wire) for peer_id, wire in zip(ids, preorders)}
         return status.route_counts(tables, ids, targets, self.config.max_hops)
 
     def _route_pairs(self, sources: list[Contact],
@@ -168,11 +168,10 @@ class Router:
 
         - ``route``: the greedy route of ``net_status``: ask the current peer's client for its closest entry, one
           hop at a time, within ``max_hops`` forwarding steps. ``reached`` and ``hops`` agree with net_status.
-        - ``walk``: the discovery walk of a join or refresh (§4.7). A real walk sends ``find_closest`` to servers,
-          which then add the walker to their tables; this one asks each visited peer's client for its table
-          instead (a read that adds nobody) and applies the same rule, so it shows the path a refresh would take now.
-        - under Kademlia, ``lookup`` instead of ``walk``: the rounds of the iterative lookup, each contact's client
-          asked for its server's answer (:func:`.lookups.drive`).
+        - what the protocol's descriptor adds (its ``lookup``): the original's ``walk``, the discovery walk of a
+          join or refresh (§4.7) read from each visited peer's table instead of sending ``find_closest``, so it
+          shows the path a refresh would take now; Kademlia's ``lookup``, the rounds of the iterative lookup, each
+          contact's client asked for its server's answer.
 
         Every path is a list of decimal ids starting at ``source``.
         """
@@ -180,10 +179,9 @@ class Router:
         with self._channel.exclusive():
             start = self._members.by_id(start_id).contact
             result = {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id)}
-            if lookups.applies(self.config):
-                result["lookup"] = lookups.drive(self._channel, self.config, start, target_id)
-            else:
-                result["walk"] = self._simulated_walk(start, target_id)
+            protocol_lookup = protocols.of(self.config).lookup
+            if protocol_lookup is not None:
+                result.update(protocol_lookup(self._channel, self.config, start, target_id))
             return result
 
     def _greedy_route(self, start: Contact, target: int) -> dict:
@@ -199,24 +197,3 @@ class Router:
             path.append(answer)
             current, hops = answer, hops - 1
         return {"path": [str(contact.id) for contact in path], "hops": len(path) - 1, "reached": current.id == target}
-
-    def _simulated_walk(self, start: Contact, target: int) -> dict:
-        tables: dict[int, Table] = {}
-        asked: list[Contact] = []
-
-        def table_of(contact: Contact) -> Table:
-            if contact.id not in tables:
-                tables[contact.id] = self.config.table(self._channel.ask_one(contact, m.ClientPeers).table)
-            return tables[contact.id]
-
-        def find_closest(contact: Contact, wanted: int) -> Contact:
-            asked.append(contact)
-            return table_of(contact).closest(wanted)
-
-        found = discovery.walk(start, table_of(start), target, find_closest, self.config.max_hops)
-        path = [start.id]
-        for contact_id in [contact.id for contact in asked] + [found.id]:
-            if contact_id != path[-1]:
-                path.append(contact_id)
-        return {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
-                "exact": found.id == target}

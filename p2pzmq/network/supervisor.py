@@ -22,7 +22,7 @@ from ..errors import ClosedError, UsageError
 from ..events import Events
 from ..hosting import LocalHost, process_usage
 from ..rpc import Counters
-from ..table import Table
+from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
@@ -248,11 +248,11 @@ class Network:
 
     peer_list.__doc__ = Exporter.peer_list.__doc__
 
-    def tables(self) -> list[Table]:
+    def tables(self) -> list[TableView]:
         """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
         return self._exporter.tables()
 
-    def snapshot(self) -> tuple[list[int], list[Table], list[dict]]:
+    def snapshot(self) -> tuple[list[int], list[TableView], list[dict]]:
         return self._exporter.snapshot()
 
     snapshot.__doc__ = Exporter.snapshot.__doc__

@@ -3,7 +3,7 @@
 The server answers ``get_peers`` and ``find_closest`` from its table *as it was before* the request, then adds the
 sender; ``update_peers`` replaces the table when it carries the peer's secret cookie; ``leave`` removes exactly the
 leaving contact. The client bootstraps from a peer's table and rebuilds its table by walking the 160 discovery
-targets (:mod:`p2pzmq.discovery`). Server and client share the table and the secret and live in one process, so the
+targets (:mod:`.discovery`). Server and client share the table and the secret and live in one process, so the
 client installs its rebuilt table directly (the original sent it to its own server with ``update_peers``, which
 replaced the table with the same entries in the same shape).
 """
@@ -12,20 +12,17 @@ from __future__ import annotations
 import collections
 import random
 
-from .. import messages as m
-from ..config import Config
-from ..discovery import build_table
-from ..errors import RpcTimeout, TransportError
-from ..ids import new_cookie
-from ..contact import Contact
-from ..table import Table
+from ... import messages as m
+from ...config import Config
+from .discovery import build_table
+from ...errors import RpcTimeout, TransportError
+from ...ids import new_cookie
+from ...contact import Contact
+from .table import Table, configured
 
 
 class Original:
     """One peer's side of the original protocol."""
-
-    REQUESTS = (m.GetPeers, m.FindClosest, m.UpdatePeers, m.Leave)
-    QUERIES = ()
 
     def __init__(self, config: Config, node, cookies: random.Random) -> None:
         self.config = config
@@ -34,7 +31,7 @@ class Original:
         self._call = node.call
         self._timeout = config.client_timeout
         self.secret = new_cookie(cookies)
-        self.table = config.table()
+        self.table = configured(config)
         self.table.add(self._me)
         #: Consecutive discovery passes in which a peer's server timed out, for ``Config.evict_after``.
         self._strikes: collections.Counter = collections.Counter()
@@ -63,7 +60,7 @@ class Original:
         if secret != self.secret:
             self._node.counters.drop("server", "bad_secret", "update_peers with a wrong secret")
             return False
-        self.table = self.config.table(contacts)
+        self.table = configured(self.config, contacts)
         return True
 
     def _forget_leaver(self, sender: Contact) -> None:
@@ -85,7 +82,7 @@ class Original:
     def join(self, contact: Contact) -> None:
         """Bootstrap: fetch ``contact``'s table (it learns us) and build ours from it (§4.8 create)."""
         reply = self._call(contact.server, m.GetPeers, (self._me,), m.PeersReply, self._timeout)
-        self._rebuild(self.config.table(reply.table))
+        self._rebuild(configured(self.config, reply.table))
 
     def refresh(self) -> None:
         """One discovery pass from our current table (§4.4 refresh)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from typing import Iterable, Iterator
 
-from .contact import Contact
+from ...contact import Contact
 
 CAPACITY = 160
 METRICS = ("tree", "xor")
@@ -297,3 +297,9 @@ def _balanced(nodes: list[_Node], low: int, size: int) -> _Node | None:
     middle.left = _balanced(nodes, low, left_size)
     middle.right = _balanced(nodes, low + left_size + 1, right_size)
     return middle
+
+
+def configured(config, preorder: Iterable[Contact] = ()) -> Table:
+    """A table under the rules of ``config`` (a :class:`~p2pzmq.config.Config`: its ``metric`` and
+    ``table_capacity``), rebuilt from ``preorder`` (its wire form; empty by default)."""
+    return Table.from_preorder(preorder, metric=config.metric, capacity=config.table_capacity)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, NamedTuple
 
-from ..contact import Contact
+from ...contact import Contact
 from .kbuckets import K, KBuckets
 
 #: Requests a round sends while the lookup is making progress (the paper's α).

@@ -15,8 +15,8 @@ from __future__ import annotations
 import random
 from typing import Collection, Iterable
 
-from ..ids import ID_BITS
-from ..contact import Contact
+from ...ids import ID_BITS
+from ...contact import Contact
 
 #: Contacts per bucket (the paper's k, its suggested value).
 K = 20

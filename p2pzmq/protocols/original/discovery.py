@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .errors import TransportError
-from .ids import discovery_targets
-from .contact import Contact
+from ...errors import TransportError
+from ...ids import discovery_targets
+from ...contact import Contact
 from .table import Table
 
 #: ``find_closest(contact, target)`` asks ``contact``'s server; may raise :class:`TransportError` (e.g. RpcTimeout).

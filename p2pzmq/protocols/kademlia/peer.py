@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import random
 
-from .. import messages as m
-from ..config import Config
-from ..contact import Contact
+from ... import messages as m
+from ...config import Config
+from ...contact import Contact
 from .kbuckets import KBuckets
 from .lookup import Lookup
 
 
 class Kademlia:
     """One peer's side of Kademlia."""
-
-    REQUESTS = (m.Ping, m.FindNode)
-    QUERIES = (m.ClientNodes,)
 
     def __init__(self, config: Config, node) -> None:
         self.config = config

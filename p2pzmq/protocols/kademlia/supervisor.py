@@ -1,7 +1,7 @@
 """Kademlia's iterative lookups seen from the supervisor (docs/DESIGN.md §10): net_status's ``lookups``, computed on
 the fetched tables exactly as the messages would go, and one lookup driven by messages for ``lookup FROM ID``.
 
-Neither changes a table. The computed lookups run :class:`~p2pzmq.protocols.lookup.Simulator` in the offload thread
+Neither changes a table. The computed lookups run :class:`~.lookup.Simulator` in the offload thread
 on every alive peer's table (a peer whose table could not be fetched is dead: asking it fails). The driven lookup
 asks each contact's *client* for the answer its server would give (``ClientNodes``, a read that learns nobody)
 instead of sending ``FindNode`` to its server, so it shows the rounds a lookup would take now; tests check that
@@ -12,29 +12,23 @@ from __future__ import annotations
 import collections
 from typing import Callable
 
-from .. import messages as m
-from .. import protocols
-from ..config import Config
-from ..protocols.kbuckets import KBuckets
-from ..protocols.lookup import Lookup, Simulator
-from ..contact import Contact
-from .channel import CommandChannel
+from ... import messages as m
+from ...config import Config
+from ...contact import Contact
+from .kbuckets import KBuckets
+from .lookup import Lookup, Simulator
+from .peer import KademliaTable
 
 #: About this many lookups are computed per task of the offload thread; progress is reported between tasks.
 CHUNK = 20_000
 
 
-def applies(config: Config) -> bool:
-    """True if the network's peers do iterative lookups (Kademlia)."""
-    return config.protocol == "kademlia"
-
-
 def status(offload: Callable, config: Config, ids: list[int], wires: list[list[Contact]],
            targets: list[list[int]], sample: int, report: Callable[[str, int, int], None]) -> dict:
-    """The iterative lookup from each peer of ``ids`` (whose tables' wire forms are ``wires``) to each of its own
-    ``targets`` but itself, on those tables: ``success_rate`` (the target among the k closest found), the
-    histogram and mean of ``rounds`` of every lookup, ``requests_mean``, ``sample`` (targets per peer, 0 for all
-    pairs) and ``lookups`` (how many). Reports ``("lookups", done, total)`` as chunks of them are done."""
+    """``{"lookups": ...}``: the iterative lookup from each peer of ``ids`` (whose tables' wire forms are ``wires``)
+    to each of its own ``targets`` but itself, on those tables: ``success_rate`` (the target among the k closest
+    found), the histogram and mean of ``rounds`` of every lookup, ``requests_mean``, ``sample`` (targets per peer, 0
+    for all pairs) and ``lookups`` (how many). Reports ``("lookups", done, total)`` as chunks of them are done."""
     tables, plan = offload(_prepare, config, ids, wires, targets)
     total = sum(len(sources) for _, sources in plan)
     found = requests = done = size = 0
@@ -51,16 +45,17 @@ def status(offload: Callable, config: Config, ids: list[int], wires: list[list[C
             chunk, size = [], 0
     report("lookups", total, total)
     mean = sum(count * times for count, times in rounds.items()) / total if total else 0.0
-    return {"success_rate": round(found / total, 6) if total else 0.0,
-            "rounds": {"histogram": {str(count): rounds[count] for count in sorted(rounds)}, "mean": round(mean, 4)},
-            "requests_mean": round(requests / total, 4) if total else 0.0, "sample": sample, "lookups": total}
+    return {"lookups": {
+        "success_rate": round(found / total, 6) if total else 0.0,
+        "rounds": {"histogram": {str(count): rounds[count] for count in sorted(rounds)}, "mean": round(mean, 4)},
+        "requests_mean": round(requests / total, 4) if total else 0.0, "sample": sample, "lookups": total}}
 
 
 def _prepare(config: Config, ids: list[int], wires: list[list[Contact]],
              targets: list[list[int]]) -> tuple[dict[int, KBuckets], list[tuple[int, list[int]]]]:
     """The buckets of every table, and the lookups grouped by target: ``[(target, [source, ...]), ...]`` in the
     order the targets first appear."""
-    tables = {peer_id: protocols.table_from_wire(config, wire).buckets for peer_id, wire in zip(ids, wires)}
+    tables = {peer_id: KademliaTable.from_wire(wire, config.k).buckets for peer_id, wire in zip(ids, wires)}
     by_target: dict[int, list[int]] = {}
     for source, row in zip(ids, targets):
         for target in row:
@@ -85,10 +80,11 @@ def _simulate(tables: dict[int, KBuckets], chunk: list[tuple[int, list[int]]], k
     return found, rounds, requests
 
 
-def drive(channel: CommandChannel, config: Config, start: Contact, target: int) -> dict:
-    """The lookup of ``target`` by the peer ``start``, driven round by round by asking each contact's client what
-    its server would answer (``ClientNodes``): ``rounds`` (per round, each contact asked and whether it answered),
-    ``requests``, ``found`` (the target among the k closest found) and ``result`` (those k, nearest first). Raises
+def drive(channel, config: Config, start: Contact, target: int) -> dict:
+    """``{"lookup": ...}``: the lookup of ``target`` by the peer ``start``, driven round by round by asking each
+    contact's client what its server would answer (``ClientNodes``) through ``channel`` (the supervisor's command
+    channel): ``rounds`` (per round, each contact asked and whether it answered), ``requests``, ``found`` (the
+    target among the k closest found) and ``result`` (those k, nearest first). Raises
     :class:`~p2pzmq.errors.TransportError` if ``start`` itself does not answer."""
     seeds = channel.ask_one(start, m.ClientNodes, target, start.id).contacts
     lookup = Lookup(start.id, target, seeds, config.k, config.alpha)
@@ -101,5 +97,5 @@ def drive(channel: CommandChannel, config: Config, start: Contact, target: int) 
             else:
                 lookup.failed(contact)
         rounds.append([{"id": str(contact.id), "answered": result.replied} for contact, result in zip(batch, results)])
-    return {"rounds": rounds, "requests": lookup.requests, "found": lookup.found(target),
-            "result": [str(contact.id) for contact in lookup.result()]}
+    return {"lookup": {"rounds": rounds, "requests": lookup.requests, "found": lookup.found(target),
+                       "result": [str(contact.id) for contact in lookup.result()]}}

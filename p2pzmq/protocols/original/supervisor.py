@@ -1,0 +1,37 @@
+"""The original's side of the supervisor (docs/DESIGN.md §4.7, §4.8): the discovery walk ``lookup FROM ID`` shows.
+
+A real walk sends ``find_closest`` to servers, which then add the walker to their tables; this one asks each visited
+peer's client for its table instead (``ClientPeers``, a read that adds nobody) and applies the same rule
+(:func:`.discovery.walk`), so it shows the path a refresh would take now and changes no table.
+"""
+from __future__ import annotations
+
+from ... import messages as m
+from ...contact import Contact
+from . import discovery
+from .table import Table, configured
+
+
+def walk(channel, config, start: Contact, target: int) -> dict:
+    """``{"walk": ...}``: the path of the discovery walk from ``start`` towards ``target`` (decimal ids from
+    ``start``), how many servers it would ask (``queried``), what it finds and whether that is ``target``
+    (``exact``). ``channel`` is the supervisor's command channel (``ask_one``)."""
+    tables: dict[int, Table] = {}
+    asked: list[Contact] = []
+
+    def table_of(contact: Contact) -> Table:
+        if contact.id not in tables:
+            tables[contact.id] = configured(config, channel.ask_one(contact, m.ClientPeers).table)
+        return tables[contact.id]
+
+    def find_closest(contact: Contact, wanted: int) -> Contact:
+        asked.append(contact)
+        return table_of(contact).closest(wanted)
+
+    found = discovery.walk(start, table_of(start), target, find_closest, config.max_hops)
+    path = [start.id]
+    for contact_id in [contact.id for contact in asked] + [found.id]:
+        if contact_id != path[-1]:
+            path.append(contact_id)
+    return {"walk": {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
+                     "exact": found.id == target}}
