@@ -1,4 +1,5 @@
-"""The ``p2p-network`` command line (docs/DESIGN.md §5): ``run``, ``serve``, ``worker``, ``keys``, ``ctl``, ``plot``.
+"""The ``p2p-network`` command line (docs/DESIGN.md §5): ``run``, ``serve``, ``worker``, ``keys``, ``ctl``, ``plot``,
+``events``.
 
 The supervisor returns data; :mod:`.console` turns it into the original's console lines (or JSON with ``--json``).
 Long operations draw progress bars on stderr when it is a terminal and ``--json`` is off (see :mod:`.progress`).
@@ -24,16 +25,17 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, plot, rendezvous, security, web, worker
+from . import __version__, events, plot, rendezvous, security, web, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import PROTOCOLS, Config, TRANSPORTS
 from .console import print_result
-from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer
+from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer, announced
 from .errors import ControlError, P2PError, RpcTimeout, UsageError
 from .graph import output_file, read_graph
 from .interrupts import Signalled, stopping_on
 from .network import ROUTINGS, Network
 from .progress import TerminalProgress
+from .publishing import Publisher, Recorder, Subscriber
 from .table import METRICS
 
 PROG = "p2p-network"
@@ -76,6 +78,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _network_options(serve)
     serve.add_argument("--control", type=_endpoint(bind=True), default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
                        help=f"control socket endpoint, tcp://HOST:PORT or ipc://PATH (default {DEFAULT_ENDPOINT})")
+    serve.add_argument("--events", type=_endpoint(bind=True), default=None, metavar="ENDPOINT",
+                       help="publish the event stream on a ZeroMQ PUB socket at ENDPOINT (tcp://HOST:PORT or "
+                            "ipc://PATH; read it with p2p-network events), see docs/EVENTS.md")
     serve.add_argument("--expect-workers", type=_integer(0), default=0, metavar="K",
                        help="serve the control socket at once, wait for K workers to register (p2p-network worker "
                             "--supervisor ENDPOINT), then create the peers over them (implies --transport tcp)")
@@ -117,6 +122,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ctl.add_argument("command", nargs="?", metavar="COMMAND")
     ctl.add_argument("args", nargs="*", metavar="ARG")
 
+    watch = sub.add_parser("events", help="print a served network's event stream as JSON lines",
+                           description="Subscribe to the event stream of serve --events ENDPOINT and print each "
+                                       "event as one JSON line (docs/EVENTS.md). Ctrl-C stops it (exit 130).")
+    watch.add_argument("--events", required=True, type=_endpoint(bind=False), metavar="ENDPOINT",
+                       help="the endpoint serve --events publishes at")
+    watch.add_argument("--type", dest="types", action="extend", nargs="+", choices=events.TYPES, metavar="T",
+                       help=f"print only events of these types ({', '.join(events.TYPES)})")
+    watch.add_argument("--timeout", type=_seconds, default=None, metavar="S",
+                       help="exit 3 when S seconds pass without an event (of the chosen types)")
+    watch.add_argument("--count", type=_integer(1), default=None, metavar="N", help="exit 0 after N events")
+
     plot_ = sub.add_parser("plot", help="draw a graph file or a time-lapse as a PNG (needs the plot extra)",
                            description="Draw FILE (.tgf, .graphml, .gexf or .json) as a picture of the overlay, or "
                                        "with --time-lapse DIR chart connectivity and mean table size against "
@@ -149,6 +165,8 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--join-concurrency", type=_integer(1), default=1, metavar="J",
                         help="up to J peers join, and refresh, at once (default 1, the original's sequential "
                              "order; more is faster over workers, but tables then depend on scheduling)")
+    parser.add_argument("--record", metavar="FILE.jsonl", default=None,
+                        help="write the event stream to FILE, one JSON object a line (docs/EVENTS.md)")
     parser.add_argument("--workers", type=_integer(0), default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
     _security_options(parser)
@@ -264,10 +282,11 @@ def _run(args) -> int:
     config = _config(args)
     try:
         with contextlib.ExitStack() as stack:
-            network = _build(stack, args, config, progress)
+            sinks = _sinks(stack, args, config)
+            network = _build(stack, args, config, progress, sinks=sinks)
             for name, arguments in session:
                 try:
-                    result = COMMANDS[name].run(network, **arguments)
+                    result = announced(network, COMMANDS[name], arguments)
                 except P2PError as exc:  # found only now the network exists (an id no peer has): a failed command
                     raise P2PError(f"{name}: {exc}") from exc
                 print_result(name, result, args.json)
@@ -291,7 +310,10 @@ def _serve(args) -> int:
         if args.http is not None:  # a bad address or a busy port is a usage error, found before anything is built
             listener = web.bind(*args.http, args.http_token)
             stack.callback(listener.close)
+        sinks = _sinks(stack, args, config)  # first: closed after the network, so they see its end
         network = stack.enter_context(Network(config))
+        for sink in sinks:
+            sink.attach(network.events)
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
         if listener is not None:  # stopped after the control server, which answers the requests it still holds
             view = web.WebView(network, server, listener, args.http_token)
@@ -314,11 +336,36 @@ def _serve(args) -> int:
     return EXIT_OK
 
 
-def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, network: Network | None = None):
-    """A network of ``args.n`` peers (in ``network``, else a new one), spread over ``args.workers`` local worker
-    processes if asked; ``stack`` stops the network and then reaps the workers when it closes."""
+def _sinks(stack: contextlib.ExitStack, args, config: Config) -> list:
+    """Where the event stream goes (``--record``, and ``--events`` for serve), opened before any network exists: an
+    unwritable file or a busy port is a usage error. ``stack`` closes them."""
+    sinks = []
+    if args.record is not None:
+        sinks.append(Recorder(args.record))
+        stack.callback(sinks[-1].close)
+    endpoint = getattr(args, "events", None)
+    if endpoint is not None:
+        warning = security.check_exposure("event stream", endpoint, None, args.insecure)  # PUB speaks no CURVE
+        if warning:
+            print(f"{PROG}: {warning}", file=sys.stderr, flush=True)
+        try:
+            sinks.append(Publisher(endpoint, config.events_hwm))
+        except P2PError as exc:
+            raise UsageError(f"--events: {exc}") from None
+        stack.callback(sinks[-1].close)
+        print(f"Events published on {sinks[-1].endpoint}", file=sys.stderr, flush=True)
+    return sinks
+
+
+def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, network: Network | None = None,
+           sinks: list = ()):
+    """A network of ``args.n`` peers (in ``network``, else a new one, fed to ``sinks``), spread over
+    ``args.workers`` local worker processes if asked; ``stack`` stops the network and then reaps the workers when
+    it closes."""
     if network is None:
         network = stack.enter_context(Network(config, progress=progress))
+        for sink in sinks:
+            sink.attach(network.events)
     if args.workers:
         _check_exposure("worker link", config.host, args)
         launched = worker.launch(worker.local_hosts(config.host, args.workers), config, _security_arguments(args))
@@ -326,7 +373,7 @@ def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, net
         stack.callback(network.die)  # first, so that the workers are told to stop before they are waited for
         for endpoint in launched.endpoints:
             network.attach(endpoint)
-    network.create(args.n)
+    network.events.command("create", {"n": args.n}, lambda: network.create(args.n))
     return network
 
 
@@ -413,6 +460,25 @@ def _keys(args) -> int:
     return EXIT_OK
 
 
+def _watch(args) -> int:
+    """``events``: print the stream's events (those of ``--type``) as the JSON lines they came as."""
+    printed = 0
+    with Subscriber(args.events) as stream:
+        try:
+            while args.count is None or printed < args.count:
+                received = stream.next(args.timeout)
+                if received is None:
+                    raise RpcTimeout(f"no event arrived at {args.events} within {args.timeout:g} s")
+                event, raw = received
+                if args.types is None or event["type"] in args.types:
+                    print(raw.decode(), flush=True)
+                    printed += 1
+        finally:
+            if stream.bad:
+                print(f"{PROG}: dropped {stream.bad} messages that were no valid event", file=sys.stderr, flush=True)
+    return EXIT_OK
+
+
 def _check_exposure(what: str, endpoint: str, args) -> None:
     warning = security.check_exposure(what, endpoint, security.load(args.curve_dir), args.insecure)
     if warning:
@@ -426,10 +492,12 @@ def _security_arguments(args) -> tuple[str, ...]:
     return ("--insecure",) if args.insecure else ()
 
 
-ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl": _ctl, "plot": _plot}
+ACTIONS = {"run": _run, "serve": _serve, "worker": _worker, "keys": _keys, "ctl": _ctl, "plot": _plot,
+           "events": _watch}
 #: The signals each action turns into a clean stop (see :func:`.interrupts.stopping_on`). ``plot`` and ``keys`` run
 #: no event loop: Python's own SIGINT handling (KeyboardInterrupt) serves them.
-STOP_SIGNALS = {"run": (signal.SIGINT,), "ctl": (signal.SIGINT,), "serve": (signal.SIGINT, signal.SIGTERM),
+STOP_SIGNALS = {"run": (signal.SIGINT,), "ctl": (signal.SIGINT,), "events": (signal.SIGINT, signal.SIGTERM),
+                "serve": (signal.SIGINT, signal.SIGTERM),
                 "worker": (signal.SIGINT, signal.SIGTERM)}
 
 
@@ -446,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(f"usage error: {exc}", EXIT_USAGE)
     except RpcTimeout as exc:
-        asked_a_supervisor = args is not None and args.action in ("ctl", "worker")
+        asked_a_supervisor = args is not None and args.action in ("ctl", "worker", "events")
         return _fail(str(exc), EXIT_NO_SUPERVISOR if asked_a_supervisor else EXIT_FAILED)
     except P2PError as exc:
         return _fail(str(exc), EXIT_FAILED)

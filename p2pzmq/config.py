@@ -79,6 +79,9 @@ class Config:
     status_sample: int = 100
     # net_status's "auto" routing drives routes by messages up to this N, and routes locally on fetched tables above.
     status_local_above: int = 256
+    # Events a subscriber of the event stream's PUB socket may have queued unread; beyond, events are dropped and
+    # counted (docs/EVENTS.md).
+    events_hwm: int = 10_000
     # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
     curve_dir: str | None = None
 
@@ -110,6 +113,8 @@ class Config:
             raise UsageError("max_connections must be at least 1")
         if self.join_concurrency < 1:
             raise UsageError("join_concurrency must be at least 1")
+        if self.events_hwm < 1:
+            raise UsageError("events_hwm must be at least 1")
         if self.status_sample < 1 or self.status_exact_limit < 1:
             raise UsageError("status_sample and status_exact_limit must be at least 1")
 

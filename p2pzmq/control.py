@@ -41,8 +41,14 @@ def handle(network, raw: bytes) -> tuple[dict, bool]:
         command, arguments = _parse(raw)
     except UsageError as exc:
         return error(str(exc)), False
-    reply = execute(command.name, lambda: command.run(network, **arguments))
+    reply = execute(command.name, lambda: announced(network, command, arguments))
     return reply, command.name == "die" and reply["ok"]
+
+
+def announced(network, command: Command, arguments: dict, run: Callable[[], dict] | None = None) -> dict:
+    """Run ``command`` (or ``run``, the server's own way of doing it) between the ``command`` events of the
+    network's stream (docs/EVENTS.md)."""
+    return network.events.command(command.name, arguments, run or (lambda: command.run(network, **arguments)))
 
 
 def execute(name: str, run: Callable[[], dict]) -> dict:
@@ -235,7 +241,7 @@ class ControlServer:
                 self._worker = gevent.spawn(self._work)
             return False
         own = self._own.get(command.name)
-        reply = execute(command.name, own or (lambda: command.run(self.network, **arguments)))
+        reply = execute(command.name, lambda: announced(self.network, command, arguments, own))
         self._reply(deliver, reply)
         return command.name == "die" and reply["ok"]
 
@@ -245,7 +251,7 @@ class ControlServer:
             while self._jobs:
                 job = self._job = self._jobs.popleft()
                 self._started = time.monotonic()
-                reply = execute(job.command.name, lambda: job.command.run(self.network, **job.arguments))
+                reply = execute(job.command.name, lambda: announced(self.network, job.command, job.arguments))
                 self._job = None
                 self._reply(job.deliver, reply)
         finally:

@@ -10,6 +10,7 @@ Pure: no sockets, no greenlets, no I/O. Callbacks run in the emitting greenlet a
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Callable
@@ -25,14 +26,15 @@ VERSION = 1
 SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
     "joined": {"id": ("string",), "host": ("string",), "index": ("integer",)},
     "left": {"id": ("string",)},
-    "crashed": {"id": ("string",), "reason": ("string",)},
+    "crashed": {"id": ("string",), "reason": ("string",), "error": ("string", "null")},
     "command": {"phase": ("string",), "name": ("string",), "arguments": ("object",), "ok": ("boolean", "null"),
                 "summary": ("object", "null")},
     "progress": {"phase": ("string",), "done": ("integer",), "total": ("integer",)},
-    "status": {"n": ("integer",), "connectivity": ("number", "null"), "mean_table": ("number", "null"),
-               "hops": ("object",)},
-    "churn": {"phase": ("string",), "joined": ("integer",), "departed": ("integer",), "crashed": ("integer",)},
-    "lookup": {"from": ("string",), "target": ("string",), "hops": ("integer", "null"), "found": ("boolean",)},
+    "status": {"n": ("integer",), "connectivity": ("integer",), "mean_table": ("number",), "hops": ("object",)},
+    "churn": {"phase": ("string",), "joined": ("integer",), "killed": ("integer",), "left": ("integer",),
+              "duration": ("number",)},
+    "lookup": {"from": ("string",), "target": ("string",), "hops": ("integer",), "found": ("boolean",),
+               "path": ("array",)},
     "partition": {"phase": ("string",), "groups": ("array",)},
 }
 
@@ -40,6 +42,13 @@ SCHEMA: dict[str, dict[str, tuple[str, ...]]] = {
 TYPES = tuple(SCHEMA)
 
 Callback = Callable[[dict], None]
+
+#: Commands that only read and may be asked many times a second (a web page polls them): no ``command`` events.
+QUIET_COMMANDS = frozenset({"ping", "stats", "progress"})
+#: A list argument of a ``command`` event keeps this many items (``kill_peers ids=`` may name 80,000 peers).
+MAX_LISTED = 16
+#: ``progress`` events of one phase come at most this often (seconds), besides its first and last report.
+PROGRESS_INTERVAL = 0.1
 
 
 class Events:
@@ -52,7 +61,12 @@ class Events:
         self._subscribers: list[Callback] = []
         #: Events a subscriber's callback raised on (it stays subscribed; the error is logged once per callback).
         self.errors = 0
+        #: Events emitted while someone listened.
+        self.emitted = 0
+        #: Events a sink could not pass on (the PUB socket at its high-water mark), counted by the sink.
+        self.dropped = 0
         self._failed: set[int] = set()
+        self._progress_due: dict[str, float] = {}
 
     @property
     def listening(self) -> bool:
@@ -69,6 +83,7 @@ class Events:
         if not self._subscribers:
             return
         event = {"v": VERSION, "t": self.now(), "type": type, **fields}
+        self.emitted += 1
         for callback in tuple(self._subscribers):
             try:
                 callback(event)
@@ -87,6 +102,87 @@ class Events:
             if callback in self._subscribers:
                 self._subscribers.remove(callback)
         return unsubscribe
+
+    def summary(self) -> dict:
+        """For ``stats``: how many sinks listen, events emitted to them, dropped by a sink, and failed callbacks."""
+        return {"subscribers": len(self._subscribers), "emitted": self.emitted, "dropped": self.dropped,
+                "errors": self.errors}
+
+    def progress(self, phase: str, done: int, total: int) -> None:
+        """A ``progress`` event, at a bounded rate: a phase's first and last report always, the others at most
+        every :data:`PROGRESS_INTERVAL` seconds (a 50,000-peer build reports 50,000 times)."""
+        if not self._subscribers:
+            return
+        now = self._clock()
+        due = self._progress_due.get(phase)
+        if done >= total:
+            self._progress_due.pop(phase, None)
+        elif due is not None and now < due:
+            return
+        else:
+            self._progress_due[phase] = now + PROGRESS_INTERVAL
+        self.emit("progress", phase=phase, done=done, total=total)
+
+    def command(self, name: str, arguments: dict, run: Callable[[], dict]) -> dict:
+        """``run()``, the work of command ``name``, between two ``command`` events: ``started`` with its
+        arguments, and ``finished`` with ``ok`` and a :func:`summary` of its result (or its error). Read-only
+        commands polled often (:data:`QUIET_COMMANDS`) and a stream nobody listens to cost nothing more."""
+        if not self._subscribers or name in QUIET_COMMANDS:
+            return run()
+        shown = _shown(arguments)
+        self.emit("command", phase="started", name=name, arguments=shown, ok=None, summary=None)
+        try:
+            result = run()
+        except BaseException as exc:
+            self.emit("command", phase="finished", name=name, arguments=shown, ok=False,
+                      summary={"error": " ".join(str(exc).split()) or type(exc).__name__})
+            raise
+        self.emit("command", phase="finished", name=name, arguments=shown, ok=True, summary=summary(result))
+        return result
+
+
+def encode(event: dict) -> bytes:
+    """An event as the PUB socket sends it and a recording holds it (one line): compact UTF-8 JSON."""
+    return json.dumps(event, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode(raw: bytes) -> dict:
+    """An event received from a stream: a JSON object in UTF-8 that :func:`problems` finds nothing wrong with;
+    ``ValueError`` saying what is wrong otherwise (a stream may come from anywhere: never trust it)."""
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"not UTF-8 JSON: {exc}") from None
+    found = problems(event)
+    if found:
+        raise ValueError("; ".join(found))
+    return event
+
+
+def summary(result: object) -> dict:
+    """A short summary of a command's result, never the whole of it: its numbers, strings and flags, a list as its
+    length (a lookup's ``path``, at most ``max_hops`` long, as it is), and a nested object summarized one level
+    down, so ``net_status`` gives n, connectivity and the hops' mean, not a row per peer."""
+    if not isinstance(result, dict):
+        return {}
+    return _summary(result, depth=1)
+
+
+def _summary(result: dict, depth: int) -> dict:
+    short = {}
+    for key, value in result.items():
+        if value is None or isinstance(value, (bool, int, float, str)):
+            short[key] = value
+        elif isinstance(value, list):
+            short[key] = value if key == "path" and len(value) <= 64 else len(value)
+        elif isinstance(value, dict) and depth > 0:
+            short[key] = _summary(value, depth - 1)
+    return short
+
+
+def _shown(arguments: dict) -> dict:
+    """A command's arguments as a ``command`` event shows them: lists cut to :data:`MAX_LISTED` items."""
+    return {key: value[:MAX_LISTED] if isinstance(value, list) else value for key, value in arguments.items()}
 
 
 def problems(event: object) -> list[str]:

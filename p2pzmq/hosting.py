@@ -15,6 +15,7 @@ import os
 import random
 import resource
 import time
+from typing import Callable
 
 import gevent
 
@@ -86,6 +87,8 @@ class LocalHost:
         self._codec = codec
         self._counters = counters
         self.peers: dict[int, Peer] = {}  # id -> peer, every peer started here and not stopped
+        #: Told of each peer here whose greenlets died (the network emits a ``crashed`` event).
+        self.on_crash: Callable[[Peer], None] | None = None
 
     def room(self) -> int:
         return peer_room(self._endpoints.transport)
@@ -99,7 +102,8 @@ class LocalHost:
         started = []
         for peer_id in ids:
             peer = Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
-                        cookies=self._cookies, codec=self._codec, counters=self._counters).start()
+                        cookies=self._cookies, codec=self._codec, counters=self._counters,
+                        on_crash=self.on_crash).start()
             self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
             started.append(peer)
         return started

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+from typing import Callable
 
 import gevent
 from gevent.hub import get_hub
@@ -49,10 +50,11 @@ class Peer:
     """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
 
     def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: Counters) -> None:
+                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None) -> None:
         self.config = config
         self._codec = codec
         self.counters = counters
+        self._on_crash = on_crash  # told once, after the peer is marked crashed (the network's crashed event)
         self._server_sock = ctx.router()
         self._client_sock = ctx.router(max_connections=config.max_connections,
                                        handshake_timeout=config.client_timeout, fail_fast=True)
@@ -114,6 +116,8 @@ class Peer:
         self.alive = False
         self.counters["crashed"] += 1
         log.error("peer %s crashed: %s", self.id, self.failure)
+        if self._on_crash is not None:
+            self._on_crash(self)
         gevent.spawn(self.stop)  # not from inside the failing callback or greenlet
 
     # -- what protocols use ---------------------------------------------------------------------------------------

@@ -123,6 +123,23 @@ class Context:
         """A REQ socket, for control clients."""
         return self._make(GreenSocket, zmq.REQ)
 
+    def pub(self, hwm: int) -> "PubSocket":
+        """A PUB socket queueing at most ``hwm`` messages per subscriber (see :class:`PubSocket`)."""
+        sock = self._make(PubSocket, zmq.PUB)
+        with _translated("cannot set up a PUB socket", sock):
+            sock._zsock.setsockopt(zmq.SNDHWM, hwm)
+            sock._zsock.setsockopt(zmq.XPUB_NODROP, 1)
+        return sock
+
+    def sub(self, hwm: int | None = None) -> "GreenSocket":
+        """A SUB socket subscribed to every message (``recv`` takes them); ``hwm``: messages it queues unread."""
+        sock = self._make(GreenSocket, zmq.SUB)
+        with _translated("cannot set up a SUB socket", sock):
+            if hwm is not None:
+                sock._zsock.setsockopt(zmq.RCVHWM, hwm)
+            sock._zsock.setsockopt(zmq.SUBSCRIBE, b"")
+        return sock
+
     def _make(self, cls, kind: int):
         if self._closed:
             raise ClosedError("context is terminated")
@@ -296,6 +313,26 @@ class GreenSocket(Served):
         self._handler = None
         self._watcher.close()
         self._zsock.close(0)
+
+
+class PubSocket(GreenSocket):
+    """A PUB socket that never waits and says what it dropped.
+
+    Plain PUB drops silently at a subscriber's high-water mark. This one is made with ``XPUB_NODROP``, so a message
+    that some subscriber's full queue cannot take fails at once (``zmq.Again``, never a wait): :meth:`publish`
+    drops it, for every subscriber, and returns False. (Sending it again without the option would reach the others,
+    but libzmq then takes the full subscriber out of its set until it reads, and its later losses go uncounted.)
+    """
+
+    def publish(self, frame: bytes) -> bool:
+        """Queue ``frame`` for every subscriber; False, and nobody gets it, if a subscriber's queue is full."""
+        try:
+            _send(self._zsock, frame, _NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+        except zmq.ZMQError as exc:
+            raise _error("cannot publish", exc, self) from exc
 
 
 class RouterSocket(GreenSocket):

@@ -15,6 +15,7 @@ import gevent
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
+from ..events import Events
 from ..ids import new_id
 from .channel import CommandChannel
 from .members import Members
@@ -27,7 +28,8 @@ SPAWN_BATCH = 64
 
 class Builder:
     def __init__(self, config: Config, rng: random.Random, members: Members, channel: CommandChannel,
-                 workforce: Workforce, report: Callable[[str, int, int], None], seconds: Timings) -> None:
+                 workforce: Workforce, report: Callable[[str, int, int], None], seconds: Timings,
+                 events: Events) -> None:
         self.config = config
         self._rng = rng
         self._members = members
@@ -35,6 +37,8 @@ class Builder:
         self._workforce = workforce
         self._report = report
         self._seconds = seconds
+        self._events = events
+        self._joined = 0  # peers that ever joined: the index of the next one's ``joined`` event
 
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
@@ -69,6 +73,7 @@ class Builder:
                              for peer, (_, bootstrap) in zip(fresh, batch) if bootstrap is not None]
                     self._members.add(fresh)  # listed first: commands go only to listed peers
                     self._channel.ask(joins, strict=True)
+                    self._announce(fresh)
                     done += len(batch)
                     self._report("create", done, n)  # a safe point: cancel stops the build here
                     if self.config.pace:
@@ -77,6 +82,16 @@ class Builder:
                 self._stop_unlisted(spawned)
                 raise
         return {"n": len(self._members), "created": n}
+
+    def _announce(self, fresh: list) -> None:
+        """A ``joined`` event for each peer that has just joined (oldest first), numbered in the order of joining."""
+        if self._events.listening:
+            for peer in fresh:
+                self._events.emit("joined", id=str(peer.id), host=getattr(peer, "host", self._workforce.local).name,
+                                  index=self._joined)
+                self._joined += 1
+        else:
+            self._joined += len(fresh)
 
     def _draw(self, n: int, concurrency: int) -> list[list[tuple[int, int | None]]]:
         """Join batches of (id, index of the bootstrap peer in the list as it will be when the batch joins)."""
@@ -145,6 +160,12 @@ class Builder:
         self._members.remove(peers, state)
         for peer in peers:
             self._channel.forget(peer.contact)
+        if self._events.listening:
+            for peer in peers:
+                if state == "left":
+                    self._events.emit("left", id=str(peer.id))
+                else:
+                    self._events.emit("crashed", id=str(peer.id), reason=state, error=None)
 
 
 def concurrency_of(value: int | None, config: Config) -> int:

@@ -12,6 +12,7 @@ import gevent
 
 from ..churn import ChurnPlan, Schedule
 from ..errors import UsageError
+from ..events import Events
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,9 @@ class ChurnDriver:
     """Runs one churn at a time; ``state`` says what the last one did so far."""
 
     def __init__(self, add: Callable[[int], dict], kill: Callable[..., dict], leave: Callable[..., dict],
-                 peer_ids: Callable[[], list[int]], shutdown_timeout: float) -> None:
+                 peer_ids: Callable[[], list[int]], shutdown_timeout: float, events: Events) -> None:
         self._add, self._kill, self._leave, self._peer_ids = add, kill, leave, peer_ids
+        self._events = events
         self._shutdown_timeout = shutdown_timeout
         self._greenlet: gevent.Greenlet | None = None
         self.state: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
@@ -38,6 +40,7 @@ class ChurnDriver:
         return {"started": True, "duration": plan.duration}
 
     def _run(self, plan: ChurnPlan) -> None:
+        self._tell("started", plan)
         try:
             schedule = Schedule(plan, self._peer_ids(), time.monotonic())
             while (event := schedule.next()) is not None and time.monotonic() < schedule.end:
@@ -56,6 +59,13 @@ class ChurnDriver:
             gevent.sleep(max(0.0, schedule.end - time.monotonic()))
         finally:
             self.state["running"] = False
+            self._tell("finished", plan)
+
+    def _tell(self, phase: str, plan: ChurnPlan) -> None:
+        """A ``churn`` event: the interval began, or ended (run out, stopped or failed), with what it did so far."""
+        if self._events.listening:
+            self._events.emit("churn", phase=phase, joined=self.state["joined"], killed=self.state["killed"],
+                              left=self.state["left"], duration=plan.duration)
 
     def _failed(self, greenlet: gevent.Greenlet) -> None:
         self.state["error"] = repr(greenlet.exception)

@@ -89,19 +89,21 @@ class Network:
         self.members = Members()
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
                                config=config, cookies=cookies, codec=codec, counters=self.counters)
+        self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
         self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,
-                                self.seconds)
+                                self.seconds, self.events)
         self._router = Router(config, self.members, self._channel, self._offload,
                               random.Random(None if seed is None else seed ^ _STATUS_STREAM), report, self.seconds)
         self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
-                                  lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout)
+                                  lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
+                                  self.events)
         if n is not None:
             try:
                 self.create(n)
@@ -203,11 +205,12 @@ class Network:
 
     def stats(self) -> dict:
         """Counters since start (drops by where and by reason), memory, file descriptors, time spent per phase, what
-        background churn did, how many peers departed and crashed, and what background greenlet failed."""
+        background churn did, how many peers departed and crashed, what background greenlet failed, and the event
+        stream's ``events``: subscribers, emitted, dropped (a PUB subscriber's queue was full), errors."""
         result = {"peers": len(self.members), **self.counters.summary(), **process_usage(),
                   "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                   "churn": dict(self.churned), "dead": len(self.members.departed),
-                  "crashed": self.counters["crashed"], "failures": self._failures()}
+                  "crashed": self.counters["crashed"], "failures": self._failures(), "events": self.events.summary()}
         if self.workers:
             result["workers"] = self._workforce.stats(self.members)
         return result
@@ -215,6 +218,10 @@ class Network:
     @_tracked
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
         result = self._router.net_status(sample, routing)
+        if self.events.listening:
+            sizes = [row["tree_size"] for row in result["peers"]]
+            self.events.emit("status", n=result["n"], connectivity=result["connectivity"],
+                             mean_table=round(sum(sizes) / len(sizes), 3) if sizes else 0.0, hops=result["hops"])
         if self.workers:
             result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
         return result
@@ -227,7 +234,12 @@ class Network:
     route_sample.__doc__ = Router.route_sample.__doc__
 
     def lookup(self, source: int | str, target: int | str) -> dict:
-        return self._router.lookup(source, target)
+        result = self._router.lookup(source, target)
+        if self.events.listening:
+            route = result["route"]
+            self.events.emit("lookup", **{"from": result["from"]}, target=result["id"], hops=route["hops"],
+                             found=route["reached"], path=route["path"])
+        return result
 
     lookup.__doc__ = Router.lookup.__doc__
 
@@ -307,8 +319,13 @@ class Network:
         return {key: value for key, value in troubles.items() if value}
 
     def _notify(self, phase: str, done: int, total: int) -> None:
+        self.events.progress(phase, done, total)
         if self.on_progress is not None:
             self.on_progress(phase, done, total)
+
+    def _peer_crashed(self, peer) -> None:
+        """A peer of this process whose greenlets died: a ``crashed`` event (it stays listed, marked crashed)."""
+        self.events.emit("crashed", id=str(peer.id), reason="failed", error=peer.failure)
 
     def _background_failed(self, greenlet: gevent.Greenlet) -> None:
         """A background greenlet of the network died of an error: logged once, shown in ``stats``."""
