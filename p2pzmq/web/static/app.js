@@ -64,8 +64,10 @@
                           color: colourOf(snapshot.size[i], snapshot.alive[i], smallest, largest) });
     });
     const shown = snapshot.edges.length / 2;
-    const alpha = Math.max(0.03, Math.min(0.35, 300 / (shown + 1)));
-    const colour = `rgba(160,180,200,${alpha.toFixed(3)})`;
+    const alpha = Math.max(0.15, Math.min(0.6, 600 / (shown + 1)));
+    // blended with the background here: sigma draws edges opaque, so thousands of them would paint it white
+    const mix = (edge, back) => Math.round(back + (edge - back) * alpha);
+    const colour = `rgb(${mix(160, 16)},${mix(180, 20)},${mix(200, 26)})`;
     for (let k = 0; k < snapshot.edges.length; k += 2) {
       const source = snapshot.ids[snapshot.edges[k]], target = snapshot.ids[snapshot.edges[k + 1]];
       if (!graph.hasEdge(source, target)) graph.addEdge(source, target, { color: colour, size: 1 });
@@ -75,7 +77,7 @@
     const left = snapshot.edges_total - shown;
     $("#legend").textContent = `${snapshot.ids.length} peers; ${shown} of ${snapshot.edges_total} table entries drawn` +
       (left > 0 ? ` (at most ${snapshot.per_peer} a peer, spread over its table: ${left} left out)` : "") +
-      `; edges faded to ${Math.round(alpha * 100)}% by their number; colour: ` +
+      `; edges dimmed to ${Math.round(alpha * 100)}% by their number; colour: ` +
       (state.colour === "alive" ? "green answers, grey does not" : `table size, blue ${smallest} to red ${largest}`);
     chartBars("#chart-tables", histogram(snapshot.size));
   }
@@ -211,6 +213,8 @@
       series.forEach((value, i) => {
         const x = (i / 119) * canvas.width, y = canvas.height - 4 - (value / high) * (canvas.height - 14);
         if (i === 0) context.moveTo(x, y); else context.lineTo(x, y);
+        context.fillStyle = context.strokeStyle;
+        if (series.length < 30) context.fillRect(x - 1.5, y - 1.5, 3, 3);
       });
       context.stroke();
     });
