@@ -171,7 +171,8 @@ def voice(n: int, seed: int) -> None:
             served.close()
     closed, opened = rows["closed"], rows["open"]
     print(f"{n} peers, seed {seed}: page closed vs open in the same run")
-    print(f"  build   {closed['build']:8.2f} s  {opened['build']:8.2f} s  ratio {opened['build'] / closed['build']:.3f}")
+    print(f"  build   {closed['build']:8.2f} s  {opened['build']:8.2f} s  "
+          f"ratio {opened['build'] / closed['build']:.3f}")
     print(f"  refresh {closed['refresh']:8.2f} s  {opened['refresh']:8.2f} s  "
           f"ratio {opened['refresh'] / closed['refresh']:.3f}")
     print(f"  slowest ping during refresh: {closed['ping_max'] * 1000:.0f} ms closed ({closed['pings']} pings), "
