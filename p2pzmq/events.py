@@ -125,7 +125,7 @@ class Events:
 
     def command(self, name: str, arguments: dict, run: Callable[[], dict]) -> dict:
         """``run()``, the work of command ``name``, between two ``command`` events: ``started`` with its
-        arguments, and ``finished`` with ``ok`` and a :func:`summary` of its result (or its error). Read-only
+        arguments, and ``finished`` with ``ok`` and a :func:`summarize` of its result (or its error). Read-only
         commands polled often (:data:`QUIET_COMMANDS`) and a stream nobody listens to cost nothing more."""
         if not self._subscribers or name in QUIET_COMMANDS:
             return run()
@@ -137,7 +137,7 @@ class Events:
             self.emit("command", phase="finished", name=name, arguments=shown, ok=False,
                       summary={"error": " ".join(str(exc).split()) or type(exc).__name__})
             raise
-        self.emit("command", phase="finished", name=name, arguments=shown, ok=True, summary=summary(result))
+        self.emit("command", phase="finished", name=name, arguments=shown, ok=True, summary=summarize(result))
         return result
 
 
@@ -159,7 +159,7 @@ def decode(raw: bytes) -> dict:
     return event
 
 
-def summary(result: object) -> dict:
+def summarize(result: object) -> dict:
     """A short summary of a command's result, never the whole of it: its numbers, strings and flags, a list as its
     length (a lookup's ``path``, at most ``max_hops`` long, as it is), and a nested object summarized one level
     down, so ``net_status`` gives n, connectivity and the hops' mean, not a row per peer."""

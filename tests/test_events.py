@@ -98,10 +98,10 @@ def test_command_events_say_started_and_finished_with_a_summary_or_the_error():
 def test_summary_keeps_scalars_counts_lists_and_goes_one_level_down():
     result = {"n": 5, "connectivity": 80, "peers": [{"id": "1"}] * 5, "hops": {"histogram": {"1": 3}, "mean": 1.0},
               "route": {"path": ["1", "2"], "reached": True, "deep": {"x": {"y": 1}}}, "estimate": None}
-    assert events.summary(result) == {"n": 5, "connectivity": 80, "peers": 5, "hops": {"mean": 1.0},
+    assert events.summarize(result) == {"n": 5, "connectivity": 80, "peers": 5, "hops": {"mean": 1.0},
                                       "route": {"path": ["1", "2"], "reached": True}, "estimate": None}
-    assert events.summary({"path": ["1"] * 65}) == {"path": 65}
-    assert events.summary(None) == {}
+    assert events.summarize({"path": ["1"] * 65}) == {"path": 65}
+    assert events.summarize(None) == {}
 
 
 def _progress_model(reports):
@@ -257,16 +257,34 @@ def test_a_subscriber_that_never_reads_loses_events_counted_and_never_slows_the_
         ctx.term()
 
 
-def _read_lines(proc, lines: list[str]) -> bool:
-    """Whatever ``proc`` printed so far, appended to ``lines`` (no waiting); True if anything came."""
-    came = False
-    while select.select([proc.stdout], [], [], 0)[0]:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        came = True
-    return came
+class Output:
+    """What a process prints, read without waiting: straight from the pipe's fd, since a buffered reader would keep
+    lines that select() then no longer announces."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self._fd = proc.stdout.fileno()
+        self._data = b""
+
+    def read(self) -> bool:
+        """Take what has arrived; True if anything did."""
+        came = False
+        while select.select([self._fd], [], [], 0)[0]:
+            chunk = os.read(self._fd, 1 << 16)
+            if not chunk:
+                break
+            self._data += chunk
+            came = True
+        return came
+
+    @property
+    def lines(self) -> list[str]:
+        """The complete lines so far."""
+        return self._data.decode().splitlines()[:self._data.count(b"\n")]
+
+    def has(self, predicate) -> bool:
+        """Take what has arrived; whether the lines so far satisfy ``predicate``."""
+        self.read()
+        return predicate(self.lines)
 
 
 def test_events_command_in_another_process_sees_what_record_wrote(make_network, tmp_path):
@@ -275,18 +293,18 @@ def test_events_command_in_another_process_sees_what_record_wrote(make_network, 
     recorder = Recorder(path).attach(net.events)
     publisher = Publisher("tcp://127.0.0.1:0", hwm=100_000).attach(net.events)
     proc = subprocess.Popen([sys.executable, "-m", "p2pzmq", "events", "--events", publisher.endpoint],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-                            env=ENV)
-    lines: list[str] = []
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=ENV)
+    output = Output(proc)
     try:
         # Until it has subscribed (ZeroMQ's slow joiner), what it misses is only probes.
-        wait_until(lambda: net.events.emit("progress", phase="probe", done=0, total=1) or _read_lines(proc, lines),
+        wait_until(lambda: net.events.emit("progress", phase="probe", done=0, total=1) or output.has(bool),
                    timeout=60, interval=0.05)
         _session(net)
         net.events.emit("progress", phase="end", done=1, total=1)
-        wait_until(lambda: _read_lines(proc, lines) and '"phase":"end"' in lines[-1], timeout=60)
+        wait_until(lambda: output.has(lambda lines: lines and '"phase":"end"' in lines[-1]), timeout=60)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=30)
+        rest, stderr = proc.communicate(timeout=30)
+        stderr = stderr.decode()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -296,7 +314,7 @@ def test_events_command_in_another_process_sees_what_record_wrote(make_network, 
     assert proc.returncode == cli.EXIT_INTERRUPTED and stderr.strip().endswith("Aborted!")
     with open(path) as recorded:
         written = recorded.read().splitlines()
-    seen = [line.rstrip("\n") for line in lines]
+    seen = output.lines + rest.decode().splitlines()
     assert written[-len(seen):] == seen
     assert len({json.loads(line)["type"] for line in seen}) == len(events.TYPES) - 1  # all but partition
 
