@@ -16,7 +16,7 @@
     renderLabels: false, hideEdgesOnMove: true, enableEdgeEvents: false, defaultEdgeType: "line",
   });
   const state = { snapshot: null, reading: false, due: null, lastRead: 0, layout: "ring", colour: "size",
-                  joins: 0, departures: 0, path: [], requests: null };
+                  joins: 0, departures: 0, path: [], requests: null, asking: false };
   const history = { connectivity: [], requests: [], joins: [], departures: [], latency: [] };
 
   async function call(cmd, args) {
@@ -242,7 +242,10 @@
     push(history.departures, state.departures);
     state.joins = state.departures = 0;
     chartLine("#chart-churn", [history.joins, history.departures]);
+    if (state.asking) return; // the last stats has not come back (the network is being built): ask once
+    state.asking = true;
     const reply = await call("stats").catch(() => null);
+    state.asking = false;
     if (reply && reply.ok) {
       const now = performance.now(), requests = reply.result.requests;
       if (state.requests) push(history.requests, ((requests - state.requests.count) * 1000) / (now - state.requests.at));
