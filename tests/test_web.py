@@ -4,6 +4,7 @@ import json
 import random
 
 import gevent
+import gevent.event
 import gevent.socket
 import pytest
 
@@ -15,15 +16,17 @@ from p2pzmq.web.feed import Feed, thin
 pytestmark = pytest.mark.timeout(60)
 
 
-def http(view, method, path, body=None, headers=None, host=None):
-    """(status, parsed JSON or raw bytes) of one HTTP/1.0 request; green, so the server in this process answers."""
+def http(view, method, path, body=None, headers=None, host=None, length=True):
+    """(status, parsed JSON or raw bytes) of one HTTP request; green, so the server in this process answers."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     head = {"Host": host or f"127.0.0.1:{view.port}", **(headers or {})}
     if data is not None:
         head.setdefault("Content-Type", "application/json")
-        head["Content-Length"] = str(len(data))
-    request = f"{method} {path} HTTP/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
-    with gevent.socket.create_connection(("127.0.0.1", view.port), timeout=30) as sock:
+        if length:
+            head["Content-Length"] = str(len(data))
+    head["Connection"] = "close"
+    request = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+    with connect(view) as sock:
         sock.sendall(request.encode() + (data or b""))
         chunks = []
         while chunk := sock.recv(65536):
@@ -38,8 +41,16 @@ def http(view, method, path, body=None, headers=None, host=None):
 @pytest.fixture(autouse=True)
 def resolver():
     """gevent resolves even an address literal in a worker thread that then stays: start it before the leak check
-    of ``make_network`` counts greenlets."""
+    of ``make_network`` counts greenlets (and connect from one greenlet at a time, so one thread does)."""
     gevent.socket.getaddrinfo("127.0.0.1", 0)
+
+
+def connect(view):
+    """A green connection to the view."""
+    sock = gevent.socket.socket()
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", view.port))
+    return sock
 
 
 @pytest.fixture
@@ -71,7 +82,10 @@ def test_commands_answer_what_the_control_socket_answers(served):
 
 def test_a_long_command_neither_blocks_the_page_nor_ping(served):
     network, view = served()
+    started = gevent.event.Event()
+    network.events.subscribe(lambda event: event["type"] == "command" and started.set())
     long = gevent.spawn(http, view, "POST", "/api/refresh_peers", {})
+    started.wait()  # refresh_peers runs (and its connection is made)
     assert http(view, "GET", "/")[0] == 200
     assert http(view, "POST", "/api/ping", {}) == (200, {"ok": True, "result": {"n": 16}})
     assert long.get()[1]["ok"]
@@ -98,6 +112,10 @@ def test_refusals_are_the_control_sockets_error_object(served):
         assert got == status, request[:2]
         assert set(reply) == {"ok", "error"} and reply["ok"] is False and "\n" not in reply["error"], request[:2]
     assert http(view, "POST", "/api/ping", {}, host=f"rebound.example:{view.port}")[0] == 403
+    chunked = {"Transfer-Encoding": "chunked"}
+    assert http(view, "POST", "/api/add_peers", b"8\r\n{\"n\": 1}\r\n0\r\n\r\n", chunked, length=False)[1]["ok"]
+    big = b"%x\r\n" % (MAX_CONTROL_REQUEST_BYTES + 1) + b" " * (MAX_CONTROL_REQUEST_BYTES + 1) + b"\r\n0\r\n\r\n"
+    assert http(view, "POST", "/api/ping", big, chunked, length=False)[0] == 413
     _, malformed = http(view, "POST", "/api/ping", b"{not json")
     assert malformed == handle(network, b"{not json")[0]
     assert http(view, "POST", "/api/ping", {})[1]["ok"]  # still serving
@@ -140,7 +158,7 @@ def test_the_event_feed_streams_batches_and_ends_when_the_server_stops(served):
     received = []
 
     def read():
-        with gevent.socket.create_connection(("127.0.0.1", view.port), timeout=30) as sock:
+        with connect(view) as sock:
             sock.sendall(f"GET /feed/events HTTP/1.0\r\nHost: 127.0.0.1:{view.port}\r\n\r\n".encode())
             while chunk := sock.recv(65536):
                 received.append(chunk)

@@ -164,11 +164,16 @@ class WebView:
         kind = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if kind != "application/json":
             raise _Refused(415, f"a command's body is JSON: send Content-Type: application/json, not {kind!r:.40}")
-        declared = environ.get("CONTENT_LENGTH") or "0"
-        if not declared.isdigit() or int(declared) > MAX_CONTROL_REQUEST_BYTES:
+        declared = environ.get("CONTENT_LENGTH")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_CONTROL_REQUEST_BYTES):
             raise _Refused(413, f"request too large: {declared:.20} bytes, at most {MAX_CONTROL_REQUEST_BYTES}",
                            [("Connection", "close")])
-        raw = environ["wsgi.input"].read(int(declared)) if int(declared) else b"{}"
+        # without a length (chunked), read one byte past the limit to know it was passed
+        raw = environ["wsgi.input"].read(int(declared) if declared is not None else MAX_CONTROL_REQUEST_BYTES + 1)
+        if len(raw) > MAX_CONTROL_REQUEST_BYTES:
+            raise _Refused(413, f"request too large: more than {MAX_CONTROL_REQUEST_BYTES} bytes",
+                           [("Connection", "close")])
+        raw = raw or b"{}"
         try:
             arguments = control.decode(raw)
             if not isinstance(arguments, dict) or "cmd" in arguments:
