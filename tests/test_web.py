@@ -233,3 +233,41 @@ def test_serve_refuses_a_port_in_use(capsys):
         assert "cannot listen there" in capsys.readouterr().err
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "die"])
+def test_serve_stops_with_a_page_watching(how):
+    """``serve --http`` ends cleanly (exit 0) on SIGTERM and on ``die`` over the API while a feed is open, and the
+    feed's connection ends with it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "p2pzmq", "serve", "-n", "8", "--seed", "1", "--control",
+                             "tcp://127.0.0.1:0", "--http", "127.0.0.1:0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        port = int(proc.stderr.readline().rsplit(":", 1)[1].strip(" /\n"))
+        assert proc.stdout.readline().startswith("Network created")
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as feed:
+            feed.sendall(f"GET /feed/events HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            seen = b""
+            while b"retry:" not in seen:
+                seen += feed.recv(4096)
+            if how == "SIGTERM":
+                proc.send_signal(signal.SIGTERM)
+            else:
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                    sock.sendall(f"POST /api/die HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json"
+                                 f"\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+                    assert b'"ok": true' in b"".join(iter(lambda: sock.recv(65536), b""))
+            assert proc.wait(timeout=30) == 0
+            while feed.recv(65536):
+                pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
