@@ -6,8 +6,8 @@
 
 ``screenshot`` takes the README's picture. ``voice`` checks that the page never costs the network its voice: in one
 run it builds the network and refreshes it with no page open, then again with the page open from the start, pinging
-the control socket every 50 ms throughout the refresh; it prints both build and refresh times, their ratio and the
-slowest ping. ``tests/test_browser.py`` drives the page with the same :class:`Served` and :func:`browser`.
+the control socket every 50 ms throughout the refresh; it prints the build and refresh times (wall and the
+supervisor's CPU seconds), their ratios and the slowest ping. ``tests/test_browser.py`` drives the page with the same :class:`Served` and :func:`browser`.
 """
 from __future__ import annotations
 
@@ -72,6 +72,14 @@ class Served:
             return json.loads(sock.recv())
         finally:
             sock.close()
+
+    def cpu(self) -> float:
+        """CPU seconds the supervisor's process has used (user and system): what the page costs the network itself,
+        whatever else the machine runs."""
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
 
     def close(self) -> None:
         with contextlib.suppress(zmq.ZMQError, TimeoutError, RuntimeError):
@@ -147,6 +155,7 @@ def voice(n: int, seed: int) -> None:
                     page.goto(served.url)  # open during the build: it watches the peers join
                 served.ready()
                 build = served.ask("stats")["result"]["seconds"]["create"]
+                build_cpu = served.cpu()
                 pings: list[float] = []
                 done = threading.Event()
 
@@ -161,20 +170,20 @@ def voice(n: int, seed: int) -> None:
                 started = time.perf_counter()
                 reply = served.ask("refresh_peers")
                 refresh = time.perf_counter() - started
+                refresh_cpu = served.cpu() - build_cpu
                 done.set()
                 thread.join()
                 if mode == "open" and page.problems:
                     raise RuntimeError(f"the page reported errors: {page.problems[:3]}")
             assert reply["ok"], reply
-            rows[mode] = {"build": build, "refresh": refresh, "ping_max": max(pings), "pings": len(pings)}
+            rows[mode] = {"build": build, "refresh": refresh, "build_cpu": build_cpu, "refresh_cpu": refresh_cpu,
+                          "ping_max": max(pings), "pings": len(pings)}
         finally:
             served.close()
     closed, opened = rows["closed"], rows["open"]
     print(f"{n} peers, seed {seed}: page closed vs open in the same run")
-    print(f"  build   {closed['build']:8.2f} s  {opened['build']:8.2f} s  "
-          f"ratio {opened['build'] / closed['build']:.3f}")
-    print(f"  refresh {closed['refresh']:8.2f} s  {opened['refresh']:8.2f} s  "
-          f"ratio {opened['refresh'] / closed['refresh']:.3f}")
+    for name in ("build", "refresh", "build_cpu", "refresh_cpu"):
+        print(f"  {name:12} {closed[name]:8.2f} s  {opened[name]:8.2f} s  ratio {opened[name] / closed[name]:.3f}")
     print(f"  slowest ping during refresh: {closed['ping_max'] * 1000:.0f} ms closed ({closed['pings']} pings), "
           f"{opened['ping_max'] * 1000:.0f} ms open ({opened['pings']} pings)")
     print(json.dumps(rows))
