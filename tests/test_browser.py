@@ -55,3 +55,14 @@ def test_a_control_runs_its_command_and_shows_the_reply(page_on_network):
     assert "at least 1" in page.inner_text("#reply")
     # Chromium logs every 4xx response; the refusal's 400 is the one expected
     assert page.problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+
+
+def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
+    """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
+    its ratios."""
+    shot = tmp_path / "view.png"
+    assert web_view.main(["screenshot", "-n", "24", "-o", str(shot)]) == 0
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    assert web_view.main(["voice", "-n", "24"]) == 0
+    out = capsys.readouterr().out
+    assert "refresh_cpu" in out and "slowest ping" in out
