@@ -26,7 +26,7 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, events, netmodel, plot, protocols, rendezvous, security, worker
+from . import __version__, events, netmodel, plot, protocols, rendezvous, security, web, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -87,6 +87,12 @@ def _build_parser() -> argparse.ArgumentParser:
                             "--supervisor ENDPOINT), then create the peers over them (implies --transport tcp)")
     serve.add_argument("--expect-timeout", type=_seconds, default=300.0, metavar="S",
                        help="exit 1 unless K workers registered within S seconds (default %(default)s)")
+    serve.add_argument("--http", type=_http_address, metavar="HOST:PORT",
+                       help="serve the web view there (port 0: any free one); HOST must be loopback unless "
+                            "--http-token is given")
+    serve.add_argument("--http-token", metavar="TOKEN",
+                       help="every web API request must carry Authorization: Bearer TOKEN (open the page at "
+                            "http://HOST:PORT/#token=TOKEN)")
 
     member = sub.add_parser("worker", help="hold peers for a supervisor (on this or another host)",
                             description="Start a worker process. With --supervisor it joins that running "
@@ -238,6 +244,15 @@ def _host(text: str) -> str:
     raise argparse.ArgumentTypeError(f"not an IP address or host name: {text!r:.40}")
 
 
+def _http_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) as the host and the port number."""
+    host, colon, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT: {text!r:.80}")
+    return host, int(port)
+
+
 def _pixels(text: str) -> int:
     try:
         return plot.check_size("a picture side", int(text) if re.fullmatch(r"[0-9]{1,6}", text) else text)
@@ -298,15 +313,26 @@ def _serve(args) -> int:
     expected = args.expect_workers  # by a launcher that starts them with the supervisor: they register themselves
     if expected and args.workers:
         raise UsageError("give either --workers (started here) or --expect-workers (started by a launcher)")
+    if args.http_token is not None and args.http is None:
+        raise UsageError("--http-token needs --http HOST:PORT")
     _check_exposure("control socket", args.control, args)
     keys = security.load(args.curve_dir)
     config = _config(args)
     with contextlib.ExitStack() as stack:
+        listener = None
+        if args.http is not None:  # a bad address or a busy port is a usage error, found before anything is built
+            listener = web.bind(*args.http, args.http_token)
+            stack.callback(listener.close)
         sinks = _sinks(stack, args, config)  # first: closed after the network, so they see its end
         network = stack.enter_context(Network(config))
         for sink in sinks:
             sink.attach(network.events)
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
+        if listener is not None:  # stopped after the control server, which answers the requests it still holds
+            view = web.WebView(network, server, listener, args.http_token)
+            stack.callback(view.stop)
+            view.start()
+            print(f"Web view at {view.url}", file=sys.stderr, flush=True)
         stack.callback(server.stop)
         network.on_progress = _progress(args)
         if expected:

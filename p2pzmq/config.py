@@ -20,6 +20,15 @@ MAX_CONTROL_REPLY_BYTES = 1 << 28
 #: limit only bounds the memory one message may take.
 MAX_CONTROL_REQUEST_BYTES = 1 << 22
 MAX_CONTROL_MESSAGE_BYTES = 1 << 26
+#: The web view (docs/DESIGN.md §9): a feed sends the events that arrived as one batch at most every
+#: WEB_FEED_INTERVAL seconds (so a build's thousands of joins cost a few writes a second), a comment line after
+#: WEB_FEED_HEARTBEAT quiet seconds (so proxies and the page see the stream alive), and holds at most
+#: WEB_FEED_BACKLOG events for a page that reads slowly (older ones are dropped and counted). A graph snapshot
+#: carries at most WEB_GRAPH_EDGES edges, the same number from each peer; the page says how many it leaves out.
+WEB_FEED_INTERVAL = 0.1
+WEB_FEED_HEARTBEAT = 15.0
+WEB_FEED_BACKLOG = 20_000
+WEB_GRAPH_EDGES = 60_000
 
 
 @dataclasses.dataclass(frozen=True)

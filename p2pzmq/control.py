@@ -11,6 +11,7 @@ run one at a time, in order of arrival (:class:`ControlServer`).
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import time
@@ -39,7 +40,7 @@ def handle(network, raw: bytes) -> tuple[dict, bool]:
     try:
         command, arguments = _parse(raw)
     except UsageError as exc:
-        return _error(str(exc)), False
+        return error(str(exc)), False
     reply = execute(command.name, lambda: announced(network, command, arguments))
     return reply, command.name == "die" and reply["ok"]
 
@@ -58,12 +59,12 @@ def execute(name: str, run: Callable[[], dict]) -> dict:
     try:
         return {"ok": True, "result": run()}
     except Cancelled as exc:
-        return {**_error(str(exc)), "cancelled": True, "phases": exc.phases}
+        return {**error(str(exc)), "cancelled": True, "phases": exc.phases}
     except P2PError as exc:
-        return _error(str(exc))
+        return error(str(exc))
     except (Exception, gevent.Timeout) as exc:  # a bug must cost one error reply, not the control socket
         log.exception("control command %s failed", name)
-        return _error(f"internal error in {name}: {exc!r}")
+        return error(f"internal error in {name}: {exc!r}")
 
 
 def encode(reply: dict) -> bytes:
@@ -72,32 +73,47 @@ def encode(reply: dict) -> bytes:
         return json.dumps(reply, allow_nan=False).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         log.error("a control reply is not JSON: %r", exc)
-        return json.dumps(_error(f"internal error: the reply is not JSON ({exc})")).encode()
+        return json.dumps(error(f"internal error: the reply is not JSON ({exc})")).encode()
 
 
 def _parse(raw: bytes) -> tuple[Command, dict]:
     """The command a request names and its checked arguments; :class:`UsageError` for anything else: bytes that are
     not UTF-8 JSON (NaN and Infinity included, or nested too deep), JSON that is not an object with a string
     ``cmd``, an unknown command, bad arguments."""
+    return check_request(decode(raw))
+
+
+def decode(raw: bytes):
+    """The JSON value of a request's bytes; :class:`UsageError` when they are too many or not UTF-8 JSON (NaN and
+    Infinity included, or nested too deep)."""
     if len(raw) > MAX_CONTROL_REQUEST_BYTES:
         raise UsageError(f"request too large: {len(raw)} bytes, at most {MAX_CONTROL_REQUEST_BYTES}")
     try:
-        request = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise UsageError(f"malformed request: not UTF-8 JSON ({exc})") from None
+
+
+def check_request(request) -> tuple[Command, dict]:
+    """The command a decoded request names and its checked arguments; :class:`UsageError` for JSON that is not an
+    object with a string ``cmd``, an unknown command (:class:`UnknownCommand`), bad arguments."""
     if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
         raise UsageError('malformed request: expected {"cmd": "<name>", ...}')
     command = COMMANDS.get(request["cmd"])
     if command is None:
-        raise UsageError(f"unknown command {request['cmd']!r:.80}; known: {', '.join(COMMANDS)}")
+        raise UnknownCommand(f"unknown command {request['cmd']!r:.80}; known: {', '.join(COMMANDS)}")
     return command, command.arguments(request)
+
+
+class UnknownCommand(UsageError):
+    """A request names no command (the web view answers it 404)."""
 
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def _error(message: str) -> dict:
+def error(message: str) -> dict:
     return {"ok": False, "error": " ".join(message.split())}
 
 
@@ -111,10 +127,14 @@ def _envelope(frames: list[bytes]) -> tuple[list[bytes], bytes]:
     return route + rest[:cut], body[0] if len(body) == 1 else b""
 
 
+#: Where a reply goes: back through the socket to a REQ client, or to a caller of :meth:`ControlServer.submit`.
+Deliver = Callable[[dict], None]
+
+
 class _Job(NamedTuple):
     command: Command
     arguments: dict
-    envelope: list[bytes]
+    deliver: Deliver
 
 
 class ControlServer:
@@ -172,31 +192,57 @@ class ControlServer:
     def _serve(self) -> None:
         try:
             while True:
-                frames = self._inbox.get()
+                item = self._inbox.get()
                 if self._paused:
                     self._paused = False
                     self._sock.serve(self._arrived, self._failed)
-                if self._answer(*_envelope(frames)):
+                if isinstance(item, _Job):  # from submit: parsed already
+                    stop = self._answer(item.deliver, lambda: (item.command, item.arguments))
+                else:
+                    envelope, raw = _envelope(item)
+                    stop = self._answer(functools.partial(self._send, envelope), lambda: _parse(raw))
+                if stop:
                     return
         finally:
             self._sock.close()
+            while not self._inbox.empty():  # a submitted request must get its answer: no caller waits forever
+                item = self._inbox.get_nowait()
+                if isinstance(item, _Job):
+                    item.deliver(error(f"{item.command.name} not run: the supervisor is stopping"))
             self.stopped.set()
 
-    def _answer(self, envelope: list[bytes], raw: bytes) -> bool:
+    def submit(self, command: Command, arguments: dict) -> dict:
+        """The reply to a checked request from another front end (the web view's ``POST /api/<command>``), exactly
+        as a socket client would get it: quick commands at once, long ones in their turn in the same queue. Blocks
+        the calling greenlet, not the server, until the reply."""
+        if self.stopped.is_set():
+            return self.refuse(f"{command.name} not run: the supervisor is stopping")
+        answer: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._inbox.put_nowait(_Job(command, arguments, answer.set))
+        return answer.get()
+
+    def refuse(self, message: str) -> dict:
+        """The error reply to a request another front end found bad before :meth:`submit`, counted as the socket's
+        bad requests are."""
+        reply = error(message)
+        self.network.counters.drop("control", "bad_request", reply["error"])
+        return reply
+
+    def _answer(self, deliver: Deliver, parse: Callable[[], tuple[Command, dict]]) -> bool:
         """Answer a quick command, or queue a long one; True once ``die`` was answered."""
         try:
-            command, arguments = _parse(raw)
+            command, arguments = parse()
         except UsageError as exc:
-            self._reply(envelope, _error(str(exc)))
+            self._reply(deliver, error(str(exc)))
             return False
         if not command.quick:
-            self._jobs.append(_Job(command, arguments, envelope))
+            self._jobs.append(_Job(command, arguments, deliver))
             if self._worker is None:
                 self._worker = gevent.spawn(self._work)
             return False
         own = self._own.get(command.name)
         reply = execute(command.name, lambda: announced(self.network, command, arguments, own))
-        self._reply(envelope, reply)
+        self._reply(deliver, reply)
         return command.name == "die" and reply["ok"]
 
     def _work(self) -> None:
@@ -207,13 +253,16 @@ class ControlServer:
                 self._started = time.monotonic()
                 reply = execute(job.command.name, lambda: announced(self.network, job.command, job.arguments))
                 self._job = None
-                self._reply(job.envelope, reply)
+                self._reply(job.deliver, reply)
         finally:
             self._job = self._worker = None
 
-    def _reply(self, envelope: list[bytes], reply: dict) -> None:
+    def _reply(self, deliver: Deliver, reply: dict) -> None:
         if not reply["ok"]:  # counted with the other dropped messages, so stats shows hostile input
             self.network.counters.drop("control", "bad_request", reply["error"])
+        deliver(reply)
+
+    def _send(self, envelope: list[bytes], reply: dict) -> None:
         try:
             self._sock.reply(envelope[0], [*envelope[1:], encode(reply)])
         except TransportError as exc:  # the client has gone
@@ -253,9 +302,9 @@ class ControlServer:
             self._worker.kill(block=True, timeout=self.network.config.shutdown_timeout)
             self._job = self._worker = None  # also when it was killed before it ever ran
         if running is not None:
-            self._reply(running.envelope, _error(f"{running.command.name} stopped: {reason}"))
+            self._reply(running.deliver, error(f"{running.command.name} stopped: {reason}"))
         for job in queued:
-            self._reply(job.envelope, _error(f"{job.command.name} not run: {reason}"))
+            self._reply(job.deliver, error(f"{job.command.name} not run: {reason}"))
 
     def wait(self) -> None:
         """Block until ``die`` was served (or :meth:`stop` was called)."""

@@ -1,5 +1,6 @@
 """The project's front door: README commands, CI script, launcher and exported names stay in step."""
 import configparser
+import fnmatch
 import os
 import re
 import subprocess
@@ -36,11 +37,24 @@ def test_ci_runs_every_marked_test_that_the_default_run_deselects():
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))
     markers = {line.split(":")[0].strip() for line in cfg["tool:pytest"]["markers"].strip().splitlines()}
-    assert markers == {"slow", "soak", "heavy"}
-    assert '-m "not slow and not soak and not heavy"' in cfg["tool:pytest"]["addopts"]
+    assert markers == {"slow", "soak", "heavy", "browser"}
+    assert '-m "not slow and not soak and not heavy and not browser"' in cfg["tool:pytest"]["addopts"]
     ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read().splitlines()
     after = ci[ci.index(readme_commands()[1]) + 1:]
     assert 'python -m pytest -q -m "slow or soak"' in after and "python -m pytest -q -m heavy" in after
+    assert "python -m pytest -q -m browser" in after
+
+
+def test_the_web_views_files_are_package_data():
+    """Every file the page loads, and every vendored licence, is declared so that a pip install carries it."""
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(ROOT, "setup.cfg"))
+    patterns = [p.strip() for p in cfg["options.package_data"]["p2pzmq.web"].split(",")]
+    static = os.path.join(ROOT, "p2pzmq", "web")
+    shipped = [os.path.relpath(os.path.join(d, f), static) for d, _, fs in os.walk(os.path.join(static, "static"))
+               for f in fs]
+    assert any(name.startswith("static/vendor/LICENSE.sigma") for name in shipped)
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in patterns) for name in shipped), shipped
 
 
 def test_setup_cfg_declares_the_console_script_and_extras():

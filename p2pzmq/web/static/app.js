@@ -1,0 +1,333 @@
+// The web view's page (docs/DESIGN.md §9): the overlay drawn by sigma.js from the server's graph snapshots, kept
+// live by its event feed; charts; a peer's details and a lookup from it; the commands, each a POST /api/<command>.
+// The token, if the server has one, comes from the address's fragment (#token=...), which no request carries, and
+// goes out only in an Authorization header: no cookie, nothing another site could replay.
+(function () {
+  "use strict";
+  const { Sigma, Graph, forceAtlas2 } = window.P2PVendor;
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const auth = token ? { Authorization: "Bearer " + token } : {};
+  const $ = (selector) => document.querySelector(selector);
+  const RING = 2 ** 160;
+  const GRAPH_EVERY = 1000; // ms at least between two graph reads
+
+  const graph = new Graph({ type: "directed", allowSelfLoops: false });
+  const renderer = new Sigma(graph, $("#graph"), {
+    renderLabels: false, hideEdgesOnMove: true, enableEdgeEvents: false, defaultEdgeType: "line",
+  });
+  const state = { snapshot: null, reading: false, due: null, lastRead: 0, layout: "ring", colour: "size",
+                  joins: 0, departures: 0, path: [], requests: null, asking: false };
+  const history = { connectivity: [], requests: [], joins: [], departures: [], latency: [] };
+
+  async function call(cmd, args) {
+    const response = await fetch("/api/" + cmd, { method: "POST", credentials: "omit", body: JSON.stringify(args || {}),
+      headers: { ...auth, "Content-Type": "application/json" } });
+    return response.json();
+  }
+
+  async function read(path) {
+    const response = await fetch(path, { credentials: "omit", headers: auth });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  // -- the overlay ------------------------------------------------------------------------------------------------
+
+  function ringPosition(id) {
+    const angle = (Number(id) / RING) * 2 * Math.PI;
+    return { x: Math.cos(angle), y: Math.sin(angle) };
+  }
+
+  function colourOf(size, alive, smallest, largest) {
+    if (state.colour === "alive") return alive ? "#4caf50" : "#616161";
+    const share = largest > smallest ? (size - smallest) / (largest - smallest) : 0;
+    const red = Math.round(60 + 195 * share), blue = Math.round(255 - 195 * share);
+    return `rgb(${red},110,${blue})`;
+  }
+
+  function nodeSize(n) { return Math.max(1.5, Math.min(6, 60 / Math.sqrt(n + 1))); }
+
+  function addPeer(id, attributes) {
+    if (graph.hasNode(id)) return;
+    graph.addNode(id, { ...ringPosition(id), size: nodeSize(graph.order), color: "#90caf9", peerSize: 0, alive: true,
+                        ...attributes });
+  }
+
+  function draw(snapshot) {
+    state.snapshot = snapshot;
+    graph.clear();
+    const largest = Math.max(0, ...snapshot.size), smallest = Math.min(largest, ...snapshot.size);
+    const size = nodeSize(snapshot.ids.length);
+    snapshot.ids.forEach((id, i) => {
+      graph.addNode(id, { ...ringPosition(id), size, peerSize: snapshot.size[i], alive: snapshot.alive[i],
+                          color: colourOf(snapshot.size[i], snapshot.alive[i], smallest, largest) });
+    });
+    const shown = snapshot.edges.length / 2;
+    const alpha = Math.max(0.15, Math.min(0.6, 600 / (shown + 1)));
+    // blended with the background here: sigma draws edges opaque, so thousands of them would paint it white
+    const mix = (edge, back) => Math.round(back + (edge - back) * alpha);
+    const colour = `rgb(${mix(160, 16)},${mix(180, 20)},${mix(200, 26)})`;
+    for (let k = 0; k < snapshot.edges.length; k += 2) {
+      const source = snapshot.ids[snapshot.edges[k]], target = snapshot.ids[snapshot.edges[k + 1]];
+      if (!graph.hasEdge(source, target)) graph.addEdge(source, target, { color: colour, size: 1 });
+    }
+    if (state.layout === "force") force();
+    drawPath();
+    const left = snapshot.edges_total - shown;
+    $("#legend").textContent = `${snapshot.ids.length} peers; ${shown} of ${snapshot.edges_total} table entries drawn` +
+      (left > 0 ? ` (at most ${snapshot.per_peer} a peer, spread over its table: ${left} left out)` : "") +
+      `; edges dimmed to ${Math.round(alpha * 100)}% by their number; colour: ` +
+      (state.colour === "alive" ? "green answers, grey does not" : `table size, blue ${smallest} to red ${largest}`);
+    chartBars("#chart-tables", histogram(snapshot.size));
+  }
+
+  function force() {
+    if (graph.order === 0) return;
+    const iterations = Math.max(5, Math.min(100, Math.round(400000 / (graph.size + graph.order))));
+    forceAtlas2.assign(graph, { iterations, settings: forceAtlas2.inferSettings(graph) });
+  }
+
+  function relayout() {
+    if (state.layout === "force") force();
+    else graph.forEachNode((id) => graph.mergeNodeAttributes(id, ringPosition(id)));
+  }
+
+  function scheduleRead() {
+    if (state.due !== null) return;
+    const wait = Math.max(200, state.lastRead + GRAPH_EVERY - Date.now());
+    state.due = setTimeout(readGraph, wait);
+  }
+
+  async function readGraph() {
+    state.due = null;
+    if (state.reading) { scheduleRead(); return; }
+    state.reading = true;
+    try {
+      draw(await read("/feed/graph"));
+    } catch (error) {
+      note(`graph: ${error.message}`);
+    } finally {
+      state.reading = false;
+      state.lastRead = Date.now();
+    }
+  }
+
+  // -- the event feed ---------------------------------------------------------------------------------------------
+
+  async function listen() {
+    for (;;) {
+      try {
+        const response = await fetch("/feed/events", { credentials: "omit", headers: auth });
+        if (!response.ok) throw new Error((await response.json()).error);
+        $("#state").textContent = "live";
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            if (block.startsWith("data: ")) batch(JSON.parse(block.slice(6)));
+          }
+        }
+      } catch (error) {
+        note(`event feed: ${error.message}`);
+      }
+      $("#state").textContent = "reconnecting…";
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  }
+
+  function batch(message) {
+    if (message.dropped) $("#state").textContent = `live (${message.dropped} events dropped: the page read too slowly)`;
+    for (const event of message.events) on(event);
+  }
+
+  function on(event) {
+    switch (event.type) {
+      case "joined":
+        state.joins += 1;
+        addPeer(event.id, {});
+        scheduleRead();
+        break;
+      case "left":
+      case "crashed":
+        state.departures += 1;
+        if (graph.hasNode(event.id)) graph.dropNode(event.id);
+        scheduleRead();
+        break;
+      case "command":
+        if (event.phase === "finished") { note(`${event.name} ${event.ok ? "done" : "failed"}`); scheduleRead(); }
+        else note(`${event.name} started`);
+        break;
+      case "progress":
+        $("#state").textContent = `${event.phase} ${event.done}/${event.total}`;
+        break;
+      case "status":
+        push(history.connectivity, event.connectivity);
+        chartLine("#chart-connectivity", [history.connectivity], 100);
+        chartBars("#chart-hops", Object.entries(event.hops).map(([hops, count]) => [hops, count]));
+        latency(event);
+        break;
+      case "churn":
+        note(`churn ${event.phase}: ${event.joined} joined, ${event.killed} killed, ${event.left} left`);
+        break;
+      case "lookup":
+        latency(event);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function latency(event) {
+    if (typeof event.latency !== "number") return; // only with a latency model
+    $("#latency").hidden = false;
+    push(history.latency, event.latency);
+    chartLine("#chart-latency", [history.latency]);
+  }
+
+  // -- charts -----------------------------------------------------------------------------------------------------
+
+  function push(series, value) { series.push(value); if (series.length > 120) series.shift(); }
+
+  function histogram(values) {
+    const counts = new Map();
+    for (const value of values) counts.set(value, (counts.get(value) || 0) + 1);
+    return [...counts.entries()].sort((a, b) => a[0] - b[0]);
+  }
+
+  function chartLine(selector, seriesList, top) {
+    const canvas = $(selector), context = canvas.getContext("2d");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    const high = top || Math.max(1, ...seriesList.flat());
+    const colours = ["#4fc3f7", "#ef5350"];
+    seriesList.forEach((series, s) => {
+      context.strokeStyle = colours[s % colours.length];
+      context.beginPath();
+      series.forEach((value, i) => {
+        const x = (i / 119) * canvas.width, y = canvas.height - 4 - (value / high) * (canvas.height - 14);
+        if (i === 0) context.moveTo(x, y); else context.lineTo(x, y);
+        context.fillStyle = context.strokeStyle;
+        if (series.length < 30) context.fillRect(x - 1.5, y - 1.5, 3, 3);
+      });
+      context.stroke();
+    });
+    context.fillStyle = "#9aa7b4";
+    context.fillText(String(Math.round(high * 100) / 100), 2, 10);
+  }
+
+  function chartBars(selector, pairs) {
+    const canvas = $(selector), context = canvas.getContext("2d");
+    context.clearRect(0, 0, canvas.width, canvas.height);
+    if (pairs.length === 0) return;
+    const high = Math.max(...pairs.map((pair) => pair[1])), width = canvas.width / pairs.length;
+    pairs.forEach(([label, count], i) => {
+      const height = (count / high) * (canvas.height - 24);
+      context.fillStyle = "#4fc3f7";
+      context.fillRect(i * width + 1, canvas.height - 12 - height, Math.max(1, width - 2), height);
+      context.fillStyle = "#9aa7b4";
+      if (pairs.length <= 30 || i % Math.ceil(pairs.length / 30) === 0) context.fillText(String(label), i * width + 1, canvas.height - 2);
+    });
+    context.fillText(String(high), 2, 10);
+  }
+
+  async function tick() {
+    push(history.joins, state.joins);
+    push(history.departures, state.departures);
+    state.joins = state.departures = 0;
+    chartLine("#chart-churn", [history.joins, history.departures]);
+    if (state.asking) return; // the last stats has not come back (the network is being built): ask once
+    state.asking = true;
+    const reply = await call("stats").catch(() => null);
+    state.asking = false;
+    if (reply && reply.ok) {
+      const now = performance.now(), requests = reply.result.requests;
+      if (state.requests) push(history.requests, ((requests - state.requests.count) * 1000) / (now - state.requests.at));
+      state.requests = { count: requests, at: now };
+      chartLine("#chart-requests", [history.requests]);
+    }
+  }
+
+  // -- a peer, a lookup, the commands -----------------------------------------------------------------------------
+
+  async function showPeer(id) {
+    $("#peer").hidden = false;
+    $("#peer").dataset.id = id;
+    try {
+      const peer = await read("/feed/peer/" + id);
+      $("#peer-info").textContent = `id ${peer.id}\nalive ${peer.alive}, host ${peer.host}, process ${peer.process}\n` +
+        `table: ${peer.table.length} peers; in ${peer.known_by} other tables\n` + peer.table.join("\n");
+    } catch (error) {
+      $("#peer-info").textContent = `${id}: ${error.message}`;
+    }
+  }
+
+  async function lookup() {
+    const from = $("#peer").dataset.id, ids = graph.nodes().filter((id) => id !== from);
+    const target = $("#lookup-target").value.trim() || ids[Math.floor(Math.random() * ids.length)];
+    const reply = await call("lookup", { from, id: target });
+    show($("#lookup-info"), reply);
+    state.path = reply.ok ? reply.result.route.path : [];
+    drawPath();
+  }
+
+  function drawPath() {
+    graph.forEachEdge((edge, attributes) => { if (attributes.path) graph.dropEdge(edge); });
+    for (let i = 0; i + 1 < state.path.length; i += 1) {
+      const [a, b] = [state.path[i], state.path[i + 1]];
+      if (graph.hasNode(a) && graph.hasNode(b)) {
+        if (graph.hasEdge(a, b)) graph.dropEdge(a, b);
+        graph.addEdge(a, b, { color: "#ffb300", size: 3, path: true });
+      }
+    }
+  }
+
+  function show(element, reply) {
+    element.className = reply.ok ? "" : "error";
+    element.textContent = reply.ok ? JSON.stringify(reply.result, null, 1).slice(0, 4000) : reply.error;
+  }
+
+  function argumentsOf(button) {
+    const declared = JSON.parse(button.dataset.args || "{}"), args = {};
+    for (const [name, value] of Object.entries(declared)) {
+      args[name] = typeof value === "string" && value.startsWith("#") ? Number($(value).value) : value;
+    }
+    return args;
+  }
+
+  for (const button of document.querySelectorAll("#controls button")) {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      $("#reply").className = "";
+      $("#reply").textContent = `${button.dataset.cmd} running…`;
+      try {
+        show($("#reply"), await call(button.dataset.cmd, argumentsOf(button)));
+      } catch (error) {
+        show($("#reply"), { ok: false, error: error.message });
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+  $("#lookup").addEventListener("click", lookup);
+  $("#layout").addEventListener("change", (event) => { state.layout = event.target.value; relayout(); });
+  $("#colour").addEventListener("change", (event) => { state.colour = event.target.value; if (state.snapshot) draw(state.snapshot); });
+  renderer.on("clickNode", ({ node }) => showPeer(node));
+
+  function note(text) {
+    const item = document.createElement("li");
+    item.textContent = `${new Date().toLocaleTimeString()} ${text}`;
+    $("#log").prepend(item);
+    while ($("#log").children.length > 50) $("#log").lastChild.remove();
+  }
+
+  listen();
+  readGraph();
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,211 @@
+"""The web view in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright, against a
+``p2p-network serve --http`` it starts itself (docs/DESIGN.md §9).
+
+    python tools/web_view.py screenshot [-n 300] [--seed 1] [-o docs/web-view.png]
+    python tools/web_view.py voice [-n 5000] [--seed 1]
+
+``screenshot`` takes the README's picture. ``voice`` checks that the page never costs the network its voice: in one
+run it builds the network and refreshes it with no page open, then again with the page open from the start, pinging
+the control socket every 50 ms throughout the refresh; it prints the build and refresh times (wall and the
+supervisor's CPU seconds), their ratios and the slowest ping. ``tests/test_browser.py`` drives the page with the same :class:`Served` and :func:`browser`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import zmq
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+class Served:
+    """``p2p-network serve -n N --http 127.0.0.1:0`` on free ports, its control endpoint and page address read from
+    its own lines; ``ask`` sends one control request over a plain pyzmq REQ socket."""
+
+    def __init__(self, n: int, seed: int = 1, *extra: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "p2pzmq", "serve", "-n", str(n), "--seed", str(seed),
+                                      "--control", "tcp://127.0.0.1:0", "--http", "127.0.0.1:0", *extra],
+                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+        self.url = self._line(self.proc.stderr, "Web view at ").split(" at ", 1)[1].strip()
+        self.started = time.monotonic()
+        self.endpoint: str | None = None
+        self.ctx = zmq.Context()
+
+    def _line(self, stream, start: str, timeout: float = 600.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve ended ({self.proc.returncode}): {self.proc.stderr.read()[-2000:]}")
+            if select.select([stream], [], [], 0.5)[0]:
+                line = stream.readline()
+                if line.startswith(start):
+                    return line
+        raise TimeoutError(f"serve printed no {start!r} within {timeout} s")
+
+    def ready(self) -> "Served":
+        """Wait until the network is built and the control socket serves."""
+        if self.endpoint is None:
+            self.endpoint = self._line(self.proc.stdout, "Network created").rsplit(" ", 1)[1].strip()
+        return self
+
+    def ask(self, cmd: str, timeout: float = 600.0, **arguments) -> dict:
+        sock = self.ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.ready().endpoint)
+        try:
+            sock.send(json.dumps({"cmd": cmd, **arguments}).encode())
+            if not sock.poll(int(timeout * 1000)):
+                raise TimeoutError(f"{cmd}: no reply within {timeout} s")
+            return json.loads(sock.recv())
+        finally:
+            sock.close()
+
+    def cpu(self) -> float:
+        """CPU seconds the supervisor's process has used (user and system): what the page costs the network itself,
+        whatever else the machine runs."""
+        import psutil
+
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return times.user + times.system
+
+    def close(self) -> None:
+        with contextlib.suppress(zmq.ZMQError, TimeoutError, RuntimeError):
+            if self.proc.poll() is None and self.endpoint is not None:
+                self.ask("die", timeout=30)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        self.ctx.term()
+
+
+@contextlib.contextmanager
+def browser(width: int = 1280, height: int = 800):
+    """A page of a fresh headless Chromium (its own profile directory), with ``page.problems``: the console errors
+    and uncaught exceptions seen so far."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="p2pzmq-chromium-") as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": width, "height": height})
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            page.problems = []
+            page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
+            page.on("pageerror", lambda error: page.problems.append(str(error)))
+            yield page
+        finally:
+            context.close()
+
+
+def drawn_pixels(page) -> tuple[int, bytes]:
+    """(pixels of the graph area that differ from its background, the screenshot's bytes)."""
+    from PIL import Image
+    import io
+
+    shot = page.locator("#graph").screenshot()
+    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    background = image.getpixel((0, 0))
+    return sum(1 for pixel in image.get_flattened_data() if pixel != background), shot
+
+
+def screenshot(n: int, seed: int, output: str) -> None:
+    served = Served(n, seed)
+    try:
+        served.ready()
+        with browser() as page:
+            page.goto(served.url)
+            page.wait_for_function("() => document.querySelector('#legend').textContent.includes('peers')")
+            page.click("button[data-cmd=net_status]")
+            page.wait_for_function("() => document.querySelector('#reply').textContent.includes('connectivity')",
+                                   timeout=120_000)
+            page.wait_for_timeout(1500)  # a few seconds of charts
+            page.screenshot(path=output)
+    finally:
+        served.close()
+    print(f"wrote {output}")
+
+
+def voice(n: int, seed: int) -> None:
+    """Build and refresh with the page closed, then open; print the figures of both and their ratios."""
+    rows = {}
+    for mode in ("closed", "open"):
+        served = Served(n, seed)
+        try:
+            with contextlib.ExitStack() as stack:
+                if mode == "open":
+                    page = stack.enter_context(browser())
+                    page.goto(served.url)  # open during the build: it watches the peers join
+                served.ready()
+                build = served.ask("stats")["result"]["seconds"]["create"]
+                build_cpu = served.cpu()
+                pings: list[float] = []
+                done = threading.Event()
+
+                def pinger() -> None:
+                    while not done.is_set():
+                        started = time.perf_counter()
+                        served.ask("ping", timeout=30)
+                        pings.append(time.perf_counter() - started)
+                        done.wait(0.05)
+                thread = threading.Thread(target=pinger)
+                thread.start()
+                started = time.perf_counter()
+                reply = served.ask("refresh_peers")
+                refresh = time.perf_counter() - started
+                refresh_cpu = served.cpu() - build_cpu
+                done.set()
+                thread.join()
+                if mode == "open" and page.problems:
+                    raise RuntimeError(f"the page reported errors: {page.problems[:3]}")
+            assert reply["ok"], reply
+            rows[mode] = {"build": build, "refresh": refresh, "build_cpu": build_cpu, "refresh_cpu": refresh_cpu,
+                          "ping_max": max(pings), "pings": len(pings)}
+        finally:
+            served.close()
+    closed, opened = rows["closed"], rows["open"]
+    print(f"{n} peers, seed {seed}: page closed vs open in the same run")
+    for name in ("build", "refresh", "build_cpu", "refresh_cpu"):
+        print(f"  {name:12} {closed[name]:8.2f} s  {opened[name]:8.2f} s  ratio {opened[name] / closed[name]:.3f}")
+    print(f"  slowest ping during refresh: {closed['ping_max'] * 1000:.0f} ms closed ({closed['pings']} pings), "
+          f"{opened['ping_max'] * 1000:.0f} ms open ({opened['pings']} pings)")
+    print(json.dumps(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    shot = sub.add_parser("screenshot")
+    shot.add_argument("-n", type=int, default=300)
+    shot.add_argument("--seed", type=int, default=1)
+    shot.add_argument("-o", "--output", default=os.path.join(ROOT, "docs", "web-view.png"))
+    loud = sub.add_parser("voice")
+    loud.add_argument("-n", type=int, default=5000)
+    loud.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.what == "screenshot":
+        screenshot(args.n, args.seed, args.output)
+    else:
+        voice(args.n, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
