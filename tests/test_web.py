@@ -8,6 +8,7 @@ import gevent.event
 import gevent.socket
 import pytest
 
+from hangs import end_process
 from p2pzmq import cli, web
 from p2pzmq.config import MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlServer, handle
@@ -266,8 +267,6 @@ def test_serve_stops_with_a_page_watching(how):
             while feed.recv(65536):
                 pass
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        end_process(proc)
         proc.stdout.close()
         proc.stderr.close()
