@@ -7,6 +7,7 @@ record of who is in. The methods return data; callers format it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -15,7 +16,7 @@ from typing import Callable
 import gevent
 
 from .. import messages as m
-from .. import security
+from .. import security, simtime
 from ..churn import ChurnPlan
 from ..config import Config
 from ..errors import ClosedError, UsageError
@@ -49,7 +50,7 @@ def _tracked(method):
     safe point (see :mod:`.tracking`)."""
     @functools.wraps(method)
     def run(self, *args, **kwargs):
-        with self._tracker.operation(method.__name__):
+        with self._tracker.operation(method.__name__), self.engine_busy():
             return method(self, *args, **kwargs)
     return run
 
@@ -87,8 +88,12 @@ class Network:
         codec = m.Codec(config.max_message_bytes)
         self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
         self.members = Members()
+        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
+        #: today's network (no model, the wall clock).
+        self.engine = simtime.engine_for(config)
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
-                               config=config, cookies=cookies, codec=codec, counters=self.counters)
+                               config=config, cookies=cookies, codec=codec, counters=self.counters,
+                               engine=self.engine)
         self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
                                     on_failure=self._background_failed)
@@ -199,6 +204,8 @@ class Network:
         """The number of peers; with workers, also each worker and how many peers are unreachable (worker gone);
         ``crashed`` (peers whose greenlets died) and ``failures`` (background greenlets that died) when any."""
         result = {"n": len(self.members), **self._troubles()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
         if self.workers:
             result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
         return result
@@ -211,9 +218,16 @@ class Network:
                   "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                   "churn": dict(self.churned), "dead": len(self.members.departed),
                   "crashed": self.counters["crashed"], "failures": self._failures(), "events": self.events.summary()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
+            result["network"] = self.engine.summary()
         if self.workers:
             result["workers"] = self._workforce.stats(self.members)
         return result
+
+    def engine_busy(self):
+        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
+        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
 
     @_tracked
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
@@ -309,6 +323,8 @@ class Network:
             self._offload.stop()
             self._channel.close()
             self.sockets_left_open = self._ctx.term()
+            if self.engine is not None:
+                self.engine.stop()
             if self.sockets_left_open:
                 log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
         return {"stopping": True}
