@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 from .errors import OutputError, UsageError
 from .contact import TableView
+from .ids import parse_id
 
 #: Output formats, and the file extension each is written with.
 FORMATS = {"tgf": "tgf", "graphml": "graphml", "gexf": "gexf", "dot": "dot", "json": "json"}
@@ -100,7 +101,7 @@ def read_tgf(text: str) -> tuple[list[int], list[tuple[int, int]]]:
         number, _, peer_id = line.partition(" ")
         if int(number) != expected:
             raise ValueError(f"TGF node {number} is out of order")
-        ids.append(int(peer_id))
+        ids.append(parse_id(peer_id))
     pairs = [tuple(int(part) for part in line.split()) for line in edges.splitlines() if line]
     return ids, pairs
 
