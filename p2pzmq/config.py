@@ -82,8 +82,6 @@ class Config:
     # Events a subscriber of the event stream's PUB socket may have queued unread; beyond, events are dropped and
     # counted (docs/EVENTS.md).
     events_hwm: int = 10_000
-    # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
-    curve_dir: str | None = None
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE

@@ -25,7 +25,8 @@ from . import link
 from . import messages as m
 from .config import Config
 from .errors import P2PError, TransportError
-from .hosting import LocalHost, peer_room, process_usage
+from .hosting import LocalHost
+from .resources import peer_room, process_usage
 from .ids import parse_id
 from .rpc import Counters
 from .endpoints import Endpoints
