@@ -325,6 +325,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             f"edges=E edges (default {plot.EDGE_BUDGET:,}; a sample drawn with seed=S above that), and over them "
             f"peer=ID's contacts and route=FROM,TO (lookup's greedy route); the result says what was left out",
             _writes(("png",))),
+    Command("output_snapshot", (_path("path"),), lambda net, path: net.output_snapshot(path),
+            "write the whole network (ids, tables, protocol, settings, seed, random streams) to PATH, for "
+            "run|serve --from-snapshot PATH"),
     Command("lookup", (Param("from", str, check=_peer_id), Param("id", str, check=_peer_id)),
             lambda net, **ids: net.lookup(ids["from"], ids["id"]),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "

@@ -28,7 +28,6 @@ import json
 import os
 import struct
 import sys
-import tempfile
 from typing import Callable
 
 from .errors import P2PError
@@ -71,8 +70,10 @@ def write(path: str, snapshot: Snapshot) -> int:
     """Write ``snapshot`` to ``path`` atomically (temporary file, then rename); returns the bytes written. Raises
     ``OSError`` as the system does, leaving no temporary file behind."""
     data = encode(snapshot)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".snapshot-", dir=directory)
+    directory, base = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+    # Created as open() creates files (0666 less the umask), and never over an existing file.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -144,8 +145,11 @@ def decode(data: bytes, name: str = "snapshot",
     offset += peers * ID_BYTES
     lengths = _unlittle(data[offset:offset + peers * 4])
     flat = _unlittle(data[offset + peers * 4:size - _DIGEST])
-    tables = _tables(ids, lengths, flat, name, None if capacity is None else capacity(header["protocol"],
-                                                                                      header["settings"]))
+    try:
+        limit = None if capacity is None else capacity(header["protocol"], header["settings"])
+    except P2PError as exc:
+        raise SnapshotError(f"{name}: {exc}") from exc
+    tables = _tables(ids, lengths, flat, name, limit)
     return Snapshot(protocol=header["protocol"], settings=header["settings"], metric=header["metric"],
                     seed=header["seed"], ids=ids, tables=tables,
                     streams={key: _state_from_json(value, name, key) for key, value in header["streams"].items()})
