@@ -212,14 +212,24 @@ def test_a_bad_table_over_workers_stops_every_worker(tmp_path, capsys):
     snapshot.write(str(path), snapshot.Snapshot(**{**saved.__dict__, "tables": [
         [i for i in table if i != 1] if owner == 1 else table for owner, table in enumerate(saved.tables)]}))
     capsys.readouterr()
-    before = set(os.listdir("/proc"))
     assert cli.main(["run", "--from-snapshot", str(path), "--workers", "2"]) == 1
     err = capsys.readouterr().err
     assert "install" in err and err.count("\n") == 1
-    children = [pid for pid in set(os.listdir("/proc")) - before if pid.isdigit()
-                and os.path.exists(f"/proc/{pid}/cmdline")
-                and b"p2pzmq" in open(f"/proc/{pid}/cmdline", "rb").read()]
-    assert children == []
+    assert children_of(os.getpid()) == [], "every worker was stopped and reaped"
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc), zombies included: a worker not reaped is still one."""
+    children = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if entry.isdigit() and int(fields[1]) == pid:
+            children.append(int(entry))
+    return children
 
 
 def test_the_link_knows_install():

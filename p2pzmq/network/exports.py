@@ -59,8 +59,8 @@ class Exporter:
         path = os.path.abspath(graph.check_path(path))
         with self._channel.exclusive():
             listed = list(self._members.listed)
+            states = streams()  # before the reads below draw their cookies
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed], strict=True)
-            states = streams()
         position = {peer.id: index for index, peer in enumerate(listed)}
         tables = []
         for peer, result in zip(listed, results):
