@@ -113,7 +113,7 @@ class LocalHost:
 
     def install(self, directory: list[Contact], tables: list[tuple[int, list[int]]]) -> None:
         """Give each peer ``(id, table)`` of ``tables`` its table, as indexes into ``directory`` (a restored
-        snapshot, docs/DESIGN.md §16). Raises :class:`UsageError` for a peer not held here or a protocol that cannot
+        snapshot, docs/DESIGN.md §17). Raises :class:`UsageError` for a peer not held here or a protocol that cannot
         install tables, :class:`SnapshotError` for an index out of range or a table its protocol refuses."""
         for peer_id, table in tables:
             peer = self.peers.get(peer_id)

@@ -22,7 +22,7 @@ HELLO = "hello"
 SPAWN = "spawn"
 #: Stop the peers with the given ``ids`` (all of them or, if one is not held there, none); answered with ``room``.
 KILL = "kill"
-#: Restore peers' tables from a snapshot (docs/DESIGN.md §16): ``contacts`` (optional) extends the worker's directory
+#: Restore peers' tables from a snapshot (docs/DESIGN.md §17): ``contacts`` (optional) extends the worker's directory
 #: of every peer's contact from position ``start`` (0 starts a new one); ``tables`` is ``[[id, index, ...], ...]``,
 #: each table as indexes into that directory; answered with how many tables were ``installed``.
 INSTALL = "install"

@@ -135,7 +135,7 @@ class Worker:
         return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
 
     def _install(self, fields: dict) -> dict:
-        """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §16)."""
+        """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §17)."""
         if "contacts" in fields:
             start = fields.get("start")
             if start == 0:

@@ -1,4 +1,4 @@
-"""Saving a running network to a snapshot and restoring it (docs/DESIGN.md §16): no joins, the same net_status and
+"""Saving a running network to a snapshot and restoring it (docs/DESIGN.md §17): no joins, the same net_status and
 TGF, the same future, inproc, over tcp and over workers; bad files refused with one line and nothing left."""
 from __future__ import annotations
 

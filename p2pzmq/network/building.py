@@ -84,7 +84,7 @@ class Builder:
 
     def restore(self, ids: list[int], tables: list[list[int]]) -> dict:
         """Start a peer for each of ``ids`` (newest first) with the table ``tables`` gives it (indexes into ``ids``,
-        in its protocol's wire order) and no join: a snapshot restored (docs/DESIGN.md §16). Peers go round-robin
+        in its protocol's wire order) and no join: a snapshot restored (docs/DESIGN.md §17). Peers go round-robin
         to the hosts, oldest first, as ``create`` places them; they are started ``SPAWN_BATCH`` at a time, then
         given their tables ``INSTALL_WAVE`` at a time per host, then listed. If anything fails, every peer started
         is stopped again and none is listed."""

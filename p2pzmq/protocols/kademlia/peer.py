@@ -75,7 +75,7 @@ class Kademlia:
 
     def install(self, contacts: list[Contact]) -> None:
         """Take ``contacts`` (:meth:`contacts`' form: the owner, then the buckets) as the table, as a snapshot saved
-        it (docs/DESIGN.md §16); replacement caches and suspects are not part of it. Raises ``ValueError`` for a
+        it (docs/DESIGN.md §17); replacement caches and suspects are not part of it. Raises ``ValueError`` for a
         table that does not start with its owner or breaks the buckets' rules."""
         if not contacts or contacts[0].id != self._me.id:
             raise ValueError(f"the table of peer {self._me.id} does not start with it")

@@ -64,7 +64,7 @@ class Original:
         return True
 
     def install(self, contacts: list[Contact]) -> None:
-        """Take ``contacts`` (preorder) as the table, as a snapshot saved it (docs/DESIGN.md §16): the same entries
+        """Take ``contacts`` (preorder) as the table, as a snapshot saved it (docs/DESIGN.md §17): the same entries
         in the same shape. Raises ``ValueError`` for a table without its owner, over capacity or naming a peer
         twice."""
         if all(contact.id != self._me.id for contact in contacts):
