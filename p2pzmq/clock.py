@@ -5,8 +5,8 @@ A clock is two primitives, :meth:`Clock.now` and :meth:`Clock.timer`; everything
 :meth:`~Clock.timeout`, :meth:`~Clock.call_later`, :meth:`~Clock.wait`, :meth:`~Clock.wait_any`) is built on them
 here, and a clock may override any of them with a faster equivalent (:data:`REAL` does). A timer is what
 ``gevent.get_hub().loop.timer`` returns, or anything that behaves like one: ``start(callback, *args)`` (the callback
-runs in the hub, so it must not block), ``stop()``, ``close()``, and ``active`` / ``pending`` (scheduled / fired but
-not yet run). No ZeroMQ here, and no greenlet but :class:`FakeClock`'s autojump driver, which its owner stops with
+runs in the hub, so it must not block), ``again(callback, *args)`` (due ``repeat`` seconds from now), ``stop()``,
+``close()``, and ``active`` / ``pending`` (scheduled / fired but not yet run). No ZeroMQ here, and no greenlet but :class:`FakeClock`'s autojump driver, which its owner stops with
 :meth:`FakeClock.close`.
 """
 from __future__ import annotations
@@ -32,6 +32,9 @@ class Timer(Protocol):
     pending: bool
 
     def start(self, callback: Callable[..., Any], *args: Any, update: bool | None = None) -> None: ...
+
+    def again(self, callback: Callable[..., Any], *args: Any, update: bool = True) -> None:
+        """libev's ``ev_timer_again``: a repeating timer is due ``repeat`` seconds from now; any other stops."""
 
     def stop(self) -> None: ...
 
@@ -191,6 +194,14 @@ class _FakeTimer:
         self._callback, self._args = callback, args
         self.pending = False
         self._clock._schedule(self, self._clock._now + max(0.0, self.after))
+
+    def again(self, callback: Callable[..., Any], *args: Any, update: bool = True) -> None:
+        self._callback, self._args = callback, args
+        self.pending = False
+        if self.repeat > 0:
+            self._clock._schedule(self, self._clock._now + self.repeat)
+        else:
+            self.stop()
 
     def stop(self) -> None:
         self.active = False

@@ -137,6 +137,22 @@ def test_a_restarted_timer_counts_from_its_restart(clock):
     assert times == [3]
 
 
+def test_again_puts_a_repeating_timer_a_whole_interval_ahead_and_stops_a_single_one(clock):
+    times = []
+    timer = clock.timer(5, 5)
+    timer.start(lambda: times.append(("start", clock.now())))
+    clock.advance(3)
+    timer.again(lambda: times.append(("again", clock.now())))  # as a peer does on each command
+    clock.advance(7)
+    assert times == [("again", 8)] and timer.active
+    timer.close()
+    once = clock.timer(1)
+    once.start(times.append, "once")
+    once.again(times.append, "once")
+    clock.advance(5)
+    assert times == [("again", 8)] and not once.active
+
+
 def test_next_due_names_the_next_live_timer(clock):
     assert clock.next_due() is None
     first = clock.call_later(2, lambda: None)
