@@ -1,4 +1,4 @@
-"""The network's one clock (docs/DESIGN.md §15): every timeout, timer, sleep, interval and deadline in the package
+"""The network's one clock (docs/DESIGN.md §16): every timeout, timer, sleep, interval and deadline in the package
 asks a :class:`Clock`, so that tests run on a :class:`FakeClock` and a virtual clock can stand behind the same seam.
 
 A clock is two primitives, :meth:`Clock.now` and :meth:`Clock.timer`; everything else (:meth:`~Clock.sleep`,
@@ -6,8 +6,8 @@ A clock is two primitives, :meth:`Clock.now` and :meth:`Clock.timer`; everything
 here, and a clock may override any of them with a faster equivalent (:data:`REAL` does). A timer is what
 ``gevent.get_hub().loop.timer`` returns, or anything that behaves like one: ``start(callback, *args)`` (the callback
 runs in the hub, so it must not block), ``again(callback, *args)`` (due ``repeat`` seconds from now), ``stop()``,
-``close()``, and ``active`` / ``pending`` (scheduled / fired but not yet run). No ZeroMQ here, and no greenlet but :class:`FakeClock`'s autojump driver, which its owner stops with
-:meth:`FakeClock.close`.
+``close()``, and ``active`` / ``pending`` (scheduled / fired but not yet run). No ZeroMQ here, and no greenlet but
+:class:`FakeClock`'s autojump driver, which its owner stops with :meth:`FakeClock.close`.
 """
 from __future__ import annotations
 

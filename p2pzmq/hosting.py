@@ -266,7 +266,7 @@ class Watch:
 
     def _receive(self, sock: RouterSocket, until: float) -> None:
         routes = {sock.route(host.endpoint): host for host in self.hosts if host.alive}
-        now = sock.clock.now
+        now = self.config.clock.now
         while (left := until - now()) > 0:
             frames = sock.recv(left)
             if frames is not None and frames[0] in routes:

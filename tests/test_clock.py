@@ -9,7 +9,10 @@ import gevent.event
 import pytest
 from gevent.hub import Waiter
 
+from p2pzmq import link
 from p2pzmq.clock import REAL, Clock, FakeClock, RealClock
+from p2pzmq.config import Config
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -417,3 +420,35 @@ def test_the_generic_timeout_on_the_real_clock_is_a_gevent_timeout():
         with timeout:
             gevent.event.Event().wait()
     assert raised.value is timeout
+
+
+
+def test_a_networks_clock_is_no_setting_of_the_wire_and_no_part_of_its_identity():
+    assert Config().clock is REAL
+    assert Config(clock=FakeClock()) == Config() and "clock" not in link.WORKER_SETTINGS
+
+
+def test_a_contexts_sockets_wait_on_its_clock():
+    clock = FakeClock()
+    ctx = Context(clock=clock)
+    try:
+        sock = ctx.router()
+        assert sock.clock is clock and ctx.pub(10).clock is clock
+        waiting = gevent.spawn(sock.recv, 2.5)
+        gevent.idle()
+        clock.advance(2.4)
+        assert not waiting.ready()
+        clock.advance(0.1)
+        assert waiting.get(block=False) is None
+    finally:
+        assert ctx.term() == 2
+
+
+def test_a_networks_events_are_stamped_with_its_clock(make_network):
+    clock = FakeClock()
+    net = make_network(seed=3, clock=clock)
+    seen = []
+    net.events.subscribe(seen.append)
+    clock.advance(12.5)
+    net.create(2)
+    assert {event["t"] for event in seen} == {12.5}
