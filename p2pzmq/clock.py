@@ -204,6 +204,8 @@ class _FakeTimer:
             self.stop()
 
     def stop(self) -> None:
+        if self.active:
+            self._clock._abandoned()
         self.active = False
         self.pending = False
         self._seq = -1
@@ -232,6 +234,7 @@ class FakeClock(Clock):
         self._now = 0.0
         self._heap: list[tuple[float, int, _FakeTimer]] = []
         self._seqs = itertools.count()
+        self._stale = 0  # entries of the heap whose timer was stopped or restarted since
         self._started = gevent.event.Event()  # set when a timer is started: wakes an autojump driver without one
         self._driver = gevent.spawn(self._autojump) if autojump else None
 
@@ -242,17 +245,29 @@ class FakeClock(Clock):
         return _FakeTimer(self, after, repeat)
 
     def _schedule(self, timer: _FakeTimer, due: float) -> None:
+        if timer.active:  # restarted: its entry in the heap is stale from now on
+            self._abandoned()
         timer._seq = seq = next(self._seqs)
         timer.active = True
         heapq.heappush(self._heap, (due, seq, timer))
         if not self._started.is_set():
             self._started.set()
 
+    def _abandoned(self) -> None:
+        """One more heap entry is stale; once they are most of the heap, drop them (a peer puts its refresh off
+        on every command: without this the heap would grow with every command of a long run)."""
+        self._stale += 1
+        if self._stale > 64 and self._stale * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if entry[2]._seq == entry[1]]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
     def next_due(self) -> float | None:
         """When the next started timer is due, or None if none is."""
         heap = self._heap
         while heap and heap[0][2]._seq != heap[0][1]:  # stopped or restarted since: a stale entry
             heapq.heappop(heap)
+            self._stale -= 1
         return heap[0][0] if heap else None
 
     def _fire_next(self) -> None:

@@ -336,7 +336,7 @@ class ControlClient:
         self._clock = clock  # the caller's patience: the wall clock, unless a test owns time
         self._keys = keys  # security.Keys: talk CURVE (a CURVE server never answers a client without them)
         # ZeroMQ drops a message over the limit and the REQ socket then waits for nothing: allow large replies.
-        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_REPLY_BYTES)
+        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_REPLY_BYTES, clock=clock)
         self._sock = None
 
     def __enter__(self) -> "ControlClient":

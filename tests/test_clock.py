@@ -3,6 +3,7 @@ waits with deadlines, autojump), checked against a model on seeded schedules; an
 its durations."""
 import itertools
 import random
+import socket
 
 import gevent
 import gevent.event
@@ -154,6 +155,20 @@ def test_again_puts_a_repeating_timer_a_whole_interval_ahead_and_stops_a_single_
     once.again(times.append, "once")
     clock.advance(5)
     assert times == [("again", 8)] and not once.active
+
+
+def test_timers_put_off_again_and_again_leave_no_pile_of_stale_entries(clock):
+    fired = []
+    timers = [clock.timer(10, 10) for _ in range(3)]
+    for index, timer in enumerate(timers):
+        timer.start(fired.append, index)
+    for _ in range(5000):  # as peers do on every command
+        for timer in timers:
+            timer.again(fired.append, timers.index(timer))
+    assert len(clock._heap) < 200
+    timers[1].stop()
+    clock.advance(10)
+    assert fired == [0, 2]
 
 
 def test_next_due_names_the_next_live_timer(clock):
@@ -452,3 +467,23 @@ def test_a_networks_events_are_stamped_with_its_clock(make_network):
     clock.advance(12.5)
     net.create(2)
     assert {event["t"] for event in seen} == {12.5}
+
+
+def test_a_control_clients_patience_is_on_the_clock_it_is_handed():
+    """Nobody listens at the endpoint: the request gives up exactly at its timeout, which on a fake clock that jumps
+    takes no wall time, and the next request gets a fresh socket (Lazy Pirate)."""
+    from p2pzmq.control import ControlClient
+    from p2pzmq.errors import RpcTimeout
+
+    clock = FakeClock(autojump=True)
+    with socket.socket() as probe:  # a port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    try:
+        with ControlClient(endpoint, timeout=30.0, clock=clock) as client:
+            for attempt in (1, 2):
+                with pytest.raises(RpcTimeout, match="within 30 s"):
+                    client.call("ping")
+                assert clock.now() == 30.0 * attempt
+    finally:
+        clock.close()
