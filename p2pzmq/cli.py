@@ -26,8 +26,8 @@ from typing import Iterator
 
 import gevent
 
-from . import (__version__, addresses, events, netmodel, plot, protocols, rendezvous, security, simtime, snapshot,
-               web, worker)
+from . import (__version__, addresses, events, netmodel, plot, protocols, rendezvous, security, simtime, snapshot, web,
+               worker)
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -308,7 +308,7 @@ def _config(args) -> Config:
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
     changes = {name: getattr(args, name) for name in ("seed", "protocol", "protocol_module", "metric", "k", "alpha",
-                                                      "host", "pace", "join_concurrency", "curve_dir",
+                                                      "host", "pace", "join_concurrency",
                                                       "refresh_interval", "client_timeout", "evict_after")}
     changes["transport"] = transport
     return Config(**changes, latency=latency.text, jitter=jitter, loss=loss, network_clock=clock)
@@ -367,7 +367,7 @@ def _serve(args) -> int:
             listener = web.bind(*args.http, args.http_token)
             stack.callback(listener.close)
         sinks = _sinks(stack, args, config)  # first: closed after the network, so they see its end
-        network = stack.enter_context(Network(config))
+        network = stack.enter_context(Network(config, keys=keys))
         for sink in sinks:
             sink.attach(network.events)
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
@@ -419,7 +419,7 @@ def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, net
     ``args.workers`` local worker processes if asked, or the network ``saved`` restored; ``stack`` stops the
     network and then reaps the workers when it closes."""
     if network is None:
-        network = stack.enter_context(Network(config, progress=progress))
+        network = stack.enter_context(Network(config, progress=progress, keys=security.load(args.curve_dir)))
         for sink in sinks:
             sink.attach(network.events)
     if args.workers:

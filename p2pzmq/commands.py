@@ -30,6 +30,7 @@ from . import addresses, graph, plot
 from .churn import ChurnPlan
 from .errors import UsageError
 from .ids import ID_BITS, parse_id
+from .paths import check_path
 from .status import ROUTINGS
 
 #: Integers in requests must fit in 64 bits (what most JSON readers keep exactly); ids travel as strings.
@@ -351,7 +352,7 @@ def _pixels(value: int) -> None:
 
 def _file_name(value: str) -> None:
     try:
-        graph.check_path(value)
+        check_path(value)
     except UsageError:
         raise UsageError(f"must be a path (not empty, no NUL, encodable here), not {value!r:.80}") from None
 

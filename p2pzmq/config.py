@@ -90,8 +90,6 @@ class Config:
     jitter: float = 0.0
     loss: float = 0.0
     network_clock: str = "real"
-    # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
-    curve_dir: str | None = None
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE

@@ -13,7 +13,8 @@ import json
 from typing import NamedTuple
 
 from .errors import ProtocolError
-from .ids import MAX_COOKIE
+from .addresses import check_peer_endpoint
+from .ids import MAX_COOKIE, parse_id
 from .contact import Contact
 
 #: Hand the worker the network's settings (``config``); it answers with ``pid``, ``host`` and ``room``.
@@ -128,8 +129,12 @@ def pack_contact(contact: Contact) -> list[str]:
 
 
 def unpack_contact(item) -> Contact:
-    """A contact from the link; raises :class:`ProtocolError` unless it is ``[decimal id, server, client]``."""
-    if not isinstance(item, list) or len(item) != 3 or not all(isinstance(part, str) for part in item) \
-            or not item[0].isdecimal():
+    """A contact from the link; raises :class:`ProtocolError` unless it is ``[decimal id, server, client]`` with an
+    id and endpoints the wire codec would carry too (:func:`~p2pzmq.ids.parse_id`,
+    :func:`~p2pzmq.addresses.check_peer_endpoint`)."""
+    if not isinstance(item, list) or len(item) != 3:
         raise ProtocolError("a contact on the link is [id, server, client]")
-    return Contact(int(item[0]), item[1], item[2])
+    try:
+        return Contact(parse_id(item[0]), check_peer_endpoint(item[1]), check_peer_endpoint(item[2]))
+    except ValueError as exc:
+        raise ProtocolError(f"a contact on the link is [id, server, client]: {exc}") from None

@@ -26,8 +26,9 @@ from . import messages as m
 from .config import Config
 from .contact import Contact
 from .errors import P2PError, TransportError
-from .hosting import LocalHost, peer_room, process_usage
-from .ids import ID_BITS
+from .hosting import LocalHost
+from .resources import peer_room, process_usage
+from .ids import parse_id
 from .rpc import Counters
 from .endpoints import Endpoints
 from .transport import Context
@@ -186,12 +187,9 @@ class Worker:
 
 def _ids(texts) -> list[int]:
     """Peer ids sent on the link as decimal strings; raises ValueError for anything else."""
-    if not isinstance(texts, list) or not all(isinstance(text, str) and text.isdecimal() for text in texts):
+    if not isinstance(texts, list):
         raise ValueError("ids are a list of decimal strings")
-    ids = [int(text) for text in texts]
-    if any(peer_id >> ID_BITS for peer_id in ids):
-        raise ValueError(f"an id is below 2**{ID_BITS}")
-    return ids
+    return [parse_id(text) for text in texts]
 
 
 class Launched:

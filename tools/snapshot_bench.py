@@ -35,7 +35,7 @@ sys.path.insert(0, ROOT)
 from p2pzmq import snapshot, worker  # noqa: E402  (after the path, so the tool runs from a checkout)
 from p2pzmq.config import Config  # noqa: E402
 from p2pzmq.contact import Contact  # noqa: E402
-from p2pzmq.hosting import FD_HEADROOM, FDS_PER_PEER  # noqa: E402
+from p2pzmq.resources import FD_HEADROOM, FDS_PER_PEER  # noqa: E402
 from p2pzmq.ids import new_id  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 from p2pzmq.protocols.original.table import Table  # noqa: E402

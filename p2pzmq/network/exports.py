@@ -12,6 +12,7 @@ import os
 from typing import Callable
 
 from .. import graph, protocols, snapshot
+from ..addresses import host_of
 from .. import messages as m
 from ..config import Config
 from ..errors import OutputError, UsageError
@@ -47,7 +48,7 @@ class Exporter:
         while churn runs."""
         with self._channel.exclusive():
             listed = list(self._members.listed)
-            extras = [{"alive": peer.alive, "host": _host(peer.contact.server),
+            extras = [{"alive": peer.alive, "host": host_of(peer.contact.server),
                        "process": peer.host.pid if hasattr(peer, "host") else os.getpid()} for peer in listed]
             return [peer.id for peer in listed], self.tables(listed), extras
 
@@ -183,8 +184,3 @@ def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:
     return {"id": str(contact.id), "server": contact.server, "client": contact.client, "alive": state == "alive",
             "state": state, "tree_size": tree_size}
 
-
-def _host(endpoint: str) -> str:
-    """``inproc`` for an inproc endpoint, else the host part of ``tcp://host:port``."""
-    scheme, _, rest = endpoint.partition("://")
-    return "inproc" if scheme == "inproc" else rest.rsplit(":", 1)[0]

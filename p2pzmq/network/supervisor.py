@@ -16,13 +16,14 @@ from typing import Callable
 import gevent
 
 from .. import messages as m
-from .. import security, simtime
+from .. import simtime
 from ..churn import ChurnPlan
 from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
 from ..events import Events
-from ..hosting import LocalHost, process_usage
+from ..hosting import LocalHost
+from ..resources import process_usage
 from ..rpc import Counters
 from ..snapshot import Snapshot
 from ..contact import TableView
@@ -61,7 +62,8 @@ class Network:
 
     ``Network(config)`` builds an empty network from a :class:`Config` (add peers with :meth:`create`);
     ``Network(n, seed=1, metric="xor")`` takes the config's fields as keywords and creates ``n`` peers at once
-    (both forms take keywords that override the config). Every control command has a method of the same name
+    (both forms take keywords that override the config). ``keys`` (:class:`~p2pzmq.security.Keys`, read from their
+    files by the caller): the worker link speaks CURVE with them. Every control command has a method of the same name
     (``peers``: :meth:`peer_list`) returning the same data, made from the command's declaration in
     :data:`p2pzmq.commands.COMMANDS`: it checks its arguments as the control socket does, then calls the unit that
     runs it (``UNITS``) or the method of that name written here.
@@ -70,7 +72,7 @@ class Network:
     #: The units commands run on: the attribute holding each, and its class.
     UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
 
-    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
+    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None, keys=None,
                  **options) -> None:
         n = None
         if isinstance(config, int) and not isinstance(config, bool):
@@ -101,7 +103,7 @@ class Network:
                                config=config, cookies=cookies, codec=codec, counters=self.counters,
                                engine=self.engine)
         self.local.on_crash = self._peer_crashed
-        self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
+        self._workforce = Workforce(self._ctx, config, self.local, self.counters, keys,
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         self._offload = Offloader(config.shutdown_timeout)
