@@ -111,7 +111,9 @@ def measure(n: int, seed: int, workers: int, directory: str) -> dict:
     start = time.perf_counter()
     loaded = snapshot.read(path)
     read = time.perf_counter() - start
-    config = Config(seed=seed, transport="tcp")
+    # A worker that hears nothing from its supervisor for heartbeat_timeout stops: on a machine shared by many
+    # runs a process may get no CPU for longer than the default 5 s, which is no failure of a restore.
+    config = Config(seed=seed, transport="tcp", heartbeat_timeout=120.0, worker_timeout=600.0)
     launched = worker.launch(worker.local_hosts(config.host, workers), config)
     try:
         with Network(config) as net:
