@@ -62,20 +62,13 @@ class Exporter:
             listed = list(self._members.listed)
             states = streams()  # before the reads below draw their cookies
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed], strict=True)
-        position = {peer.id: index for index, peer in enumerate(listed)}
-        tables = []
-        for peer, result in zip(listed, results):
-            if not result.replied:
-                raise UsageError(f"cannot snapshot the network: peer {peer.id} did not answer")
-            try:
-                tables.append([position[contact.id] for contact in result.reply.table])
-            except KeyError as exc:
-                raise UsageError(f"cannot snapshot the network: peer {peer.id}'s table names {exc.args[0]}, which "
-                                 f"is no longer in it") from None
+        ids = [peer.id for peer in listed]
+        # Pure work on every entry (millions for a big network): in the offload thread, so heartbeats go on.
+        tables = self._offload(_indexed, ids, [result.reply.table if result.replied else None for result in results])
         descriptor = protocols.of(self.config)
         saved = snapshot.Snapshot(protocol=self.config.protocol,
                                   settings={name: getattr(self.config, name) for name in descriptor.settings},
-                                  metric=self.config.metric, seed=self.config.seed, ids=list(position),
+                                  metric=self.config.metric, seed=self.config.seed, ids=ids,
                                   tables=tables, streams=states)
         try:
             size = self._offload(snapshot.write, path, saved)
@@ -162,6 +155,22 @@ class Exporter:
                 summary["protocol"] = self.config.protocol
         graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
         return {"files": files, "steps": history}
+
+
+def _indexed(ids: list[int], wires: list[list[Contact] | None]) -> list[list[int]]:
+    """Each table's wire form (None: its peer did not answer) as indexes into ``ids``; raises :class:`UsageError`
+    for a peer that did not answer or a table naming a peer that is not in ``ids``."""
+    position = {peer_id: index for index, peer_id in enumerate(ids)}
+    tables = []
+    for peer_id, wire in zip(ids, wires):
+        if wire is None:
+            raise UsageError(f"cannot snapshot the network: peer {peer_id} did not answer")
+        try:
+            tables.append([position[contact.id] for contact in wire])
+        except KeyError as exc:
+            raise UsageError(f"cannot snapshot the network: peer {peer_id}'s table names {exc.args[0]}, which is "
+                             f"no longer in it") from None
+    return tables
 
 
 def _step_status(step: int, path: str | None, result: dict) -> dict:

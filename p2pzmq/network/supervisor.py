@@ -173,6 +173,7 @@ class Network:
         tables, spread over the workers as ``create`` spreads them, and the state of every random stream, so that
         it goes on as the saved one would have (docs/DESIGN.md §17). The network's config must be the snapshot's
         protocol, settings and seed. If anything fails, no peer is left started."""
+        self._no_simulated_time()
         expected = {"protocol": saved.protocol, "seed": saved.seed, "metric": saved.metric, **saved.settings}
         differing = [name for name, value in expected.items() if getattr(self.config, name, None) != value]
         if differing:
@@ -187,10 +188,17 @@ class Network:
         return result
 
     def output_snapshot(self, path: str) -> dict:
+        self._no_simulated_time()
         return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
                                                              for name, stream in self._streams.items()})
 
     output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
+
+    def _no_simulated_time(self) -> None:
+        """Snapshots hold no simulated time yet (the clock, messages in flight, the model's stream): refuse."""
+        if self.engine is not None:
+            raise UsageError("a network of simulated time (a latency, jitter or loss model, or the virtual clock) "
+                             "cannot be saved or restored yet")
 
     def attach(self, endpoint: str, peers: int) -> dict:
         """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
