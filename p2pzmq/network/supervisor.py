@@ -28,7 +28,7 @@ from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
 from .churning import ChurnDriver
-from .exports import Exporter
+from .exports import Entries, Exporter
 from .members import Members
 from .offload import Offloader
 from .routing import Router
@@ -256,6 +256,11 @@ class Network:
         return self._exporter.snapshot()
 
     snapshot.__doc__ = Exporter.snapshot.__doc__
+
+    def entries(self, slice_seconds: float) -> Entries:
+        return self._exporter.entries(slice_seconds)
+
+    entries.__doc__ = Exporter.entries.__doc__
 
     # -- writing files --------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@
     renderLabels: false, hideEdgesOnMove: true, enableEdgeEvents: false, defaultEdgeType: "line",
   });
   const state = { snapshot: null, reading: false, due: null, lastRead: 0, layout: "ring", colour: "size",
-                  joins: 0, departures: 0, path: [], requests: null, asking: false };
+                  joins: 0, departures: 0, path: [], requests: null, asking: false, dirty: false };
   const history = { connectivity: [], requests: [], joins: [], departures: [], latency: [] };
 
   async function call(cmd, args) {
@@ -77,6 +77,7 @@
     const left = snapshot.edges_total - shown;
     $("#legend").textContent = `${snapshot.ids.length} peers; ${shown} of ${snapshot.edges_total} table entries drawn` +
       (left > 0 ? ` (at most ${snapshot.per_peer} a peer, spread over its table: ${left} left out)` : "") +
+      `; tables read in ${snapshot.read_seconds} s, again in ${snapshot.fresh_in} s at the soonest` +
       `; edges dimmed to ${Math.round(alpha * 100)}% by their number; colour: ` +
       (state.colour === "alive" ? "green answers, grey does not" : `table size, blue ${smallest} to red ${largest}`);
     chartBars("#chart-tables", histogram(snapshot.size));
@@ -94,17 +95,29 @@
   }
 
   function scheduleRead() {
+    state.dirty = true;
     if (state.due !== null) return;
     const wait = Math.max(200, state.lastRead + GRAPH_EVERY - Date.now());
     state.due = setTimeout(readGraph, wait);
   }
 
+  // The server reads the tables at most a bounded share of its time and answers the last read until a new one is
+  // due ("fresh_in" seconds): a page that has that read already gets "unchanged" and asks again when it is due.
   async function readGraph() {
     state.due = null;
     if (state.reading) { scheduleRead(); return; }
     state.reading = true;
+    state.dirty = false;
     try {
-      draw(await read("/feed/graph"));
+      const have = state.snapshot ? "?have=" + state.snapshot.version : "";
+      const answer = await read("/feed/graph" + have);
+      if (answer.unchanged) {
+        if (answer.fresh_in > 0) {
+          state.dirty = true;
+          clearTimeout(state.due);
+          state.due = setTimeout(readGraph, Math.max(GRAPH_EVERY, answer.fresh_in * 1000));
+        }
+      } else draw(answer);
     } catch (error) {
       note(`graph: ${error.message}`);
     } finally {
