@@ -57,6 +57,28 @@ def test_a_control_runs_its_command_and_shows_the_reply(page_on_network):
     assert page.problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
 
 
+def test_a_clicked_peer_shows_its_counts_and_a_lookup_from_it_is_drawn(page_on_network):
+    served, page = page_on_network
+    peer = served.ask("peers")["result"]["peers"][5]["id"]
+    box = page.locator("#graph").bounding_box()
+    where = page.evaluate("(id) => window.P2PPage.where(id)", peer)
+    page.mouse.click(box["x"] + where["x"], box["y"] + where["y"])
+    page.wait_for_function("() => document.querySelector('#peer-info').textContent.includes('served')")
+    info = page.inner_text("#peer-info")
+    assert f"id {peer}" in info and "joins 1" in info and "failed" in info
+    before = web_view.amber_pixels(page)
+    page.click("#lookup")
+    page.wait_for_function("() => document.querySelector('#lookup-info').textContent.includes('path')")
+    route = __import__("json").loads(page.inner_text("#lookup-info"))["route"]
+    assert route["path"][0] == peer
+    if len(route["path"]) > 1:  # the route is drawn over the graph in amber
+        deadline = time.monotonic() + 2
+        while web_view.amber_pixels(page) <= before:
+            assert time.monotonic() < deadline, "the lookup's path was not drawn"
+            page.wait_for_timeout(50)
+    assert page.problems == []
+
+
 def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
     """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
     its ratios."""

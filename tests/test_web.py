@@ -12,6 +12,7 @@ from hangs import end_process
 from p2pzmq import cli, web
 from p2pzmq.config import MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlServer, handle
+from p2pzmq.errors import UsageError
 from p2pzmq.web.feed import Feed, Snapshots, thin
 
 pytestmark = pytest.mark.timeout(60)
@@ -152,6 +153,7 @@ def test_the_graph_and_a_peer_as_the_page_reads_them(served):
     assert len(graph["edges"]) == 2 * graph["edges_total"]  # 16 peers: nothing thinned
     status, peer = http(view, "GET", f"/feed/peer/{ids[0]}")
     assert status == 200 and peer["table"] == [str(c.id) for c in tables[0].descending() if c.id != ids[0]]
+    assert peer["counts"] == network.peer_counts(ids[0]) and peer["counts"]["joins"] == 1
     assert http(view, "GET", "/feed/peer/12345")[0] == 404
 
 
@@ -166,6 +168,19 @@ def test_entries_are_the_tables_the_snapshot_builds(make_network, protocol, slic
     ids, tables, extras = network.snapshot()
     read = network.entries(slice_seconds)
     assert read[:3] == (ids, [[c.id for c in table.descending()] for table in tables], extras) and read.seconds > 0
+
+
+def test_each_peer_counts_what_it_served_sent_and_walked(make_network):
+    """Every request a peer's client sent reached a server that served it (one process, nothing lost), each peer
+    joined once but the first, and one refresh each shows; an id no peer has is a usage error."""
+    network = make_network(16)
+    network.refresh_peers()
+    counts = [network.peer_counts(str(peer_id)) for peer_id in network.entries(1).ids]
+    assert sum(row["sent"] for row in counts) == sum(row["served"] for row in counts) > 0
+    assert all(row["failed"] == 0 and row["refreshes"] == 1 and row["departs"] == 0 for row in counts)
+    assert sorted(row["joins"] for row in counts) == [0] + [1] * 15
+    with pytest.raises(UsageError, match="no peer has id 12345"):
+        network.peer_counts("12345")
 
 
 class _Network:

@@ -117,15 +117,26 @@ def browser(width: int = 1280, height: int = 800):
             context.close()
 
 
-def drawn_pixels(page) -> tuple[int, bytes]:
-    """(pixels of the graph area that differ from its background, the screenshot's bytes)."""
+def graph_image(page):
+    """(a screenshot of the graph area as an RGB image, its PNG bytes)."""
     from PIL import Image
     import io
 
     shot = page.locator("#graph").screenshot()
-    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    return Image.open(io.BytesIO(shot)).convert("RGB"), shot
+
+
+def drawn_pixels(page) -> tuple[int, bytes]:
+    """(pixels of the graph area that differ from its background, the screenshot's bytes)."""
+    image, shot = graph_image(page)
     background = image.getpixel((0, 0))
     return sum(1 for pixel in image.get_flattened_data() if pixel != background), shot
+
+
+def amber_pixels(page) -> int:
+    """Pixels of the graph area in the amber the page draws a lookup's path with (#ffb300, give or take blending)."""
+    image, _ = graph_image(page)
+    return sum(1 for r, g, b in image.get_flattened_data() if r > 200 and 140 < g < 210 and b < 80)
 
 
 def screenshot(n: int, seed: int, output: str) -> None:

@@ -20,7 +20,7 @@ from ..config import Config
 from ..errors import UsageError
 from ..contact import Contact, TableView
 from .channel import COMMAND_WINDOW, CommandChannel
-from .members import Members
+from .members import Members, parse_peer_id
 
 
 class Entries(NamedTuple):
@@ -90,6 +90,14 @@ class Exporter:
             chunk = max(1, min(2 * chunk, COMMAND_WINDOW, int(chunk * slice_seconds / took) if took > 0 else 2 * chunk))
             gevent.sleep(0)
         return Entries([peer.id for peer in listed], entries, extras, busy)
+
+    def peer_counts(self, peer_id: int | str) -> dict:
+        """What the listed peer ``peer_id`` has counted since it started (:class:`~p2pzmq.messages.PeerCounts`):
+        ``served``, ``sent``, ``failed``, ``joins``, ``refreshes``, ``departs``. A usage error for an id no listed
+        peer has; a :class:`~p2pzmq.errors.TransportError` when the peer does not answer."""
+        peer = self._members.by_id(parse_peer_id(peer_id, "id"))
+        reply = self._channel.ask_one(peer.contact, m.ClientCounts)
+        return {name: getattr(reply, name) for name in m.PeerCounts._fields[2:]}
 
     def peer_list(self) -> dict:
         """Every peer with its endpoints, whether it is alive (answers its client within ``client_timeout``), its

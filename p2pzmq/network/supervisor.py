@@ -262,6 +262,11 @@ class Network:
 
     entries.__doc__ = Exporter.entries.__doc__
 
+    def peer_counts(self, peer_id: int | str) -> dict:
+        return self._exporter.peer_counts(peer_id)
+
+    peer_counts.__doc__ = Exporter.peer_counts.__doc__
+
     # -- writing files --------------------------------------------------------------------------------------------
 
     def output_tgf(self, path: str) -> dict:

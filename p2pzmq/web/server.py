@@ -30,7 +30,7 @@ import gevent.socket
 
 from .. import control
 from ..config import MAX_CONTROL_REQUEST_BYTES
-from ..errors import P2PError, UsageError
+from ..errors import P2PError, TransportError, UsageError
 from .feed import Feed, Snapshots
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,11 @@ class WebView:
             found = self._snapshots.peer(name[len("peer/"):])
             if found is None:
                 raise _Refused(404, f"no peer {name[len('peer/'):]!r:.80} in the last graph read")
+            try:  # asked now, of that one peer: a quick read
+                found["counts"] = self._network.peer_counts(found["id"])
+            except (UsageError, TransportError) as exc:  # it has gone since that read, or does not answer
+                found["counts"] = None
+                found["counts_error"] = str(exc)
             return 200, [("Content-Type", "application/json")], [control.encode(found)]
         raise _Refused(404, f"no such feed: {name!r:.80}")
 

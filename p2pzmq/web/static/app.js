@@ -274,8 +274,12 @@
     $("#peer").dataset.id = id;
     try {
       const peer = await read("/feed/peer/" + id);
+      const counts = peer.counts
+        ? `served ${peer.counts.served} requests, sent ${peer.counts.sent} (${peer.counts.failed} failed); ` +
+          `joins ${peer.counts.joins}, refreshes ${peer.counts.refreshes}, departs ${peer.counts.departs}`
+        : `no counts: ${peer.counts_error}`;
       $("#peer-info").textContent = `id ${peer.id}\nalive ${peer.alive}, host ${peer.host}, process ${peer.process}\n` +
-        `table: ${peer.table.length} peers; in ${peer.known_by} other tables\n` + peer.table.join("\n");
+        `${counts}\ntable: ${peer.table.length} peers; in ${peer.known_by} other tables\n` + peer.table.join("\n");
     } catch (error) {
       $("#peer-info").textContent = `${id}: ${error.message}`;
     }
@@ -339,6 +343,9 @@
     $("#log").prepend(item);
     while ($("#log").children.length > 50) $("#log").lastChild.remove();
   }
+
+  // Where a peer is drawn, in pixels of #graph: for the browser tests and tools, which click peers as a user does.
+  window.P2PPage = { where: (id) => (graph.hasNode(id) ? renderer.graphToViewport(graph.getNodeAttributes(id)) : null) };
 
   listen();
   readGraph();
