@@ -79,6 +79,27 @@ def test_a_clicked_peer_shows_its_counts_and_a_lookup_from_it_is_drawn(page_on_n
     assert page.problems == []
 
 
+# pixels of a chart's canvas in the page's series colour (#4fc3f7): bars or a line, not the labels' grey
+PAINTED = "(selector) => { const c = document.querySelector(selector); " \
+          "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; " \
+          "for (let i = 0; i < d.length; i += 4) n += d[i] < 130 && d[i + 1] > 150 && d[i + 2] > 200; return n; }"
+
+
+def test_every_chart_draws_what_it_charts(page_on_network):
+    """Table sizes from the graph read, requests per second from stats, joins and departures from the event feed,
+    connectivity and the hop histogram from a net_status; the latency chart stays hidden without a latency
+    model."""
+    served, page = page_on_network
+    assert served.ask("add_peers", n=4)["ok"] and served.ask("kill_peers", count=1)["ok"]
+    page.click("button[data-cmd=net_status]")
+    page.wait_for_function("() => document.querySelector('#hops-summary').textContent.includes('reached')",
+                           timeout=30_000)
+    for chart in ("tables", "requests", "churn", "connectivity", "hops"):
+        page.wait_for_function(f"() => ({PAINTED})('#chart-{chart}') > 5", timeout=10_000)  # one point: 9
+    assert page.locator("#latency").is_hidden()
+    assert page.problems == []
+
+
 def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
     """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
     its ratios."""

@@ -118,8 +118,12 @@ def test_refusals_are_the_control_sockets_error_object(served):
     assert http(view, "POST", "/api/add_peers", b"8\r\n{\"n\": 1}\r\n0\r\n\r\n", chunked, length=False)[1]["ok"]
     big = b"%x\r\n" % (MAX_CONTROL_REQUEST_BYTES + 1) + b" " * (MAX_CONTROL_REQUEST_BYTES + 1) + b"\r\n0\r\n\r\n"
     assert http(view, "POST", "/api/ping", big, chunked, length=False)[0] == 413
-    _, malformed = http(view, "POST", "/api/ping", b"{not json")
-    assert malformed == handle(network, b"{not json")[0]
+    # word for word the control socket's errors: bytes that are not JSON, an unknown command, a body too large
+    too_large = b"x" * (MAX_CONTROL_REQUEST_BYTES + 1)
+    for path, body, raw in [("/api/ping", b"{not json", b"{not json"),
+                            ("/api/no_such_command", b"{}", b'{"cmd": "no_such_command"}'),
+                            ("/api/ping", too_large, too_large)]:
+        assert http(view, "POST", path, body)[1] == handle(network, raw)[0], path
     assert http(view, "POST", "/api/ping", {})[1]["ok"]  # still serving
 
 

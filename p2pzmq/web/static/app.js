@@ -184,24 +184,28 @@
       case "status":
         push(history.connectivity, event.connectivity);
         chartLine("#chart-connectivity", [history.connectivity], 100);
-        chartBars("#chart-hops", Object.entries(event.hops).map(([hops, count]) => [hops, count]));
-        latency(event);
+        chartBars("#chart-hops", Object.entries(event.hops.histogram || {}).map(([hops, count]) => [hops, count]));
+        $("#hops-summary").textContent = `: mean ${event.hops.mean}, ${Math.round(event.hops.success_rate * 100)}% reached`;
+        latency(event.latency);
         break;
       case "churn":
         note(`churn ${event.phase}: ${event.joined} joined, ${event.killed} killed, ${event.left} left`);
         break;
       case "lookup":
-        latency(event);
+        latency(event.latency);
         break;
       default:
         break;
     }
   }
 
-  function latency(event) {
-    if (typeof event.latency !== "number") return; // only with a latency model
+  // Lookup latency, shown once an event or a net_status reply carries one (only with a latency model): a number of
+  // seconds, or a summary whose mean (else median) is charted.
+  function latency(value) {
+    const seconds = typeof value === "number" ? value : value && (value.mean ?? value.p50 ?? value.median);
+    if (typeof seconds !== "number") return;
     $("#latency").hidden = false;
-    push(history.latency, event.latency);
+    push(history.latency, seconds);
     chartLine("#chart-latency", [history.latency]);
   }
 
@@ -324,7 +328,9 @@
       $("#reply").className = "";
       $("#reply").textContent = `${button.dataset.cmd} running…`;
       try {
-        show($("#reply"), await call(button.dataset.cmd, argumentsOf(button)));
+        const reply = await call(button.dataset.cmd, argumentsOf(button));
+        show($("#reply"), reply);
+        if (reply.ok && button.dataset.cmd === "net_status") latency(reply.result.latency);
       } catch (error) {
         show($("#reply"), { ok: false, error: error.message });
       } finally {
