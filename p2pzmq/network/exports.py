@@ -18,8 +18,10 @@ from .. import graph, protocols
 from .. import messages as m
 from ..config import Config
 from ..contact import Contact, TableView
+from ..errors import UsageError
+from ..ids import parse_id
 from .channel import COMMAND_WINDOW, CommandChannel
-from .members import Members, parse_peer_id
+from .members import Members
 
 
 class Entries(NamedTuple):
@@ -94,7 +96,10 @@ class Exporter:
         """What the listed peer ``peer_id`` has counted since it started (:class:`~p2pzmq.messages.PeerCounts`):
         ``served``, ``sent``, ``failed``, ``joins``, ``refreshes``, ``departs``. A usage error for an id no listed
         peer has; a :class:`~p2pzmq.errors.TransportError` when the peer does not answer."""
-        peer = self._members.by_id(parse_peer_id(peer_id, "id"))
+        try:
+            peer = self._members.by_id(parse_id(peer_id))
+        except ValueError:
+            raise UsageError(f"{peer_id!r:.80} is not a peer id") from None
         reply = self._channel.ask_one(peer.contact, m.ClientCounts)
         return {name: getattr(reply, name) for name in m.PeerCounts._fields[2:]}
 

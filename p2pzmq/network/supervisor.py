@@ -29,7 +29,7 @@ from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
 from .churning import ChurnDriver
-from .exports import Entries, Exporter
+from .exports import Exporter
 from .members import Members
 from .offload import Offloader
 from .routing import Router
@@ -227,15 +227,8 @@ class Network:
     tables = _forward("_exporter", Exporter.tables)
     snapshot = _forward("_exporter", Exporter.snapshot)
 
-    def entries(self, slice_seconds: float) -> Entries:
-        return self._exporter.entries(slice_seconds)
-
-    entries.__doc__ = Exporter.entries.__doc__
-
-    def peer_counts(self, peer_id: int | str) -> dict:
-        return self._exporter.peer_counts(peer_id)
-
-    peer_counts.__doc__ = Exporter.peer_counts.__doc__
+    entries = _forward("_exporter", Exporter.entries)
+    peer_counts = _forward("_exporter", Exporter.peer_counts)
 
     # -- writing files --------------------------------------------------------------------------------------------
 
