@@ -100,6 +100,25 @@ def test_every_chart_draws_what_it_charts(page_on_network):
     assert page.problems == []
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("layout", ["ring", "force"])
+def test_20000_peers_are_drawn_thinned_and_the_page_says_what_it_leaves_out(layout):
+    """A graph read of 20,000 peers (a synthetic overlay through the server's own Snapshots: no test run can build
+    that many) drawn in both layouts: pixels, no errors, and the legend's account of the edges left out."""
+    served = web_view.Served(8, 1).ready()
+    try:
+        with web_view.browser() as page:
+            drawn = web_view.draw(page, served, 20_000, layout)
+            shown, total = drawn["edges_shown"], drawn["edges_total"]
+            assert drawn["drawn"] > 20_000 and shown == 60_000 and drawn["per_peer"] == 3 and total > 300_000
+            assert f"20000 peers; {shown} of {total} table entries drawn" in drawn["legend"]
+            assert f"at most 3 a peer, spread over its table: {total - shown} left out" in drawn["legend"]
+            assert page.problems == []
+    finally:
+        served.close()
+
+
 def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
     """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
     its ratios."""

@@ -3,8 +3,10 @@
 
     python tools/web_view.py screenshot [-n 300] [--seed 1] [-o docs/web-view.png]
     python tools/web_view.py voice [-n 5000] [--seed 1] [--tail 15]
+    python tools/web_view.py draw [-n 20000] [--layout ring|force]
 
-``screenshot`` takes the README's picture. ``voice`` checks that the page never costs the network its voice: in one
+``screenshot`` takes the README's picture. ``draw`` times the page drawing a synthetic graph read of N peers (more
+than a run here can build; made by the server's own code) and prints its legend. ``voice`` checks that the page never costs the network its voice: in one
 run it builds the network and refreshes it with no page open, then again with the page open from the start, pinging
 the control socket every 50 ms from the build's end through the refresh and a while after (when the page's
 graph reads run); it prints the build and refresh times (wall and the supervisor's CPU seconds), their ratios, and
@@ -139,6 +141,49 @@ def amber_pixels(page) -> int:
     return sum(1 for r, g, b in image.get_flattened_data() if r > 200 and 140 < g < 210 and b < 80)
 
 
+class _Overlay:
+    """``n`` peers with random ids, each with itself and about ``entries`` random others in its table (half to one
+    and a half times as many): the source of a synthetic
+    graph read (what ``Network.entries`` answers), for drawing more peers than one test run can build."""
+
+    def __init__(self, n: int, entries: int, seed: int) -> None:
+        import random
+
+        rng = random.Random(seed)
+        self.ids = sorted({rng.getrandbits(160) for _ in range(n)}, reverse=True)
+        self.tables = [sorted({peer_id, *rng.sample(self.ids, rng.randint(entries // 2, 3 * entries // 2))},
+                              reverse=True) for peer_id in self.ids]
+
+    def entries(self, slice_seconds: float):
+        return self.ids, self.tables, [{"alive": True, "host": "inproc"} for _ in self.ids], 0.0
+
+
+def synthetic_graph(n: int, entries: int = 20, seed: int = 1) -> bytes:
+    """The body of ``/feed/graph`` for a synthetic overlay of ``n`` peers, made by the server's own code
+    (:class:`p2pzmq.web.feed.Snapshots`: the same thinning, the same fields)."""
+    from p2pzmq.web.feed import Snapshots
+
+    return Snapshots(_Overlay(n, entries, seed)).graph()
+
+
+def draw(page, served: "Served", n: int, layout: str = "ring") -> dict:
+    """Load the page of ``served`` with its graph reads answered by :func:`synthetic_graph` of ``n`` peers; wait
+    until it is drawn in ``layout``; return how long that took (seconds), the legend, and the pixels drawn."""
+    body = synthetic_graph(n)
+    page.route("**/feed/graph*", lambda route: route.fulfill(status=200, content_type="application/json", body=body))
+    started = time.perf_counter()
+    page.goto(served.url)
+    page.wait_for_function(f"() => document.querySelector('#legend').textContent.includes('{n} peers')",
+                           timeout=120_000)
+    if layout != "ring":
+        page.select_option("#layout", layout)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+    seconds = time.perf_counter() - started
+    graph = json.loads(body)
+    return {"seconds": seconds, "legend": page.inner_text("#legend"), "drawn": drawn_pixels(page)[0],
+            "edges_shown": len(graph["edges"]) // 2, "edges_total": graph["edges_total"], "per_peer": graph["per_peer"]}
+
+
 def screenshot(n: int, seed: int, output: str) -> None:
     served = Served(n, seed)
     try:
@@ -228,9 +273,20 @@ def main(argv: list[str] | None = None) -> int:
     loud.add_argument("-n", type=int, default=5000)
     loud.add_argument("--seed", type=int, default=1)
     loud.add_argument("--tail", type=float, default=15.0, help="seconds of pings after the refresh (default 15)")
+    big = sub.add_parser("draw")
+    big.add_argument("-n", type=int, default=20_000)
+    big.add_argument("--layout", choices=("ring", "force"), default="ring")
     args = parser.parse_args(argv)
     if args.what == "screenshot":
         screenshot(args.n, args.seed, args.output)
+    elif args.what == "draw":
+        served = Served(8, 1).ready()
+        try:
+            with browser() as page:
+                drawn = draw(page, served, args.n, args.layout)
+        finally:
+            served.close()
+        print(f"{args.n} peers drawn ({args.layout}) in {drawn['seconds']:.1f} s: {drawn['legend']}")
     else:
         voice(args.n, args.seed, args.tail)
     return 0
