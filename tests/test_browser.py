@@ -120,11 +120,13 @@ def test_20000_peers_are_drawn_thinned_and_the_page_says_what_it_leaves_out(layo
 
 
 def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
-    """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
-    its ratios."""
+    """tools/web_view.py's screenshot, voice and read, on small networks: the picture is a PNG, the voice check
+    prints its ratios, the read its pings."""
     shot = tmp_path / "view.png"
     assert web_view.main(["screenshot", "-n", "24", "-o", str(shot)]) == 0
     assert shot.read_bytes().startswith(b"\x89PNG")
     assert web_view.main(["voice", "-n", "24", "--tail", "1"]) == 0
     out = capsys.readouterr().out
     assert "refresh_cpu" in out and "ping, page open" in out and "p99" in out
+    figures = web_view.read(24, 1)
+    assert [version for _, version, _ in figures["reads"]][0] == 1 and figures["pings"]["reading"]

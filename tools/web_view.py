@@ -4,9 +4,11 @@
     python tools/web_view.py screenshot [-n 300] [--seed 1] [-o docs/web-view.png]
     python tools/web_view.py voice [-n 5000] [--seed 1] [--tail 15]
     python tools/web_view.py draw [-n 20000] [--layout ring|force]
+    python tools/web_view.py read [-n 5000] [--seed 1]
 
 ``screenshot`` takes the README's picture. ``draw`` times the page drawing a synthetic graph read of N peers (more
-than a run here can build; made by the server's own code) and prints its legend. ``voice`` checks that the page never costs the network its voice: in one
+than a run here can build; made by the server's own code) and prints its legend. ``read`` measures, without a
+browser, the control socket's ping latency while the server reads the graph. ``voice`` checks that the page never costs the network its voice: in one
 run it builds the network and refreshes it with no page open, then again with the page open from the start, pinging
 the control socket every 50 ms from the build's end through the refresh and a while after (when the page's
 graph reads run); it prints the build and refresh times (wall and the supervisor's CPU seconds), their ratios, and
@@ -262,6 +264,47 @@ def voice(n: int, seed: int, tail: float = 15.0) -> None:
     print(json.dumps(rows))
 
 
+def read(n: int, seed: int, reads: int = 3) -> dict:
+    """Ping the control socket every 20 ms while nothing else runs, then while ``/feed/graph`` is read ``reads``
+    times in a row (as pages would; the first one reads the tables, the others get it until a new read is due);
+    print the read times and each phase's ping p50, p99 and slowest. No browser: what a graph read costs the
+    control socket's voice, alone."""
+    import urllib.request
+
+    served = Served(n, seed).ready()
+    pings: dict[str, list[float]] = {"quiet": [], "reading": []}
+    phase = ["quiet"]
+    done = threading.Event()
+
+    def pinger() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            served.ask("ping", timeout=120)
+            pings[phase[0]].append(time.perf_counter() - started)
+            done.wait(0.02)
+    thread = threading.Thread(target=pinger)
+    thread.start()
+    try:
+        time.sleep(2)
+        phase[0] = "reading"
+        answers = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            graph = json.loads(urllib.request.urlopen(served.url + "feed/graph", timeout=600).read())
+            answers.append((time.perf_counter() - started, graph["version"], graph["read_seconds"]))
+    finally:
+        done.set()
+        thread.join()
+        served.close()
+    print(f"{n} peers, seed {seed}: /feed/graph read {reads} times in a row while pinging every 20 ms")
+    for k, (seconds, version, cost) in enumerate(answers):
+        print(f"  read {k}: {seconds:.2f} s (version {version}, its read cost {cost:.2f} s)")
+    for name, values in pings.items():
+        print(f"  ping {name:8}: p50 {percentile(values, 0.5) * 1000:.1f} ms, p99 {percentile(values, 0.99) * 1000:.1f} "
+              f"ms, max {max(values) * 1000:.1f} ms ({len(values)} pings)")
+    return {"reads": answers, "pings": pings}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -273,12 +316,17 @@ def main(argv: list[str] | None = None) -> int:
     loud.add_argument("-n", type=int, default=5000)
     loud.add_argument("--seed", type=int, default=1)
     loud.add_argument("--tail", type=float, default=15.0, help="seconds of pings after the refresh (default 15)")
+    reading = sub.add_parser("read")
+    reading.add_argument("-n", type=int, default=5000)
+    reading.add_argument("--seed", type=int, default=1)
     big = sub.add_parser("draw")
     big.add_argument("-n", type=int, default=20_000)
     big.add_argument("--layout", choices=("ring", "force"), default="ring")
     args = parser.parse_args(argv)
     if args.what == "screenshot":
         screenshot(args.n, args.seed, args.output)
+    elif args.what == "read":
+        read(args.n, args.seed)
     elif args.what == "draw":
         served = Served(8, 1).ready()
         try:
