@@ -167,6 +167,9 @@ class Caller:
         self._where = where
         self._on_unmatched = on_unmatched
         self._ids = itertools.count(1)
+        #: This caller's own requests sent, and of those the ones that failed (the process's totals are in counters).
+        self.sent = 0
+        self.failed = 0
 
     def call(self, endpoint: str, kind, args: tuple, reply_kind: type, timeout: float,
              liveness: Liveness | None = None, key: Any = None):
@@ -188,6 +191,7 @@ class Caller:
         except TransportError as exc:
             self._unanswered(endpoint, exc, True)
         self.counters["requests"] += 1
+        self.sent += 1
         wait, deadline = timeout, None
         while True:
             frames = sock.recv(wait)
@@ -237,6 +241,7 @@ class Caller:
         except TransportError as exc:
             return self._unanswered(request.endpoint, exc, strict)
         self.counters["requests"] += 1
+        self.sent += 1
         pending[req_id] = _Pending(index, cookie, route, request.reply_kind, request)
         return None
 
@@ -307,6 +312,7 @@ class Caller:
 
     def _unanswered(self, endpoint: str, exc: TransportError, strict: bool) -> Result:
         self.counters["timeouts" if isinstance(exc, RpcTimeout) else "undeliverable"] += 1
+        self.failed += 1
         self.sock.forget(endpoint)
         if strict:
             raise exc

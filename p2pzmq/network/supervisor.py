@@ -320,6 +320,9 @@ class Network:
     tables = _forward("_exporter", Exporter.tables)
     snapshot = _forward("_exporter", Exporter.snapshot)
 
+    entries = _forward("_exporter", Exporter.entries)
+    peer_counts = _forward("_exporter", Exporter.peer_counts)
+
     # -- writing files --------------------------------------------------------------------------------------------
 
     def output_png(self, path: str, width: int, height: int, edges: int, seed: int, peer: str | None,
