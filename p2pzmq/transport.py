@@ -458,9 +458,11 @@ class RouterSocket(GreenSocket):
                 report = parse_monitor_message(self._monitor.recv_multipart(_NOBLOCK))
                 self._routes.reported(report["endpoint"].decode(), report["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
-    def _connection(self, route: bytes, timeout: float | None, clock: Clock) -> bool:
-        """Wait until the new connection of ``route`` is up; False if ``timeout`` seconds of ``clock`` pass first
-        (see the class)."""
+    def _connection(self, route: bytes, timeout: float | None) -> bool:
+        """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class). On
+        the wall clock whatever the socket's: a tcp connection comes up in the kernel and libzmq's I/O thread, outside
+        simulated time (docs/DESIGN.md §16)."""
+        clock = REAL
         now = clock.now()
         handshake = now + self.handshake_timeout
         give_up = now + (self.handshake_timeout if timeout is None else timeout)
@@ -514,12 +516,11 @@ class RouterSocket(GreenSocket):
         engine = self._engine
         if self._monitor is not None and self._routes.coming_up(route):
             if engine is None:
-                if not self._connection(route, timeout, self.clock):
+                if not self._connection(route, timeout):
                     return False
             else:
-                # A connection coming up is outside simulated time (it stands still meanwhile): the wall clock.
                 with engine.wall_wait():
-                    if not self._connection(route, timeout, REAL):
+                    if not self._connection(route, timeout):
                         return False
         if engine is not None:  # simulated time: the header in front, and a hold until the receiver has it
             frames = [engine.stamp(self._owner), *frames]
