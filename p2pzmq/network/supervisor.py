@@ -26,7 +26,6 @@ from ..hosting import LocalHost
 from ..resources import process_usage
 from ..rpc import Counters
 from ..snapshot import Snapshot
-from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
