@@ -25,7 +25,6 @@ import random
 from typing import Callable
 
 import gevent
-from gevent.hub import get_hub
 
 from . import messages as m
 from . import protocols
@@ -50,7 +49,8 @@ class Peer:
     """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
 
     def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None) -> None:
+                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None,
+                 engine=None) -> None:
         self.config = config
         self._codec = codec
         self.counters = counters
@@ -65,6 +65,11 @@ class Peer:
             self._close_sockets()
             raise
         self.contact = Contact(peer_id, server, client)
+        self._engine = engine  # simulated time (p2pzmq.simtime): both sockets' peer messages go through it
+        if engine is not None:
+            self._server_sock.model(engine, peer_id)
+            self._client_sock.model(engine, peer_id)
+            engine.register(peer_id, (server, client))
         self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
         descriptor = protocols.of(config)
         self.protocol = descriptor.start(config, self, cookies)
@@ -78,7 +83,7 @@ class Peer:
         self._walks = {m.Join: 0, m.Refresh: 0, m.Depart: 0}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
-        self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
+        self._idle = config.clock.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
         self.failure: str | None = None
@@ -107,6 +112,8 @@ class Peer:
             self._runner.kill(block=True, timeout=self.config.shutdown_timeout)
         self._idle.close()
         self._close_sockets()
+        if self._engine is not None:
+            self._engine.unregister(self.id, (self.contact.server, self.contact.client))
 
     def _close_sockets(self) -> None:
         self._server_sock.close()

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
 
-import gevent
-
+from .addresses import parse_endpoint
 from .errors import RpcTimeout, TransportError, UsageError
 
 
 def await_workers(network, stopped, count: int, timeout: float) -> bool:
     """Wait until ``network`` has ``count`` workers, printing ``Waiting for workers: i/count registered`` on stderr
     whenever the number changes. False if ``stopped`` (an Event: the control socket served ``die``) was set first;
-    raises :class:`RpcTimeout` if ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
+    raises :class:`RpcTimeout` if ``timeout`` seconds of the network's clock pass first."""
+    clock = network.config.clock
+    deadline = clock.now() + timeout
     shown = None
     while True:
         registered = len(network.workers)
@@ -37,11 +36,11 @@ def await_workers(network, stopped, count: int, timeout: float) -> bool:
             return True
         if stopped.is_set():
             return False
-        left = deadline - time.monotonic()
+        left = deadline - clock.now()
         if left <= 0:
             raise RpcTimeout(f"only {registered} of {count} workers registered within {timeout:g} s")
         network.attached.clear()
-        gevent.wait([network.attached, stopped], timeout=left, count=1)
+        clock.wait_any([network.attached, stopped], left)
 
 
 def address_towards(endpoint: str | None) -> str:
@@ -51,13 +50,12 @@ def address_towards(endpoint: str | None) -> str:
     beside a supervisor on this host."""
     if endpoint is None:
         raise UsageError("--host auto needs --supervisor (the address is the one that reaches it)")
-    scheme, _, rest = endpoint.partition("://")
-    host, _, port = rest.rpartition(":")
+    scheme, host, port = parse_endpoint(endpoint)
     host = host.strip("[]")
-    if scheme != "tcp" or not host or not port.isdigit():
+    if scheme != "tcp":
         raise UsageError(f"--host auto needs a tcp://HOST:PORT supervisor endpoint, not {endpoint!r}")
     try:
-        candidates = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+        candidates = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         # IPv4 first: ZeroMQ sockets here speak IPv4 unless told otherwise.
         family, _, _, _, address = sorted(candidates, key=lambda candidate: candidate[0] != socket.AF_INET)[0]
         with socket.socket(family, socket.SOCK_DGRAM) as probe:

@@ -152,6 +152,22 @@ def test_codec_bench_quick_compares_both_codecs_in_one_run():
         assert old > 0 and new > 0 and ratio.endswith("x") and low - 0.05 <= float(ratio[:-1]) <= high + 0.05
 
 
+def test_clock_bench_quick_compares_each_wait_and_read_with_the_direct_call_in_one_run():
+    tool = os.path.join(TOOLS, "clock_bench.py")
+    done = subprocess.run([sys.executable, tool, "--quick", "--repeat", "1"], capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stderr
+    rows = {row[1].strip(): (float(row[2]), row[3].strip()) for row in
+            (line.split("|") for line in done.stdout.splitlines()) if len(row) == 5 and row[2].strip()[:1].isdigit()}
+    assert set(rows) == {"fresh gevent.Timeout", "REAL.wait", "FakeClock.wait", "time.monotonic()", "REAL.now()"}
+    assert rows["fresh gevent.Timeout"][1] == rows["time.monotonic()"][1] == "1.00x"
+    for name, base in (("REAL.wait", "fresh gevent.Timeout"), ("REAL.now()", "time.monotonic()")):
+        cost, ratio = rows[name]
+        assert cost > 0 and ratio.endswith("x")
+        # the tool divides unrounded figures, printed rounded: allow that rounding
+        assert abs(float(ratio[:-1]) - cost / rows[base][0]) < 0.1
+
+
 @pytest.mark.slow  # four builds in subprocesses; the protocols themselves are tested in the default suite
 def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
     tool = os.path.join(os.path.dirname(BENCH), "kademlia_bench.py")
@@ -167,3 +183,19 @@ def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
         assert run["after_kill"]["alive"] == run["n"] - run["n"] // 5
         assert ("lookups" in run["status"]) == (run["protocol"] == "kademlia")
     assert all(run["status"]["lookups"] == 1.0 for run in figures if run["protocol"] == "kademlia")
+
+
+@pytest.mark.slow  # a worker process and a bind-floor subprocess; restoring over workers is in the default suite
+def test_snapshot_bench_quick_restores_and_saves_the_same_file(tmp_path):
+    tool = os.path.join(TOOLS, "snapshot_bench.py")
+    figures_path = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, tool, "--quick", "--json", str(figures_path)], capture_output=True,
+                          text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].startswith("| 200 | 1 | ")
+    (figures,) = json.loads(figures_path.read_text())
+    assert figures["same_file"] is True and figures["n"] == 200
+    # 200 peers of 160 entries: the header, 20 bytes of id and 4 of length each, 4 an entry, the checksum
+    assert figures["bytes"] > 200 * (20 + 4 + 160 * 4) + 32
+    assert figures["bind_floor"]["binds"] == 400 and figures["bind_floor"]["seconds"] > 0
+    assert all(figures[key] > 0 for key in ("write_s", "read_s", "restore_s", "save_s"))
