@@ -157,7 +157,7 @@ def test_the_graph_and_a_peer_as_the_page_reads_them(served):
     assert len(graph["edges"]) == 2 * graph["edges_total"]  # 16 peers: nothing thinned
     status, peer = http(view, "GET", f"/feed/peer/{ids[0]}")
     assert status == 200 and peer["table"] == [str(c.id) for c in tables[0].descending() if c.id != ids[0]]
-    assert peer["counts"] == network.peer_counts(ids[0]) and peer["counts"]["joins"] == 1
+    assert peer["counts"] == network.peer_counts(str(ids[0])) and peer["counts"]["joins"] == 1
     assert http(view, "GET", "/feed/peer/12345")[0] == 404
 
 

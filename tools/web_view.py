@@ -291,14 +291,14 @@ def read(n: int, seed: int, reads: int = 3) -> dict:
         for _ in range(reads):
             started = time.perf_counter()
             graph = json.loads(urllib.request.urlopen(served.url + "feed/graph", timeout=600).read())
-            answers.append((time.perf_counter() - started, graph["version"], graph["read_seconds"]))
+            answers.append((time.perf_counter() - started, graph.get("version"), graph.get("read_seconds")))
     finally:
         done.set()
         thread.join()
         served.close()
     print(f"{n} peers, seed {seed}: /feed/graph read {reads} times in a row while pinging every 20 ms")
     for k, (seconds, version, cost) in enumerate(answers):
-        print(f"  read {k}: {seconds:.2f} s (version {version}, its read cost {cost:.2f} s)")
+        print(f"  read {k}: {seconds:.2f} s (version {version}, its read cost {cost} s)")
     for name, values in pings.items():
         print(f"  ping {name:8}: p50 {percentile(values, 0.5) * 1000:.1f} ms, p99 {percentile(values, 0.99) * 1000:.1f} "
               f"ms, max {max(values) * 1000:.1f} ms ({len(values)} pings)")

@@ -117,8 +117,8 @@ class Exporter:
             gevent.sleep(0)
         return Entries([peer.id for peer in listed], entries, extras, busy)
 
-    def peer_counts(self, peer_id: int | str) -> dict:
-        """What the listed peer ``peer_id`` has counted since it started (:class:`~p2pzmq.messages.PeerCounts`):
+    def peer_counts(self, peer_id: str) -> dict:
+        """What the listed peer ``peer_id`` (decimal) has counted since it started (:class:`~p2pzmq.messages.PeerCounts`):
         ``served``, ``sent``, ``failed``, ``joins``, ``refreshes``, ``departs``. A usage error for an id no listed
         peer has; a :class:`~p2pzmq.errors.TransportError` when the peer does not answer."""
         try:
