@@ -292,6 +292,9 @@ def read(n: int, seed: int, reads: int = 3) -> dict:
             started = time.perf_counter()
             graph = json.loads(urllib.request.urlopen(served.url + "feed/graph", timeout=600).read())
             answers.append((time.perf_counter() - started, graph.get("version"), graph.get("read_seconds")))
+        deadline = time.monotonic() + 10
+        while len(pings["reading"]) < 5 and time.monotonic() < deadline:  # a small network reads in no time
+            time.sleep(0.02)
     finally:
         done.set()
         thread.join()
