@@ -23,11 +23,16 @@ from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
 from .resources import peer_room
 from .rpc import Channel, Counters, Liveness
+from .snapshot import SnapshotError
 from .contact import Contact
 from .endpoints import Endpoints
 from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
+
+#: Contacts a worker is sent per install message: about 110 bytes each on the link, far below its message size.
+INSTALL_CONTACTS = 4000
+
 
 class LocalHost:
     """Peers in this process, sharing one context (inproc endpoints live in one context), codec and counters.
@@ -66,6 +71,24 @@ class LocalHost:
             self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
             started.append(peer)
         return started
+
+    def install(self, directory: list[Contact], tables: list[tuple[int, list[int]]]) -> None:
+        """Give each peer ``(id, table)`` of ``tables`` its table, as indexes into ``directory`` (a restored
+        snapshot, docs/DESIGN.md §17). Raises :class:`UsageError` for a peer not held here or a protocol that cannot
+        install tables, :class:`SnapshotError` for an index out of range or a table its protocol refuses."""
+        for peer_id, table in tables:
+            peer = self.peers.get(peer_id)
+            if peer is None:
+                raise UsageError(f"no peer with id {peer_id} lives here")
+            install = getattr(peer.protocol, "install", None)
+            if install is None:
+                raise UsageError(f"the {self.config.protocol} protocol cannot install a snapshot's tables")
+            if any(type(index) is not int or not 0 <= index < len(directory) for index in table):
+                raise SnapshotError(f"the table of peer {peer_id} names a peer outside the directory")
+            try:
+                install([directory[index] for index in table])
+            except ValueError as exc:
+                raise SnapshotError(f"cannot install the table of peer {peer_id}: {exc}") from exc
 
     def kill(self, ids: list[int]) -> None:
         """Stop the peers with these ids (greenlets killed, sockets closed: their fds are free again); refuses,
@@ -113,6 +136,7 @@ class RemoteHost:
         self.host = ""
         self._room = 0
         self._liveness = Liveness(lambda _: self.alive, config.heartbeat_interval)
+        self._directory: list[Contact] | None = None  # the contacts this worker last received for install
 
     def hello(self, index: int) -> dict:
         """Hand the worker the network's settings and its ``index`` (0, 1, ... in the order workers were taken on);
@@ -132,6 +156,19 @@ class RemoteHost:
             raise ProtocolError(f"worker {self.name} created other peers than asked")
         self._room = reply["room"]
         return [RemotePeer(contact, self) for contact in contacts]
+
+    def install(self, directory: list[Contact], tables: list[tuple[int, list[int]]]) -> None:
+        """As :meth:`LocalHost.install`, over the link: the directory first (once, in messages of
+        :data:`INSTALL_CONTACTS` contacts), then the tables in one request (keep it under the link's message size:
+        the caller sends waves)."""
+        if self._directory is not directory:
+            for start in range(0, len(directory), INSTALL_CONTACTS):
+                self.request(link.INSTALL, start=start, contacts=[link.pack_contact(contact) for contact in
+                                                                  directory[start:start + INSTALL_CONTACTS]])
+            self._directory = directory
+        reply = self.request(link.INSTALL, tables=[[str(peer_id), *table] for peer_id, table in tables])
+        if reply.get("installed") != len(tables):
+            raise ProtocolError(f"worker {self.name} installed other tables than asked")
 
     def kill(self, ids: list[int]) -> None:
         """Have the worker stop these peers (one link request). Peers of a worker that is gone, or goes while

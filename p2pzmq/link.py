@@ -23,13 +23,17 @@ HELLO = "hello"
 SPAWN = "spawn"
 #: Stop the peers with the given ``ids`` (all of them or, if one is not held there, none); answered with ``room``.
 KILL = "kill"
+#: Restore peers' tables from a snapshot (docs/DESIGN.md §17): ``contacts`` (optional) extends the worker's directory
+#: of every peer's contact from position ``start`` (0 starts a new one); ``tables`` is ``[[id, index, ...], ...]``,
+#: each table as indexes into that directory; answered with how many tables were ``installed``.
+INSTALL = "install"
 #: Are you there? (sent every ``heartbeat_interval``).
 BEAT = "beat"
 #: The worker's counters, memory, fds and CPU seconds.
 STATS = "stats"
 #: Stop every peer and end.
 STOP = "stop"
-OPS = (HELLO, SPAWN, KILL, BEAT, STATS, STOP)
+OPS = (HELLO, SPAWN, KILL, INSTALL, BEAT, STATS, STOP)
 
 #: Settings the supervisor hands to its workers, so every peer in the network follows the same rules (the seed too:
 #: a Kademlia peer draws its refresh targets from a stream of the seed and its id; the protocol's module too: a

@@ -25,6 +25,7 @@ from ..events import Events
 from ..hosting import LocalHost
 from ..resources import process_usage
 from ..rpc import Counters
+from ..snapshot import Snapshot
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
@@ -107,10 +108,14 @@ class Network:
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         self._offload = Offloader(config.shutdown_timeout)
+        ids = random.Random(seed)
+        status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
+        #: Every random stream of the supervisor, by the name a snapshot saves its state under.
+        self._streams = {"ids": ids, "cookies": cookies, "status": status_rng}
         kit = Kit(config, self.members, self._channel, self._workforce, self._offload, self._tracker.report,
                   self.seconds, self.events)
-        self._builder = Builder(kit, random.Random(seed))
-        self._router = Router(kit, random.Random(None if seed is None else seed ^ _STATUS_STREAM))
+        self._builder = Builder(kit, ids)
+        self._router = Router(kit, status_rng)
         self._exporter = Exporter(kit)
         self._lapses = TimeLapse(kit, self.refresh_peers, self.net_status, self._exporter.output_graph)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
@@ -164,6 +169,30 @@ class Network:
     def _add_peers(self, n: int) -> dict:
         self._builder.create(n)
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
+
+    def restore(self, saved: Snapshot) -> dict:
+        """Restore the network ``saved`` into this empty one, without a single join: its peers, with their ids and
+        tables, spread over the workers as ``create`` spreads them, and the state of every random stream, so that
+        it goes on as the saved one would have (docs/DESIGN.md §17). The network's config must be the snapshot's
+        protocol, settings and seed. If anything fails, no peer is left started."""
+        expected = {"protocol": saved.protocol, "seed": saved.seed, "metric": saved.metric, **saved.settings}
+        differing = [name for name, value in expected.items() if getattr(self.config, name, None) != value]
+        if differing:
+            raise UsageError(f"the snapshot was saved with other settings ({', '.join(differing)})")
+        unknown = set(saved.streams) - set(self._streams)
+        if unknown:
+            raise UsageError(f"the snapshot has random streams this network does not ({', '.join(sorted(unknown))})")
+        with self.operation("restore"):
+            result = self._builder.restore(saved.ids, saved.tables)
+        for name, state in saved.streams.items():  # after the peers: starting them drew their secrets as cookies
+            self._streams[name].setstate(state)
+        return result
+
+    def output_snapshot(self, path: str) -> dict:
+        return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
+                                                             for name, stream in self._streams.items()})
+
+    output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
 
     def attach(self, endpoint: str, peers: int) -> dict:
         """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
