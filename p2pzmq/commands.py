@@ -412,7 +412,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("net_status", (Param("sample", int, None, False, _at_least(0)),
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
             "table size and greedy-routing reach of every peer (kademlia: also iterative lookups between the same "
-            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto",
+            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto", "_router",
             cancellable=True),
     Command("refresh_peers", (Param("concurrency", int, None, False, _at_least(1)),),
             "one discovery pass of every peer, in list order (concurrency=J: J at a time)", "_builder", "refresh",
@@ -434,12 +434,12 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
                        Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "
-            "(decimal ids); changes no table"),
+            "(decimal ids); changes no table", "_router"),
     Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
                            Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
                            Param("status", bool, False, False)),
             "STEPS times: refresh_peers, then write time-lapse-<i>.<format> in directory=DIR (default: the "
-            "working directory); status=true also runs net_status each step and writes time-lapse.json",
+            "working directory); status=true also runs net_status each step and writes time-lapse.json", "_lapses",
             cancellable=True),
     Command("stats", (), "request, reply, timeout and drop counters, memory, fds, timings", quick=True),
     Command("attach", (Param("endpoint", str, check=_endpoint), Param("peers", int, 0, False, _at_least(0))),

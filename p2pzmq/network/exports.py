@@ -7,7 +7,6 @@ offload thread; the supervisor's core never imports those.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Callable, NamedTuple
@@ -17,12 +16,11 @@ import gevent
 from .. import graph, protocols, snapshot
 from ..addresses import host_of
 from .. import messages as m
-from ..config import Config
 from ..contact import Contact, TableView
 from ..errors import OutputError, UsageError
 from ..ids import parse_id
-from .channel import COMMAND_WINDOW, CommandChannel
-from .members import Members
+from .channel import COMMAND_WINDOW
+from .kit import Kit
 
 
 class Entries(NamedTuple):
@@ -38,13 +36,9 @@ class Entries(NamedTuple):
 
 
 class Exporter:
-    def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
-                 report: Callable[[str, int, int], None]) -> None:
-        self.config = config
-        self._members = members
-        self._channel = channel
-        self._offload = offload
-        self._report = report
+    def __init__(self, kit: Kit) -> None:
+        self.config = kit.config
+        self._members, self._channel, self._offload = kit.members, kit.channel, kit.offload
 
     def tables(self, peers: list | None = None) -> list[TableView]:
         """The current table of each of ``peers`` (default: every listed peer, newest first), fetched from their
@@ -180,36 +174,6 @@ class Exporter:
             result["route"] = route
         return result
 
-    def time_lapse(self, steps: int, directory: str, format: str, status: bool, refresh: Callable[[], dict],
-                   net_status: Callable[[], dict]) -> dict:
-        """``steps`` times: ``refresh()`` every peer, then write ``time-lapse-<i>.<format>`` in ``directory``.
-
-        With ``status``, it also runs ``net_status()`` before the first refresh and after each one, and records
-        per step the connectivity, lookup success rate, mean hops and mean table size under ``steps`` in the
-        result and in ``time-lapse.json`` in ``directory`` (what ``p2p-network plot --time-lapse`` charts).
-        """
-        directory = os.path.abspath(directory)
-        with self._channel.exclusive():
-            history = [_step_status(0, None, net_status())] if status else []
-            files = []
-            for step in range(1, steps + 1):
-                self._report("time_lapse", step - 1, steps)
-                refresh()
-                path = os.path.join(directory, f"time-lapse-{step}.{graph.FORMATS[format]}")
-                self.output_graph(path, format)
-                files.append(path)
-                if status:
-                    history.append(_step_status(step, path, net_status()))
-            self._report("time_lapse", steps, steps)
-            if not status:
-                return {"files": files}
-            summary = {"n": len(self._members), "metric": self.config.metric, "steps": history}
-            if self.config.protocol != protocols.DEFAULT:  # the original's file stays as it was
-                summary["protocol"] = self.config.protocol
-        graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
-        return {"files": files, "steps": history}
-
-
 def _indexed(ids: list[int], wires: list[list[Contact] | None]) -> list[list[int]]:
     """Each table's wire form (None: its peer did not answer) as indexes into ``ids``; raises :class:`UsageError`
     for a peer that did not answer or a table naming a peer that is not in ``ids``."""
@@ -225,12 +189,6 @@ def _indexed(ids: list[int], wires: list[list[Contact] | None]) -> list[list[int
                              f"no longer in it") from None
     return tables
 
-
-def _step_status(step: int, path: str | None, result: dict) -> dict:
-    sizes = [peer["tree_size"] for peer in result["peers"]]
-    return {"step": step, "file": path, "connectivity": result["connectivity"],
-            "success_rate": result["hops"]["success_rate"], "mean_hops": result["hops"]["mean"],
-            "mean_table_size": round(sum(sizes) / len(sizes), 4)}
 
 
 def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:

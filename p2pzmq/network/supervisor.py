@@ -32,6 +32,8 @@ from .building import Builder
 from .channel import CommandChannel
 from .churning import ChurnDriver
 from .exports import Exporter
+from .kit import Kit
+from .lapses import TimeLapse
 from .members import Members
 from .offload import Offloader
 from .routing import Router
@@ -69,7 +71,7 @@ class Network:
     """
 
     #: The units commands run on: the attribute holding each, and its class.
-    UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
+    UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter, "_lapses": TimeLapse}
 
     def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None, keys=None,
                  **options) -> None:
@@ -108,15 +110,16 @@ class Network:
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         # a thread's work is no simulated time: the virtual clock stands still while a command waits for it
         self._offload = Offloader(config.shutdown_timeout, None if self.engine is None else self.engine.wall_wait)
-        report = self._tracker.report
         ids = random.Random(seed)
         status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
         #: Every random stream of the supervisor, by the name a snapshot saves its state under.
         self._streams = {"ids": ids, "cookies": cookies, "status": status_rng}
-        self._builder = Builder(config, ids, self.members, self._channel, self._workforce, report,
-                                self.seconds, self.events)
-        self._router = Router(config, self.members, self._channel, self._offload, status_rng, report, self.seconds)
-        self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
+        kit = Kit(config, self.members, self._channel, self._workforce, self._offload, self._tracker.report,
+                  self.seconds, self.events)
+        self._builder = Builder(kit, ids)
+        self._router = Router(kit, status_rng)
+        self._exporter = Exporter(kit)
+        self._lapses = TimeLapse(kit, self.refresh_peers, self.net_status, self._exporter.output_graph)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
@@ -293,29 +296,8 @@ class Network:
             result["workers"] = self._workforce.stats(self.members)
         return result
 
-    def net_status(self, sample: int | None, routing: str) -> dict:
-        result = self._router.net_status(sample, routing)
-        if self.events.listening:
-            sizes = [row["tree_size"] for row in result["peers"]]
-            self.events.emit("status", n=result["n"], connectivity=result["connectivity"],
-                             mean_table=round(sum(sizes) / len(sizes), 3) if sizes else 0.0, hops=result["hops"])
-        if self.workers:
-            result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
-        return result
-
-    net_status.__doc__ = Router.net_status.__doc__
 
     route_sample = _forward("_router", Router.route_sample)
-
-    def lookup(self, source: str, target: str) -> dict:
-        result = self._router.lookup(source, target)
-        if self.events.listening:
-            route = result["route"]
-            self.events.emit("lookup", **{"from": result["from"]}, target=result["id"], hops=route["hops"],
-                             found=route["reached"], path=route["path"])
-        return result
-
-    lookup.__doc__ = Router.lookup.__doc__
 
     tables = _forward("_exporter", Exporter.tables)
     snapshot = _forward("_exporter", Exporter.snapshot)
@@ -333,11 +315,6 @@ class Network:
         return self._exporter.output_png(path, width, height, edges, seed, peer, drawn_route)
 
     output_png.__doc__ = Exporter.output_png.__doc__
-
-    def time_lapse(self, steps: int, directory: str, format: str, status: bool) -> dict:
-        return self._exporter.time_lapse(steps, directory, format, status, self.refresh_peers, self.net_status)
-
-    time_lapse.__doc__ = Exporter.time_lapse.__doc__
 
     # -- long operations and stopping ------------------------------------------------------------------------------
 
