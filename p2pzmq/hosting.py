@@ -30,11 +30,10 @@ from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
 
-#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md §3); over tcp
-#: each socket also holds its listening socket.
-FDS_PER_PEER = {"inproc": 2, "tcp": 4}
-#: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
-#: window, control and link sockets, logs.
+#: An idle peer holds one socket, one fd (its mailbox, docs/DESIGN.md §3); over tcp also its listening socket.
+FDS_PER_PEER = {"inproc": 1, "tcp": 2}
+#: Fds kept free for what is not idle peers: walking clients' sockets and their connections (both ends when in one
+#: process), the supervisor's command window, control and link sockets, logs.
 FD_HEADROOM = 768
 
 

@@ -3,7 +3,8 @@
 The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests (:mod:`p2pzmq.link`):
 ``hello`` (the network's settings), ``spawn`` (start peers with the given ids), ``kill`` (stop peers with the given
 ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary :class:`~p2pzmq.peer.Peer` objects on tcp endpoints;
-they talk to every other peer directly. A worker that hears nothing from its supervisor for ``heartbeat_timeout``
+they talk to every other peer directly, and to the worker's own peers over inproc (the transport dials the inproc
+alias of an endpoint bound in this process). A worker that hears nothing from its supervisor for ``heartbeat_timeout``
 (or, before the first ``hello``, for ``control_timeout``) stops its peers and ends: no orphan outlives its network.
 
 :func:`launch` starts local worker processes for ``serve --workers K`` and reads back their endpoints.
@@ -122,7 +123,8 @@ class Worker:
                 raise ValueError(f"a worker index is a non-negative integer, not {index!r}")
             host = local_hosts(self.config.host, index + 1)[index] if self._spread_loopback else self.config.host
             self.config = self.config.replace(**settings, host=host)
-            endpoints = Endpoints("tcp", self._ctx.namespace, host)
+            # The worker's own peers reach each other over inproc (an alias of each one's tcp endpoint).
+            endpoints = Endpoints("tcp", self._ctx.namespace, host, local_alias=True)
             self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters)
@@ -193,8 +195,8 @@ class Launched:
 
 def local_hosts(host: str, count: int) -> list[str]:
     """Addresses for ``count`` local workers of a network on ``host``. On an IPv4 loopback ``host`` each worker gets
-    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on two ports and one address has only
-    the ephemeral port range (about 28,000 ports), so about 14,000 peers fill one address. Elsewhere all use ``host``.
+    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on a port and one address has only the
+    ephemeral port range (about 28,000 ports), which a few workers fill. Elsewhere all use ``host``.
     """
     try:
         address = ipaddress.ip_address(host)
