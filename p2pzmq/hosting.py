@@ -62,12 +62,13 @@ def process_usage() -> dict:
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}
 
 
-def peer_room(transport: str) -> int:
-    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
+def peer_room(transport: str, client_kept: bool = False) -> int:
+    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft);
+    ``client_kept``: each peer keeps its client's socket between walks (under simulated time), one fd more."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit == resource.RLIM_INFINITY:
         limit = 1 << 20
-    return max(0, (limit - open_fds() - FD_HEADROOM) // FDS_PER_PEER[transport])
+    return max(0, (limit - open_fds() - FD_HEADROOM) // (FDS_PER_PEER[transport] + client_kept))
 
 
 class LocalHost:
@@ -78,8 +79,9 @@ class LocalHost:
     alive = True
 
     def __init__(self, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec, counters: Counters) -> None:
+                 codec, counters: Counters, engine=None) -> None:
         self._ctx = ctx
+        self._engine = engine  # simulated time: every peer here is under it (p2pzmq.simtime)
         self._endpoints = endpoints
         self.config = config
         self._cookies = cookies
@@ -90,7 +92,7 @@ class LocalHost:
         self.on_crash: Callable[[Peer], None] | None = None
 
     def room(self) -> int:
-        return peer_room(self._endpoints.transport)
+        return peer_room(self._endpoints.transport, self._engine is not None)
 
     def spawn(self, ids: list[int]) -> list[Peer]:
         """Start a peer for each id (sockets bound, not yet joined). Refuses, creating none, beyond the fd budget."""
@@ -102,7 +104,7 @@ class LocalHost:
         for peer_id in ids:
             peer = Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                         cookies=self._cookies, codec=self._codec, counters=self._counters,
-                        on_crash=self.on_crash).start()
+                        on_crash=self.on_crash, engine=self._engine).start()
             self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
             started.append(peer)
         return started

@@ -15,7 +15,9 @@ reach it. Commands arriving meanwhile are kept for after. When nothing is left t
 timer makes the client refresh by itself after ``refresh_interval`` without a command.
 
 A malformed or unexpected message is dropped and counted (``server`` for what reaches the peer's socket,
-``client`` for what reaches the walking client's). The peer owns its runner, sockets and timer: ``stop`` ends them. If the protocol raises while serving, or the runner dies of an error, the peer logs it once, counts it
+``client`` for what reaches the walking client's). Under simulated time the client keeps its socket between walks
+(the engine accounts for messages in flight by peer, and a late reply to a closed socket would hold its clock).
+The peer owns its runner, sockets and timer: ``stop`` ends them. If the protocol raises while serving, or the runner dies of an error, the peer logs it once, counts it
 (``crashed``), marks itself dead and stops.
 """
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Peer:
     """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
 
     def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None) -> None:
+                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None,
+                 engine=None) -> None:
         self.config = config
         self._codec = codec
         self.counters = counters
@@ -64,6 +67,10 @@ class Peer:
             self._sock.close()
             raise
         self.contact = Contact(peer_id, endpoint, endpoint)
+        self._engine = engine  # simulated time (p2pzmq.simtime): both sockets' peer messages go through it
+        if engine is not None:
+            self._sock.model(engine, peer_id)
+            engine.register(peer_id, (endpoint,))
         # Lent the walking client's socket by the runner (None while idle): only replies to its requests reach it.
         self._rpc = Caller(None, codec, counters, cookies, where="client")
         descriptor = protocols.of(config)
@@ -104,6 +111,11 @@ class Peer:
             self._runner.kill(block=True, timeout=self.config.shutdown_timeout)
         self._idle.close()
         self._sock.close()
+        if self._rpc.sock is not None:  # kept between walks under simulated time (see _run)
+            self._rpc.sock.close()
+            self._rpc.sock = None
+        if self._engine is not None:
+            self._engine.unregister(self.id, (self.contact.server,))
 
     @property
     def sockets(self) -> int:
@@ -206,8 +218,11 @@ class Peer:
         connections: each costs tens of KB) and end."""
         rpc = self._rpc
         try:
-            rpc.sock = self._ctx.router(max_connections=self.config.max_connections,
-                                        handshake_timeout=self.config.client_timeout, fail_fast=True)
+            if rpc.sock is None:
+                rpc.sock = self._ctx.router(max_connections=self.config.max_connections,
+                                            handshake_timeout=self.config.client_timeout, fail_fast=True)
+                if self._engine is not None:
+                    rpc.sock.model(self._engine, self.id)
             while self._pending:
                 route, msg = self._pending.popleft()
                 quick = self._quick.get(type(msg))
@@ -219,8 +234,11 @@ class Peer:
                     self._sock.wake()
         finally:
             if rpc.sock is not None:
-                rpc.sock.close()
-                rpc.sock = None
+                if self._engine is None:
+                    rpc.sock.close()
+                    rpc.sock = None
+                else:  # the engine holds simulated time for replies still in flight to it, by peer: keep it
+                    rpc.sock.forget_all()
             self._runner = None
 
     def _understood(self, msg) -> bool:
