@@ -1,5 +1,5 @@
 """One simulated peer: its socket, the client socket it has while it walks, and the protocol that gives them
-meaning (docs/DESIGN.md §4.4, §7.2, §10). Nothing here knows a protocol's rules: :mod:`p2pzmq.protocols` does.
+meaning (docs/DESIGN.md §4.4, §7.1, §10). Nothing here knows a protocol's rules: :mod:`p2pzmq.protocols` does.
 
 An idle peer holds one socket, bound at its one endpoint (a contact's ``server`` and ``client`` are that endpoint):
 every ZeroMQ socket costs an fd, and one process may hold 20,000. It is *served*
@@ -17,8 +17,8 @@ timer makes the client refresh by itself after ``refresh_interval`` without a co
 A malformed or unexpected message is dropped and counted (``server`` for what reaches the peer's socket,
 ``client`` for what reaches the walking client's). Under simulated time the client keeps its socket between walks
 (the engine accounts for messages in flight by peer, and a late reply to a closed socket would hold its clock).
-The peer owns its runner, sockets and timer: ``stop`` ends them. If the protocol raises while serving, or the runner dies of an error, the peer logs it once, counts it
-(``crashed``), marks itself dead and stops.
+The peer owns its runner, sockets and timer: ``stop`` ends them. If the protocol raises while serving, or the
+runner dies of an error, the peer logs it once, counts it (``crashed``), marks itself dead and stops.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class Peer:
             self._sock.close()
             raise
         self.contact = Contact(peer_id, endpoint, endpoint)
-        self._engine = engine  # simulated time (p2pzmq.simtime): both sockets' peer messages go through it
+        self._engine = engine  # simulated time (p2pzmq.simtime): the peer's messages go through it
         if engine is not None:
             self._sock.model(engine, peer_id)
             engine.register(peer_id, (endpoint,))

@@ -289,10 +289,7 @@ def test_a_tcp_endpoint_bound_with_a_local_alias_is_dialled_over_inproc_here_and
             assert server.recv()[1:] == [b"over tcp"]
         server.close()
         client.forget(address)
-        route = client.route(address)  # the alias went with its socket: what is left is a closed tcp port
-        assert client.crosses(route)
-        with gevent.Timeout(5), pytest.raises(TransportError, match="refused"):
-            client.send_to(route, [b"to nobody"])
+        assert client.crosses(client.route(address))  # the alias went with its socket: nothing here is bound there
     finally:
         for sock in (server, client, remote):
             sock.close()
