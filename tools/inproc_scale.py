@@ -4,7 +4,7 @@
     python tools/inproc_scale.py --quick             # 2,000 peers: a smoke run
 
 An idle peer holds one socket (one fd, its mailbox, docs/DESIGN.md §3); a peer that walks has a second one for its
-client while it walks. The tool first prints the process's room (``hosting.peer_room``), refuses an N beyond it,
+client while it walks. The tool first prints the process's room (``resources.peer_room``), refuses an N beyond it,
 then builds N peers joining one at a time (the original's build, equal to the message-free oracle), reporting every
 --chunk peers, and ends with the fds, memory and CPU of the process, per peer, and a sampled status.
 """
@@ -20,7 +20,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.hosting import FDS_PER_PEER, open_fds, peer_room, process_usage  # noqa: E402
+from p2pzmq.resources import FDS_PER_PEER, open_fds, peer_room, process_usage  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20
