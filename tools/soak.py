@@ -96,7 +96,7 @@ def soak(args: argparse.Namespace) -> dict:
             # No greenlet per idle peer: churn, the peer walking for it and the command in progress hold a few.
             if sample["greenlets"] > GREENLET_MARGIN:
                 failures.append(f"t={sample['t']}: {sample['greenlets']} greenlets for {alive} peers")
-            if abs(sample["fds"] - (fds_base + 2 * alive)) > FD_MARGIN:
+            if abs(sample["fds"] - (fds_base + FDS_PER_PEER["inproc"] * alive)) > FD_MARGIN:
                 failures.append(f"t={sample['t']}: {sample['fds']} fds for {alive} peers (base {fds_base})")
         churned = dict(net.churned)
         stats = net.stats()
