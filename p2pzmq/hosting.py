@@ -54,7 +54,7 @@ class LocalHost:
         self.on_crash: Callable[[Peer], None] | None = None
 
     def room(self) -> int:
-        return peer_room(self._endpoints.transport)
+        return peer_room(self._endpoints.transport, self._engine is not None)
 
     def spawn(self, ids: list[int]) -> list[Peer]:
         """Start a peer for each id (sockets bound, not yet joined). Refuses, creating none, beyond the fd budget."""

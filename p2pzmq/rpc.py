@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 
 
 class Counters(collections.Counter):
-    """Counts of one process's traffic: ``requests`` sent, ``replies`` sent, requests that got no reply in time
-    (``timeouts``) or could not be sent (``undeliverable``), and drops.
+    """Counts of one process's traffic: ``requests`` sent (``crossed``: those that left this context, for another
+    process or over tcp), ``replies`` sent, requests that got no reply in time (``timeouts``) or could not be sent
+    (``undeliverable``), and drops.
 
     A drop is counted three times: in ``dropped``, by where it happened (``dropped.<where>``: ``server``,
     ``client``, ``supervisor``, ``control``, ``link``...) and by why (``dropped_reason.<reason>``: a
@@ -52,7 +53,8 @@ class Counters(collections.Counter):
 
     def summary(self) -> dict:
         """The totals and both drop breakdowns, as ``stats`` reports them."""
-        return {"requests": self["requests"], "replies": self["replies"], "timeouts": self["timeouts"],
+        return {"requests": self["requests"], "crossed": self["crossed"], "replies": self["replies"],
+                "timeouts": self["timeouts"],
                 "dropped": self["dropped"], "dropped_by_kind": self._breakdown("dropped."),
                 "dropped_by_reason": self._breakdown("dropped_reason.")}
 
@@ -76,6 +78,9 @@ class Socket(Protocol):
 
     def recv(self, timeout: float | None = None) -> list[bytes] | None:
         """The next message, its route first; None if none came within ``timeout`` seconds."""
+
+    def crosses(self, route: bytes) -> bool:
+        """Whether a message on ``route`` leaves this process (counted as ``crossed``)."""
 
     def forget(self, endpoint: str) -> None:
         """Drop the connection to ``endpoint``: nothing sent on it before arrives afterwards."""
@@ -157,7 +162,7 @@ class Caller:
     that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``.
     """
 
-    def __init__(self, sock: Socket, codec, counters: Counters, cookies: random.Random, *, where: str,
+    def __init__(self, sock: Socket | None, codec, counters: Counters, cookies: random.Random, *, where: str,
                  on_unmatched: Unmatched | None = None) -> None:
         self.sock = sock
         self._codec = codec
@@ -190,8 +195,11 @@ class Caller:
                 raise RpcTimeout(f"could not send to {endpoint} in time")
         except TransportError as exc:
             self._unanswered(endpoint, exc, True)
-        self.counters["requests"] += 1
+        counters = self.counters
+        counters["requests"] += 1
         self.sent += 1
+        if sock.crosses(route):
+            counters["crossed"] += 1
         wait, deadline = timeout, None
         while True:
             frames = sock.recv(wait)
@@ -242,6 +250,8 @@ class Caller:
             return self._unanswered(request.endpoint, exc, strict)
         self.counters["requests"] += 1
         self.sent += 1
+        if self.sock.crosses(route):
+            self.counters["crossed"] += 1
         pending[req_id] = _Pending(index, cookie, route, request.reply_kind, request)
         return None
 

@@ -108,6 +108,8 @@ class Context:
         #: unbound inproc endpoint and keeps that pending connection, with every message sent to it, until the
         #: context ends, even after a disconnect: dialling a dead peer's endpoint would leak memory forever.
         self._inproc_bound: dict[str, GreenSocket] = {}
+        #: tcp endpoints bound in this context with an inproc alias (see GreenSocket.bind): tcp endpoint -> alias.
+        self._aliases: dict[str, str] = {}
         self._closed = False
         _OPEN_CONTEXTS.add(self)
 
@@ -155,6 +157,7 @@ class Context:
                 zsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
         sock = cls(zsock, self.clock)
         sock._inproc_bound = self._inproc_bound
+        sock._aliases = self._aliases
         sock._siblings = self._sockets
         self._sockets.add(sock)
         return sock
@@ -187,6 +190,7 @@ class GreenSocket(Served):
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
         self._inproc_bound: dict[str, GreenSocket] = {}  # the context's registry (see Context)
+        self._aliases: dict[str, str] = {}  # the context's tcp endpoints with an inproc alias (see Context)
         self._siblings: set[GreenSocket] = set()  # the context's open sockets (see Context)
         self._bound: list[str] = []
         self._pollin = [(zsock, _POLLIN)]  # zmq_poll's argument, made once
@@ -202,15 +206,27 @@ class GreenSocket(Served):
         arrives with a header frame is given to ``engine``, which hands it back through :meth:`_arrive` when due."""
         self._engine, self._owner, self._arrived = engine, owner, collections.deque()
 
-    def bind(self, endpoint: str) -> str:
-        """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
+    def bind(self, endpoint: str, local_alias: bool = False) -> str:
+        """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port).
+
+        ``local_alias``: a tcp endpoint is also bound under an inproc name that sockets of this context dial instead
+        (:meth:`RouterSocket.route`): peers of one process then talk over inproc, run to completion, while the rest
+        of the network reaches them over tcp. An inproc bind costs no fd."""
         with _translated(f"cannot bind {endpoint}", self):
             self._zsock.bind(endpoint)
             bound = self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
+            if local_alias and not bound.startswith("inproc://"):
+                alias = f"inproc://{bound}"
+                self._zsock.bind(alias)
+                self._aliases[bound] = alias
+                self._bound.append(bound)
+                bound, endpoint = alias, bound
+            else:
+                endpoint = bound
         if bound.startswith("inproc://"):
             self._inproc_bound[bound] = self
             self._bound.append(bound)
-        return bound
+        return endpoint
 
     def set_hwm(self, hwm: int) -> None:
         """Send and receive high-water marks; affects connections made after the call."""
@@ -373,6 +389,7 @@ class GreenSocket(Served):
         self._siblings.discard(self)
         for endpoint in self._bound:
             self._inproc_bound.pop(endpoint, None)
+            self._aliases.pop(endpoint, None)
         self._handler = None
         self._watcher.close()
         self._zsock.close(0)
@@ -413,6 +430,7 @@ class RouterSocket(GreenSocket):
     def __init__(self, zsock: zmq.Socket, clock: Clock = REAL) -> None:
         super().__init__(zsock, clock)
         self._routes = Routes()
+        self._dialled: dict[str, str] = {}  # endpoint -> the inproc alias dialled for it (see GreenSocket.bind)
         self._monitor: zmq.Socket | None = None
         self._reports = None  # the io watcher of the monitor's fd
         self.fail_fast = False
@@ -430,8 +448,9 @@ class RouterSocket(GreenSocket):
         route = self._routes.get(endpoint)
         if route is not None:
             return route
-        local = self._inproc_bound.get(endpoint)
-        if local is None and endpoint.startswith("inproc://"):
+        dial = self._aliases.get(endpoint, endpoint)  # a tcp endpoint bound in this context: its inproc alias
+        local = self._inproc_bound.get(dial)
+        if local is None and dial.startswith("inproc://"):
             raise TransportError(f"nothing is bound at {endpoint} (a peer that has gone)")
         while len(self._routes) >= self.max_connections:
             self.forget(self._routes.oldest())
@@ -440,11 +459,17 @@ class RouterSocket(GreenSocket):
             if local is None and self.fail_fast:
                 self._failures()  # reports of earlier connections to the endpoint are no news about this one
             self._zsock.setsockopt(zmq.CONNECT_ROUTING_ID, route)
-            self._zsock.connect(endpoint)
+            self._zsock.connect(dial)
+        if dial != endpoint:
+            self._dialled[endpoint] = dial
         self._routes.add(endpoint, route, local)
         if self._engine is not None:
             self._route_peer[route] = self._engine.peer_at(endpoint)
         return route
+
+    def crosses(self, route: bytes) -> bool:
+        """Whether ``route`` leads out of this context (another process, or tcp within this one)."""
+        return route not in self._routes.local
 
     def _failures(self) -> None:
         """Start the monitor, or hand the routes all it reported (then its fd signals the next report, §7.1)."""
@@ -485,8 +510,9 @@ class RouterSocket(GreenSocket):
         route = self._routes.pop(endpoint)
         if route is not None:
             self._route_peer.pop(route, None)
+            dialled = self._dialled.pop(endpoint, endpoint)
             with contextlib.suppress(zmq.ZMQError):  # already gone: disconnecting is best effort by nature
-                self._zsock.disconnect(endpoint)
+                self._zsock.disconnect(dialled)
 
     def forget_all(self) -> None:
         """Drop every outgoing connection and the monitor (an idle peer holds none: each costs tens of KB)."""

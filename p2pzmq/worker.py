@@ -3,7 +3,8 @@
 The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests (:mod:`p2pzmq.link`):
 ``hello`` (the network's settings), ``spawn`` (start peers with the given ids), ``kill`` (stop peers with the given
 ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary :class:`~p2pzmq.peer.Peer` objects on tcp endpoints;
-they talk to every other peer directly. A worker that hears nothing from its supervisor for ``heartbeat_timeout``
+they talk to every other peer directly, and to the worker's own peers over inproc (the transport dials the inproc
+alias of an endpoint bound in this process). A worker that hears nothing from its supervisor for ``heartbeat_timeout``
 (or, before the first ``hello``, for ``control_timeout``) stops its peers and ends: no orphan outlives its network.
 
 :func:`launch` starts local worker processes for ``serve --workers K`` and reads back their endpoints.
@@ -130,15 +131,16 @@ class Worker:
             if self.config.network_clock == "virtual":
                 raise ValueError("a worker runs on the real clock only (docs/DESIGN.md §12)")
             self._engine = simtime.engine_for(self.config)
-            endpoints = Endpoints("tcp", self._ctx.namespace, host)
+            # The worker's own peers reach each other over inproc (an alias of each one's tcp endpoint).
+            endpoints = Endpoints("tcp", self._ctx.namespace, host, local_alias=True)
             self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters, engine=self._engine)
-        return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
+        return {"pid": os.getpid(), "host": self.config.host, "room": self._room()}
 
     def _spawn(self, fields: dict) -> dict:
         peers = self._hosted().spawn(_ids(fields["ids"]))
-        return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
+        return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": self._room()}
 
     def _install(self, fields: dict) -> dict:
         """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §17)."""
@@ -158,13 +160,16 @@ class Worker:
 
     def _kill(self, fields: dict) -> dict:
         self._hosted().kill(_ids(fields["ids"]))
-        return {"room": peer_room("tcp")}
+        return {"room": self._room()}
 
     def _stats(self, fields: dict) -> dict:
         result = {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
         if self._engine is not None:
             result["network"] = self._engine.summary()
         return result
+
+    def _room(self) -> int:
+        return self.peers.room() if self.peers is not None else peer_room("tcp")
 
     def _hosted(self) -> LocalHost:
         if self.peers is None:
@@ -217,8 +222,8 @@ class Launched:
 
 def local_hosts(host: str, count: int) -> list[str]:
     """Addresses for ``count`` local workers of a network on ``host``. On an IPv4 loopback ``host`` each worker gets
-    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on two ports and one address has only
-    the ephemeral port range (about 28,000 ports), so about 14,000 peers fill one address. Elsewhere all use ``host``.
+    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on a port and one address has only the
+    ephemeral port range (about 28,000 ports), which a few workers fill. Elsewhere all use ``host``.
     """
     try:
         address = ipaddress.ip_address(host)

@@ -132,6 +132,10 @@ class FakeSocket:
             self._waiter = None
         return self._inbox.popleft()
 
+    def crosses(self, route: bytes) -> bool:
+        """A fake network is one process: nothing crosses."""
+        return False
+
     def forget(self, endpoint: str | None) -> None:
         route = self._routes.pop(endpoint, None)
         if route is not None:

@@ -316,7 +316,7 @@ def test_counters_summary_breaks_drops_down_by_place_and_reason():
     counters.drop("server", "unmatched")
     counters.drop("control", "bad_request")
     counters["requests"] += 3
-    assert counters.summary() == {"requests": 3, "replies": 0, "timeouts": 0, "dropped": 3,
+    assert counters.summary() == {"requests": 3, "crossed": 0, "replies": 0, "timeouts": 0, "dropped": 3,
                                   "dropped_by_kind": {"control": 1, "server": 2},
                                   "dropped_by_reason": {"bad_request": 1, "too_large": 1, "unmatched": 1}}
 

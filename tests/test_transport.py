@@ -269,3 +269,30 @@ def test_a_client_that_goes_idle_and_dials_again_at_once_gets_a_new_monitor_ever
     finally:
         serving.kill()
         client.close()
+
+
+def test_a_tcp_endpoint_bound_with_a_local_alias_is_dialled_over_inproc_here_and_over_tcp_elsewhere(ctx):
+    """Peers of one worker reach each other over inproc: the context dials the alias of a tcp endpoint it holds."""
+    server = ctx.router()
+    address = server.bind(Endpoints("tcp", ctx.namespace).new("server"), local_alias=True)
+    assert address.startswith("tcp://127.0.0.1:")
+    client = ctx.router(fail_fast=True)
+    other = Context()
+    remote = other.router(fail_fast=True)
+    try:
+        route = client.route(address)
+        assert not client.crosses(route)
+        with gevent.Timeout(5):
+            client.send_to(route, [b"over inproc"])
+            sender, frame = server.recv()
+            assert frame == b"over inproc"
+            far = remote.route(address)  # another context (a process of its own): the tcp endpoint itself
+            assert remote.crosses(far) and remote.send_to(far, [b"over tcp"])
+            assert server.recv()[1:] == [b"over tcp"]
+        server.close()
+        client.forget(address)
+        assert client.crosses(client.route(address))  # the alias went with its socket: nothing here is bound there
+    finally:
+        for sock in (server, client, remote):
+            sock.close()
+        assert other.term() == 0
