@@ -70,8 +70,11 @@ class Outcome(enum.Enum):
 
 
 class Result(NamedTuple):
+    """What became of one request; ``at``: when its reply was taken, on the caller's clock (None if none was)."""
+
     outcome: Outcome
     reply: Any = None
+    at: float | None = None
 
     @property
     def replied(self) -> bool:
@@ -119,11 +122,12 @@ class Caller:
     """Sends requests on ``sock`` and matches their replies (see the module docstring).
 
     ``where`` names this receiving place in the drop counters. ``on_unmatched`` is offered every well-formed message
-    that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``.
+    that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``. ``now``
+    reads the clock that stamps each reply's :attr:`Result.at` (the timelines of lookups are made of them).
     """
 
     def __init__(self, sock: RouterSocket, codec, counters: Counters, cookies: random.Random, *, where: str,
-                 on_unmatched: Unmatched | None = None) -> None:
+                 on_unmatched: Unmatched | None = None, now: Callable[[], float] = time.monotonic) -> None:
         self.sock = sock
         self._codec = codec
         self.counters = counters
@@ -131,6 +135,7 @@ class Caller:
         self._cookie_bits = cookies.getrandbits
         self._where = where
         self._on_unmatched = on_unmatched
+        self._now = now
         self._ids = itertools.count(1)
 
     def call(self, endpoint: str, kind, args: tuple, reply_kind: type, timeout: float,
@@ -259,7 +264,7 @@ class Caller:
             self._offer(route, msg)
             return False
         del pending[tag[0]]
-        results[item.index] = Result(Outcome.REPLIED, msg)
+        results[item.index] = Result(Outcome.REPLIED, msg, self._now())
         return True
 
     def _offer(self, route: bytes, msg) -> None:

@@ -17,6 +17,7 @@ from ..config import Config
 from ..errors import UsageError
 from ..events import Events
 from ..ids import new_id
+from ..timeline import DIGITS
 from .channel import CommandChannel
 from .members import Members
 from .tracking import Timings
@@ -42,6 +43,7 @@ class Builder:
 
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
+        ``seconds``: how long it took on the network's clock (simulated seconds on a virtual clock).
 
         Peers go round-robin to ``hosts`` (default: the live workers, else this process). A host without room for
         its share refuses before any peer is made. With ``concurrency`` (default: ``join_concurrency``) J > 1, up
@@ -59,6 +61,7 @@ class Builder:
                 raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
                                  f"limit, not {share}; add workers")
         with self._channel.exclusive(), self._seconds.measure("create"):
+            started = self._channel.now()
             batches = self._draw(n, concurrency)
             plan = [item for batch in batches for item in batch]
             spawned: collections.deque = collections.deque()
@@ -81,7 +84,8 @@ class Builder:
             except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
                 self._stop_unlisted(spawned)
                 raise
-        return {"n": len(self._members), "created": n}
+            seconds = self._channel.now() - started
+        return {"n": len(self._members), "created": n, "seconds": round(seconds, DIGITS)}
 
     def _announce(self, fresh: list) -> None:
         """A ``joined`` event for each peer that has just joined (oldest first), numbered in the order of joining."""
@@ -125,9 +129,10 @@ class Builder:
     def refresh(self, concurrency: int | None = None) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``; with
         ``concurrency`` (default: ``join_concurrency``) J > 1, J at a time (faster over workers; the tables then
-        depend on how the walks interleave)."""
+        depend on how the walks interleave). ``seconds``: how long it took on the network's clock."""
         concurrency = concurrency_of(concurrency, self.config)
         with self._channel.exclusive(), self._seconds.measure("refresh"):
+            started = self._channel.now()
             listed = list(self._members.listed)
             refreshed = 0
             for start in range(0, len(listed), concurrency):
@@ -136,7 +141,8 @@ class Builder:
                                             window=concurrency)
                 refreshed += sum(result.replied for result in results)
                 self._report("refresh", start + len(batch), len(listed))  # a safe point: every walk is over
-        return {"refreshed": refreshed}
+            seconds = self._channel.now() - started
+        return {"refreshed": refreshed, "seconds": round(seconds, DIGITS)}
 
     def kill(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
         """Crash peers: ``count`` of them drawn with ``seed``, or those in ``ids``. Their greenlets are killed and

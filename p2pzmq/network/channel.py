@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Callable
 
 from .. import messages as m
 from ..config import Config
@@ -30,13 +31,16 @@ class CommandChannel:
     """Commands to peers' clients: ``ask`` sends a batch and returns one :class:`~p2pzmq.rpc.Result` per command."""
 
     def __init__(self, ctx: Context, config: Config, codec, counters: Counters, cookies: random.Random,
-                 members: Members) -> None:
+                 members: Members, now: Callable[[], float]) -> None:
         self.config = config
         self._members = members
+        #: The network's clock: seconds since it began (simulated on a virtual clock). Each result's ``at`` is
+        #: a reading of it, so timelines are made of these readings.
+        self.now = now
         # A refused connection (a dead peer's port) fails at once; how long a new one may take to come up is each
         # command's own patience (a join to a peer just started on a busy worker may take a while).
         sock = ctx.router(max_connections=COMMAND_WINDOW, handshake_timeout=config.command_timeout, fail_fast=True)
-        self._channel = Channel(Caller(sock, codec, counters, cookies, where="supervisor"))
+        self._channel = Channel(Caller(sock, codec, counters, cookies, where="supervisor", now=now))
         #: Hold it around several commands that must see one state of the network (see rpc.Channel).
         self.exclusive = self._channel.exclusive
         #: True once some peers live in workers: waits then check their liveness as they go.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import time
 from typing import Callable
 
 import gevent
@@ -42,6 +43,16 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 
 #: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
 Progress = Callable[[str, int, int], None]
+
+
+def _clock_of(config: Config) -> Callable[[], float]:
+    """``now()`` of the network's clock: its ``Config.clock`` when the configuration has one, else the wall clock's
+    seconds since this call."""
+    clock = getattr(config, "clock", None)
+    if clock is not None:
+        return clock.now
+    origin = time.monotonic()
+    return lambda: time.monotonic() - origin
 
 
 def _tracked(method):
@@ -92,7 +103,9 @@ class Network:
         self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
                                     on_failure=self._background_failed)
-        self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
+        #: The network's clock: seconds since it began (docs/DESIGN.md §12); measurements are made of its readings.
+        self.now = _clock_of(config)
+        self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
         self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,
@@ -150,8 +163,9 @@ class Network:
         return self._add_peers(n)
 
     def _add_peers(self, n: int) -> dict:
-        self._builder.create(n)
-        return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
+        seconds = self._builder.create(n)["seconds"]
+        return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members),
+                "seconds": seconds}
 
     def attach(self, endpoint: str, peers: int = 0) -> dict:
         """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it. The result's ``index``

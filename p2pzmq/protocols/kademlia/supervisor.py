@@ -15,6 +15,7 @@ from typing import Callable
 from ... import messages as m
 from ...config import Config
 from ...contact import Contact
+from ...timeline import Timeline
 from .kbuckets import KBuckets
 from .lookup import Lookup, Simulator
 from .peer import KademliaTable
@@ -84,18 +85,32 @@ def drive(channel, config: Config, start: Contact, target: int) -> dict:
     """``{"lookup": ...}``: the lookup of ``target`` by the peer ``start``, driven round by round by asking each
     contact's client what its server would answer (``ClientNodes``) through ``channel`` (the supervisor's command
     channel): ``rounds`` (per round, each contact asked and whether it answered), ``requests``, ``found`` (the
-    target among the k closest found) and ``result`` (those k, nearest first). Raises
+    target among the k closest found), ``result`` (those k, nearest first), and its timeline on the channel's
+    clock (:meth:`~p2pzmq.timeline.Timeline.describe`: every request with its send and reply times, ``seconds``
+    from start to end, ``first_seen``; the ask of ``start``'s own closest contacts is the first request). Raises
     :class:`~p2pzmq.errors.TransportError` if ``start`` itself does not answer."""
+    now = channel.now
+    timeline = Timeline(now())
+    number = timeline.sent(start.id, timeline.started)
     seeds = channel.ask_one(start, m.ClientNodes, target, start.id).contacts
+    timeline.settled(number, now(), True)
+    if any(contact.id == target for contact in seeds):
+        timeline.seen_at_start()
     lookup = Lookup(start.id, target, seeds, config.k, config.alpha)
     rounds = []
     while batch := lookup.next_round():
+        sent = now()
+        numbers = [timeline.sent(contact.id, sent) for contact in batch]
         results = channel.ask([(contact, m.ClientNodes, (target, start.id)) for contact in batch])
-        for contact, result in zip(batch, results):
+        given_up = now()
+        for contact, result, number in zip(batch, results, numbers):
             if result.replied:
+                names = [named.id for named in result.reply.contacts]
+                timeline.settled(number, result.at, True, names, target)
                 lookup.answered(contact, result.reply.contacts)
             else:
+                timeline.settled(number, given_up, False)
                 lookup.failed(contact)
         rounds.append([{"id": str(contact.id), "answered": result.replied} for contact, result in zip(batch, results)])
     return {"lookup": {"rounds": rounds, "requests": lookup.requests, "found": lookup.found(target),
-                       "result": [str(contact.id) for contact in lookup.result()]}}
+                       "result": [str(contact.id) for contact in lookup.result()], **timeline.describe()}}

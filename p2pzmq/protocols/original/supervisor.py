@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ... import messages as m
 from ...contact import Contact
+from ...timeline import Timeline
 from . import discovery
 from .table import Table, configured
 
@@ -15,13 +16,18 @@ from .table import Table, configured
 def walk(channel, config, start: Contact, target: int) -> dict:
     """``{"walk": ...}``: the path of the discovery walk from ``start`` towards ``target`` (decimal ids from
     ``start``), how many servers it would ask (``queried``), what it finds and whether that is ``target``
-    (``exact``). ``channel`` is the supervisor's command channel (``ask_one``)."""
+    (``exact``), and its timeline on the channel's clock (:meth:`~p2pzmq.timeline.Timeline.describe`): each
+    visited peer's table read, the request a walk sends it, with its send and reply times; ``seconds``, the sum
+    of their round trips. ``channel`` is the supervisor's command channel (``ask_one``, ``now``)."""
     tables: dict[int, Table] = {}
     asked: list[Contact] = []
+    timeline = Timeline(channel.now())
 
     def table_of(contact: Contact) -> Table:
         if contact.id not in tables:
+            number = timeline.sent(contact.id, channel.now())
             tables[contact.id] = configured(config, channel.ask_one(contact, m.ClientPeers).table)
+            timeline.settled(number, channel.now(), True)
         return tables[contact.id]
 
     def find_closest(contact: Contact, wanted: int) -> Contact:
@@ -34,4 +40,4 @@ def walk(channel, config, start: Contact, target: int) -> dict:
         if contact_id != path[-1]:
             path.append(contact_id)
     return {"walk": {"path": [str(peer_id) for peer_id in path], "queried": len(asked), "found": str(found.id),
-                     "exact": found.id == target}}
+                     "exact": found.id == target, **timeline.describe(timeline.busy)}}
