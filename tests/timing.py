@@ -1,9 +1,10 @@
 """Results without what they measured on the clock: on the real clock two runs of one seed, or the same status
-routed by messages and locally, agree on everything but the times they took."""
+routed by messages and locally, agree on everything but the times they took (and churn's series of intervals,
+which are timed)."""
 from __future__ import annotations
 
 #: The fields of a result that are readings of the network's clock (docs/DESIGN.md §12).
-TIMED = frozenset({"latency", "seconds", "started", "ended", "first_seen", "timeline"})
+TIMED = frozenset({"latency", "seconds", "started", "ended", "first_seen", "timeline", "intervals"})
 
 
 def untimed(result):

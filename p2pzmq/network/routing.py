@@ -14,7 +14,7 @@ from typing import Callable
 from .. import netmodel, protocols, status
 from .. import messages as m
 from ..config import Config
-from ..errors import ProtocolError, TransportError, UsageError
+from ..errors import ProtocolError, UsageError
 from ..contact import Contact
 from .channel import CommandChannel
 from ..ids import parse_id
@@ -196,6 +196,14 @@ class Router:
             if protocol_lookup is not None:
                 result.update(protocol_lookup(self._channel, self.config, start, target_id))
             return result
+
+    def timed_lookup(self, source: int, target: int) -> tuple[bool, float]:
+        """One lookup of churn's workload: whether it found ``target`` and its ``seconds``. It is the protocol's
+        own lookup when that reports ``found`` (Kademlia's iterative lookup), else the greedy route."""
+        result = self.lookup(source, target)
+        timed = next((part for part in result.values() if isinstance(part, dict) and "found" in part),
+                     result["route"])
+        return timed.get("found", timed.get("reached")), timed["seconds"]
 
     def _greedy_route(self, start: Contact, target: int) -> dict:
         """The greedy route with its timeline: every ``find_peer`` asked, with its send and reply times on the

@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import time
 from typing import Callable
 
 import gevent
 
 from .. import messages as m
-from .. import security
-from ..churn import ChurnPlan
+from .. import plot, security
+from ..churn import plan_of
+from ..clock import REAL, Clock
 from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
@@ -29,7 +29,7 @@ from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
-from .churning import ChurnDriver
+from .churning import ChurnDriver, Workload
 from .exports import Exporter
 from .members import Members
 from .offload import Offloader
@@ -46,14 +46,9 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 Progress = Callable[[str, int, int], None]
 
 
-def _clock_of(config: Config) -> Callable[[], float]:
-    """``now()`` of the network's clock: its ``Config.clock`` when the configuration has one, else the wall clock's
-    seconds since this call."""
-    clock = getattr(config, "clock", None)
-    if clock is not None:
-        return clock.now
-    origin = time.monotonic()
-    return lambda: time.monotonic() - origin
+def _clock_of(config: Config) -> Clock:
+    """The network's clock: its ``Config.clock`` when the configuration has one, else the wall clock."""
+    return getattr(config, "clock", None) or REAL
 
 
 def _forward(unit: str, function: Callable) -> Callable:
@@ -108,8 +103,9 @@ class Network:
         self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
                                     on_failure=self._background_failed)
-        #: The network's clock: seconds since it began (docs/DESIGN.md §12); measurements are made of its readings.
-        self.now = _clock_of(config)
+        #: The network's clock (docs/DESIGN.md §12); measurements are made of its readings, ``now()``.
+        self.clock = _clock_of(config)
+        self.now = self.clock.now
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
@@ -121,7 +117,8 @@ class Network:
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
-                                  self.events)
+                                  self.events, self.clock, self._router.timed_lookup,
+                                  lambda path, reports: self._offload(plot.draw_churn, path, reports))
         if n is not None:
             try:
                 self.create(n)
@@ -179,14 +176,16 @@ class Network:
             self.create(peers, [worker])
         return {"worker": worker.describe(self.members.count_on(worker)), "index": index, "n": len(self.members)}
 
-    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float, seed: int | None,
-              wait: bool) -> dict:
-        """Churn runs in the background (see :mod:`p2pzmq.churn`); other commands keep working meanwhile, each one
-        in between churn events. With ``wait``, it returns only when it is over."""
-        plan = ChurnPlan(join_rate, leave_rate, crash_fraction, duration, seed)
+    def churn(self, join_rate: float | None, leave_rate: float | None, duration: float, crash_fraction: float,
+              seed: int | None, wait: bool, session: str | None, arrival: str | None, lookups: float,
+              interval: float | None, png: str | None) -> dict:
+        """Churn runs in the background (see :mod:`p2pzmq.churn`) on the network's clock; other commands keep
+        working meanwhile, each one in between churn events. With ``wait``, it returns only when it is over, with
+        the report of every ``interval`` (see :class:`~p2pzmq.churn.Intervals`); ``png`` draws them."""
+        plan = plan_of(duration, join_rate, leave_rate, crash_fraction, seed, session, arrival)
         if self.closed:
             raise UsageError("the network is stopped")
-        return self._churn.start(plan, wait)
+        return self._churn.start(plan, wait, Workload(lookups, interval, png))
 
     def stop_churn(self) -> None:
         """Stop background churn now (if any)."""
