@@ -26,7 +26,7 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, addresses, events, netmodel, plot, protocols, rendezvous, security, web, worker
+from . import __version__, addresses, events, netmodel, plot, protocols, rendezvous, security, simtime, web, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -261,8 +261,10 @@ def _pixels(text: str) -> int:
 
 
 def _config(args) -> Config:
-    netmodel.check_available(netmodel.parse_latency(args.latency), netmodel.parse_jitter(args.jitter),
-                             netmodel.parse_loss(args.loss), args.clock and netmodel.parse_clock(args.clock))
+    latency, jitter, loss = (netmodel.parse_latency(args.latency), netmodel.parse_jitter(args.jitter),
+                             netmodel.parse_loss(args.loss))
+    workers = bool(args.workers or getattr(args, "expect_workers", 0))
+    clock = simtime.check_options(latency, jitter, loss, args.clock and netmodel.parse_clock(args.clock), workers)
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
@@ -270,7 +272,7 @@ def _config(args) -> Config:
                                                       "host", "pace", "join_concurrency", "curve_dir",
                                                       "refresh_interval", "client_timeout", "evict_after")}
     changes["transport"] = transport
-    return Config(**changes)
+    return Config(**changes, latency=latency.text, jitter=jitter, loss=loss, network_clock=clock)
 
 
 # -- actions ---------------------------------------------------------------------------------------------------

@@ -82,6 +82,12 @@ class Config:
     # Events a subscriber of the event stream's PUB socket may have queued unread; beyond, events are dropped and
     # counted (docs/EVENTS.md).
     events_hwm: int = 10_000
+    # Simulated time (docs/DESIGN.md §12): the words of --latency, --jitter and --loss, and the clock the network
+    # runs on, "real" or "virtual" (one process only). Today's network: none, 0, 0, real.
+    latency: str = "none"
+    jitter: float = 0.0
+    loss: float = 0.0
+    network_clock: str = "real"
     # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
     curve_dir: str | None = None
 
@@ -106,6 +112,10 @@ class Config:
             raise UsageError("join_concurrency must be at least 1")
         if self.events_hwm < 1:
             raise UsageError("events_hwm must be at least 1")
+        if not 0 <= self.jitter < 1 or not 0 <= self.loss < 1:
+            raise UsageError("jitter and loss must be from 0 to below 1")
+        if self.network_clock not in ("real", "virtual"):
+            raise UsageError(f"unknown clock {self.network_clock!r}; choose virtual or real")
         if self.status_sample < 1 or self.status_exact_limit < 1:
             raise UsageError("status_sample and status_exact_limit must be at least 1")
 

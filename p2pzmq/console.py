@@ -52,7 +52,7 @@ def _format_lookup(result: dict) -> Iterator[str]:
 
 
 def _format_ping(result: dict) -> Iterator[str]:
-    yield f"{result['n']} peers"
+    yield f"{result['n']} peers" + (f" at {result['now']:.6f} s of simulated time" if "now" in result else "")
     for member in result.get("workers", ()):
         state = "alive" if member["alive"] else "gone"
         yield f"worker {member['endpoint']} pid {member['pid']}: {member['peers']} peers, {state}"

@@ -79,8 +79,9 @@ class LocalHost:
     alive = True
 
     def __init__(self, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec, counters: Counters) -> None:
+                 codec, counters: Counters, engine=None) -> None:
         self._ctx = ctx
+        self._engine = engine  # simulated time: every peer here is under it (p2pzmq.simtime)
         self._endpoints = endpoints
         self.config = config
         self._cookies = cookies
@@ -103,7 +104,7 @@ class LocalHost:
         for peer_id in ids:
             peer = Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                         cookies=self._cookies, codec=self._codec, counters=self._counters,
-                        on_crash=self.on_crash).start()
+                        on_crash=self.on_crash, engine=self._engine).start()
             self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
             started.append(peer)
         return started

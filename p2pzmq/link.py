@@ -32,10 +32,12 @@ OPS = (HELLO, SPAWN, KILL, BEAT, STATS, STOP)
 
 #: Settings the supervisor hands to its workers, so every peer in the network follows the same rules (the seed too:
 #: a Kademlia peer draws its refresh targets from a stream of the seed and its id; the protocol's module too: a
-#: worker imports it, so a protocol registered outside the package is known there, docs/DESIGN.md §11).
+#: worker imports it, so a protocol registered outside the package is known there, docs/DESIGN.md §11; the network
+#: model too: a worker holds its peers' messages for their delays, docs/DESIGN.md §12).
 WORKER_SETTINGS = ("seed", "protocol", "protocol_module", "metric", "table_capacity", "k", "alpha", "max_hops",
                    "client_timeout", "refresh_interval", "max_connections", "shutdown_timeout", "max_message_bytes",
-                   "tcp_backlog", "heartbeat_interval", "heartbeat_timeout", "evict_after")
+                   "tcp_backlog", "heartbeat_interval", "heartbeat_timeout", "evict_after", "latency", "jitter",
+                   "loss", "network_clock")
 MAX_REQUEST_ID = 2**63 - 1
 
 

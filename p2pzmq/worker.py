@@ -21,7 +21,7 @@ import gevent
 import gevent.event
 import gevent.subprocess
 
-from . import link
+from . import link, simtime
 from . import messages as m
 from .config import Config
 from .errors import P2PError, TransportError
@@ -49,6 +49,7 @@ class Worker:
         replicas started from one command line on one host then do not share one address's ports.
         """
         self._spread_loopback = spread_loopback
+        self._engine = None  # simulated time, once the supervisor said which (hello)
         self.config = (config or Config()).replace(transport="tcp", host=host)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
@@ -122,10 +123,13 @@ class Worker:
                 raise ValueError(f"a worker index is a non-negative integer, not {index!r}")
             host = local_hosts(self.config.host, index + 1)[index] if self._spread_loopback else self.config.host
             self.config = self.config.replace(**settings, host=host)
+            if self.config.network_clock == "virtual":
+                raise ValueError("a worker runs on the real clock only (docs/DESIGN.md §12)")
+            self._engine = simtime.engine_for(self.config)
             endpoints = Endpoints("tcp", self._ctx.namespace, host)
             self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
-                                   counters=self.counters)
+                                   counters=self.counters, engine=self._engine)
         return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
 
     def _spawn(self, fields: dict) -> dict:
@@ -137,7 +141,10 @@ class Worker:
         return {"room": peer_room("tcp")}
 
     def _stats(self, fields: dict) -> dict:
-        return {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+        result = {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+        if self._engine is not None:
+            result["network"] = self._engine.summary()
+        return result
 
     def _hosted(self) -> LocalHost:
         if self.peers is None:

@@ -27,7 +27,7 @@ class SteppedClock:
 
 @pytest.fixture
 def stepped(monkeypatch):
-    monkeypatch.setattr(supervisor, "_clock_of", lambda config: SteppedClock())
+    monkeypatch.setattr(supervisor, "_clock_of", lambda config, engine: SteppedClock())
 
 
 def test_churn_follows_its_plan_interval_by_interval_and_repeats_for_one_seed(make_network, stepped, tmp_path):

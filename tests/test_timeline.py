@@ -53,9 +53,15 @@ def test_a_request_cannot_settle_before_it_was_sent():
 def stepping_clock(monkeypatch):
     """Networks made after this read a clock that moves 1 ms at every reading: the times of their timelines are
     then a pure function of what the supervisor does, run to run."""
-    def clock_of(config):
-        readings = itertools.count()
-        return lambda: next(readings) / 1000
+    class Stepping:
+        def __init__(self):
+            self.readings = itertools.count()
+
+        def now(self):
+            return next(self.readings) / 1000
+
+    def clock_of(config, engine):
+        return Stepping()
     monkeypatch.setattr(supervisor, "_clock_of", clock_of)
 
 

@@ -7,6 +7,7 @@ record of who is in. The methods return data; callers format it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
@@ -15,7 +16,7 @@ from typing import Callable
 import gevent
 
 from .. import messages as m
-from .. import plot, security
+from .. import plot, security, simtime
 from ..churn import plan_of
 from ..clock import REAL, Clock
 from ..commands import COMMANDS
@@ -46,8 +47,11 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 Progress = Callable[[str, int, int], None]
 
 
-def _clock_of(config: Config) -> Clock:
-    """The network's clock: its ``Config.clock`` when the configuration has one, else the wall clock."""
+def _clock_of(config: Config, engine) -> Clock:
+    """The network's clock: the virtual clock of simulated time, else ``Config.clock`` when the configuration has
+    one, else the wall clock."""
+    if isinstance(engine, Clock):
+        return engine
     return getattr(config, "clock", None) or REAL
 
 
@@ -98,14 +102,18 @@ class Network:
         codec = m.Codec(config.max_message_bytes)
         self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
         self.members = Members()
+        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
+        #: today's network (no model, the wall clock).
+        self.engine = simtime.engine_for(config)
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
-                               config=config, cookies=cookies, codec=codec, counters=self.counters)
+                               config=config, cookies=cookies, codec=codec, counters=self.counters,
+                               engine=self.engine)
         self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
                                     on_failure=self._background_failed)
         #: The network's clock (docs/DESIGN.md §12); measurements are made of its readings, ``now()``.
-        self.clock = _clock_of(config)
-        self.now = self.clock.now
+        self.clock = _clock_of(config, self.engine)
+        self.now = (self.engine or self.clock).now  # the engine's: seconds since the network began
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
@@ -197,6 +205,8 @@ class Network:
         """With workers, also each worker and how many peers are unreachable (worker gone); ``crashed`` (peers whose
         greenlets died) and ``failures`` (background greenlets that died) when any."""
         result = {"n": len(self.members), **self._troubles()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
         if self.workers:
             result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
         return result
@@ -209,9 +219,16 @@ class Network:
                   "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                   "churn": dict(self.churned), "dead": len(self.members.departed),
                   "crashed": self.counters["crashed"], "failures": self._failures(), "events": self.events.summary()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
+            result["network"] = self.engine.summary()
         if self.workers:
             result["workers"] = self._workforce.stats(self.members)
         return result
+
+    def engine_busy(self):
+        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
+        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
 
     def net_status(self, sample: int | None, routing: str) -> dict:
         result = self._router.net_status(sample, routing)
@@ -258,10 +275,13 @@ class Network:
 
     # -- long operations and stopping ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def operation(self, name: str):
         """A context manager around long operation ``name``: :meth:`progress` shows how far it is, :meth:`cancel`
-        stops it at its next safe point (see :mod:`.tracking`)."""
-        return self._tracker.operation(name)
+        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers may fire meanwhile
+        (:meth:`engine_busy`)."""
+        with self._tracker.operation(name), self.engine_busy():
+            yield
 
     def progress(self) -> dict:
         """``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
@@ -285,6 +305,8 @@ class Network:
             self._offload.stop()
             self._channel.close()
             self.sockets_left_open = self._ctx.term()
+            if self.engine is not None:
+                self.engine.stop()
             if self.sockets_left_open:
                 log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
         return {"stopping": True}
