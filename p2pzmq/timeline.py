@@ -1,4 +1,5 @@
-"""What a lookup's requests did in time (docs/DESIGN.md §12): pure, no sockets, no clock of its own.
+"""What a lookup's requests did in time (docs/DESIGN.md §12): pure, no sockets, no clock of its own; and, under a
+network model, the round trips a lookup the supervisor drives would take (:class:`Trips`).
 
 The caller reads the network's clock (simulated seconds on a virtual clock, wall seconds since the network began on
 the real one) and tells a :class:`Timeline` when each request went out and when it was answered or given up on; the
@@ -11,6 +12,7 @@ ID``) and the durations the ``latency`` summaries are made of (:func:`p2pzmq.net
 """
 from __future__ import annotations
 
+import random
 from typing import Iterable
 
 #: Times in timelines are rounded to the nanosecond: the virtual clock's tick (docs/DESIGN.md §12).
@@ -76,3 +78,33 @@ class Timeline:
                 "seconds": round(seconds, DIGITS),
                 "first_seen": None if self.first_seen is None else round(self.first_seen - self.started, DIGITS),
                 "timeline": self.timeline()}
+
+
+class Trips:
+    """Round trips between two peers as the network model would make them, for the lookups the supervisor drives
+    (docs/DESIGN.md §12). The supervisor reads each visited peer through its own command socket, which the model
+    does not delay, so the time such a lookup would take is the model's: a request from ``a`` to ``b`` and its
+    reply, each drawn as a message is (three uniforms: loss, jitter, base delay) but from a stream of its own,
+    ``random.Random("p2pzmq-lookup-trips:<seed>")``, so driving lookups never moves the network's own draws.
+    ``blocked(a, b)``: the partition in force. A peer asking itself takes no time."""
+
+    def __init__(self, model, seed, blocked=lambda a, b: False) -> None:
+        self._model = model
+        self._blocked = blocked
+        self._stream = random.Random(f"p2pzmq-lookup-trips:{seed}")
+
+    def trip(self, a: int, b: int) -> float | None:
+        """Seconds from ``a``'s request to ``b``'s reply; None if either message is lost or the two are parted."""
+        if a == b:
+            return 0.0
+        there, back = self._one_way(a, b), self._one_way(b, a)
+        if there is None or back is None or self._blocked(a, b):
+            return None
+        return there + back
+
+    def _one_way(self, sender: int, receiver: int) -> float | None:
+        model, stream = self._model, self._stream
+        lost, spread, unit = stream.random(), stream.random(), stream.random()
+        if lost < model.loss:
+            return None
+        return model.base_delay(sender, receiver, unit) * (1 - model.jitter + 2 * model.jitter * spread)

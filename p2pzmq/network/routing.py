@@ -123,7 +123,8 @@ class Router:
         ``find_peer`` messages: how many targets each source reaches, how many steps the successful routes took,
         and how many routes failed because the peer holding them did not answer (dead). Each successful route's
         latency, the sum of the round trips of the ``find_peer`` asks it took (a route shares one ask with the
-        others held by the same peer in that round), is appended to ``latencies`` when given."""
+        others held by the same peer in that round; under a model, the model's round trip from the route's source
+        to the peer asked, a lost one costing ``client_timeout``), is appended to ``latencies`` when given."""
         max_hops = self.config.max_hops
         now = self._channel.now
         reached = [0] * len(sources)
@@ -167,6 +168,9 @@ class Router:
                     raise ProtocolError(f"find_peer answered {len(reply.picks)} of {len(live)} targets")
                 trip = result.at - sent
                 for (index, target, hops, seconds), pick in zip(live, reply.picks):
+                    if self._channel.trips is not None:  # the model's round trip from the route's source
+                        at, _ = self._channel.settled(sources[index].id, contact, 0.0, result)
+                        trip = at
                     answer = reply.contacts[pick]
                     if answer.id != contact.id:  # a peer that names itself is as close as the route gets
                         holding[answer].append((index, target, hops - 1, seconds + trip))
@@ -208,14 +212,16 @@ class Router:
     def _greedy_route(self, start: Contact, target: int) -> dict:
         """The greedy route with its timeline: every ``find_peer`` asked, with its send and reply times on the
         network's clock; ``seconds``, the sum of its round trips."""
-        now = self._channel.now
-        timeline = Timeline(now())
+        channel = self._channel
+        timeline = Timeline(channel.now())
         path, current, hops = [start], start, self.config.max_hops
         while current.id != target and hops > 0:
-            number = timeline.sent(current.id, now())
-            result = self._channel.ask([(current, m.FindPeers, ([target],))])[0]
-            timeline.settled(number, result.at if result.replied else now(), result.replied)
-            if not result.replied:  # a dead peer: the route fails there, as net_status counts it
+            sent = channel.sent_at(timeline.ended)
+            number = timeline.sent(current.id, sent)
+            result = channel.ask([(current, m.FindPeers, ([target],))])[0]
+            at, answered = channel.settled(start.id, current, sent, result)
+            timeline.settled(number, at, answered)
+            if not answered:  # a dead peer (or, under a model, a lost request): the route fails there
                 break
             reply = result.reply
             answer = reply.contacts[reply.picks[0]]

@@ -30,6 +30,7 @@ from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
+from ..timeline import Trips
 from .churning import ChurnDriver, Workload
 from .exports import Exporter
 from .members import Members
@@ -115,6 +116,10 @@ class Network:
         self.clock = _clock_of(config, self.engine)
         self.now = (self.engine or self.clock).now  # the engine's: seconds since the network began
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
+        if self.engine is not None:
+            engine = self.engine
+            self._channel.trips = Trips(engine.model, seed, lambda a, b: engine.partition is not None
+                                        and engine.partition.blocked(a, b))
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
         self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,

@@ -15,6 +15,7 @@ from typing import Callable
 from ... import messages as m
 from ...config import Config
 from ...contact import Contact
+from ...errors import TransportError
 from ...timeline import Timeline
 from .kbuckets import KBuckets
 from .lookup import Lookup, Simulator
@@ -89,28 +90,31 @@ def drive(channel, config: Config, start: Contact, target: int) -> dict:
     clock (:meth:`~p2pzmq.timeline.Timeline.describe`: every request with its send and reply times, ``seconds``
     from start to end, ``first_seen``; the ask of ``start``'s own closest contacts is the first request). Raises
     :class:`~p2pzmq.errors.TransportError` if ``start`` itself does not answer."""
-    now = channel.now
-    timeline = Timeline(now())
+    timeline = Timeline(channel.now())
     number = timeline.sent(start.id, timeline.started)
-    seeds = channel.ask_one(start, m.ClientNodes, target, start.id).contacts
-    timeline.settled(number, now(), True)
+    first = channel.ask([(start, m.ClientNodes, (target, start.id))], strict=True)[0]
+    if not first.replied:
+        raise TransportError(f"peer {start.id} is gone")
+    seeds = first.reply.contacts
+    timeline.settled(number, *channel.settled(start.id, start, timeline.started, first))
     if any(contact.id == target for contact in seeds):
         timeline.seen_at_start()
     lookup = Lookup(start.id, target, seeds, config.k, config.alpha)
     rounds = []
     while batch := lookup.next_round():
-        sent = now()
+        sent = channel.sent_at(timeline.ended)  # a round starts when the one before has settled
         numbers = [timeline.sent(contact.id, sent) for contact in batch]
         results = channel.ask([(contact, m.ClientNodes, (target, start.id)) for contact in batch])
-        given_up = now()
+        answers = []
         for contact, result, number in zip(batch, results, numbers):
-            if result.replied:
-                names = [named.id for named in result.reply.contacts]
-                timeline.settled(number, result.at, True, names, target)
+            at, answered = channel.settled(start.id, contact, sent, result)
+            answers.append(answered)
+            if answered:
+                timeline.settled(number, at, True, [named.id for named in result.reply.contacts], target)
                 lookup.answered(contact, result.reply.contacts)
-            else:
-                timeline.settled(number, given_up, False)
+            else:  # no answer, or under a model a lost request: the lookup routes around it
+                timeline.settled(number, at, False)
                 lookup.failed(contact)
-        rounds.append([{"id": str(contact.id), "answered": result.replied} for contact, result in zip(batch, results)])
+        rounds.append([{"id": str(contact.id), "answered": answered} for contact, answered in zip(batch, answers)])
     return {"lookup": {"rounds": rounds, "requests": lookup.requests, "found": lookup.found(target),
                        "result": [str(contact.id) for contact in lookup.result()], **timeline.describe()}}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ... import messages as m
 from ...contact import Contact
+from ...errors import TransportError
 from ...timeline import Timeline
 from . import discovery
 from .table import Table, configured
@@ -25,9 +26,13 @@ def walk(channel, config, start: Contact, target: int) -> dict:
 
     def table_of(contact: Contact) -> Table:
         if contact.id not in tables:
-            number = timeline.sent(contact.id, channel.now())
-            tables[contact.id] = configured(config, channel.ask_one(contact, m.ClientPeers).table)
-            timeline.settled(number, channel.now(), True)
+            sent = channel.sent_at(timeline.ended)
+            number = timeline.sent(contact.id, sent)
+            result = channel.ask([(contact, m.ClientPeers, ())], strict=True)[0]
+            if not result.replied:
+                raise TransportError(f"peer {contact.id} is gone")
+            timeline.settled(number, *channel.settled(start.id, contact, sent, result))
+            tables[contact.id] = configured(config, result.reply.table)
         return tables[contact.id]
 
     def find_closest(contact: Contact, wanted: int) -> Contact:
