@@ -24,9 +24,11 @@ import gevent.subprocess
 from . import link, simtime
 from . import messages as m
 from .config import Config
+from .contact import Contact
 from .errors import P2PError, TransportError
-from .hosting import LocalHost, peer_room, process_usage
-from .ids import ID_BITS
+from .hosting import LocalHost
+from .resources import peer_room, process_usage
+from .ids import parse_id
 from .rpc import Counters
 from .endpoints import Endpoints
 from .transport import Context
@@ -64,12 +66,13 @@ class Worker:
         self._codec = link.LinkCodec()
         self.counters = Counters()
         self.peers: LocalHost | None = None
+        self._directory: list[Contact] = []  # every peer's contact, while a snapshot is being restored
         self.stopped = gevent.event.Event()
         #: Why the worker stopped by itself, if it did: no word from its supervisor in time (None otherwise).
         self.gave_up: str | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._handlers = {link.BEAT: lambda fields: {}, link.HELLO: self._hello, link.SPAWN: self._spawn,
-                          link.KILL: self._kill, link.STATS: self._stats, link.STOP: lambda fields: {}}
+                          link.KILL: self._kill, link.INSTALL: self._install, link.STATS: self._stats, link.STOP: lambda fields: {}}
 
     def start(self) -> "Worker":
         self._greenlet = gevent.spawn(self._serve)
@@ -136,6 +139,22 @@ class Worker:
         peers = self._hosted().spawn(_ids(fields["ids"]))
         return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
 
+    def _install(self, fields: dict) -> dict:
+        """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §17)."""
+        if "contacts" in fields:
+            start = fields.get("start")
+            if start == 0:
+                self._directory = []
+            if type(start) is not int or start != len(self._directory):
+                raise ValueError(f"install contacts start at {len(self._directory)}, not {start!r}")
+            self._directory.extend(link.unpack_contact(item) for item in fields["contacts"])
+        tables = fields.get("tables", [])
+        if not isinstance(tables, list) or not all(isinstance(item, list) and item for item in tables):
+            raise ValueError("install tables are a list of [id, index, ...]")
+        self._hosted().install(self._directory, list(zip(_ids([item[0] for item in tables]),
+                                                         (item[1:] for item in tables))))
+        return {"installed": len(tables)}
+
     def _kill(self, fields: dict) -> dict:
         self._hosted().kill(_ids(fields["ids"]))
         return {"room": peer_room("tcp")}
@@ -168,12 +187,9 @@ class Worker:
 
 def _ids(texts) -> list[int]:
     """Peer ids sent on the link as decimal strings; raises ValueError for anything else."""
-    if not isinstance(texts, list) or not all(isinstance(text, str) and text.isdecimal() for text in texts):
+    if not isinstance(texts, list):
         raise ValueError("ids are a list of decimal strings")
-    ids = [int(text) for text in texts]
-    if any(peer_id >> ID_BITS for peer_id in ids):
-        raise ValueError(f"an id is below 2**{ID_BITS}")
-    return ids
+    return [parse_id(text) for text in texts]
 
 
 class Launched:

@@ -16,15 +16,17 @@ from typing import Callable
 import gevent
 
 from .. import messages as m
-from .. import plot, security, simtime
+from .. import plot, simtime
 from ..churn import plan_of
 from ..clock import REAL, Clock
 from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
 from ..events import Events
-from ..hosting import LocalHost, process_usage
+from ..hosting import LocalHost
+from ..resources import process_usage
 from ..rpc import Counters
+from ..snapshot import Snapshot
 from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
@@ -70,7 +72,8 @@ class Network:
 
     ``Network(config)`` builds an empty network from a :class:`Config` (add peers with :meth:`create`);
     ``Network(n, seed=1, metric="xor")`` takes the config's fields as keywords and creates ``n`` peers at once
-    (both forms take keywords that override the config). Every control command has a method of the same name
+    (both forms take keywords that override the config). ``keys`` (:class:`~p2pzmq.security.Keys`, read from their
+    files by the caller): the worker link speaks CURVE with them. Every control command has a method of the same name
     (``peers``: :meth:`peer_list`) returning the same data, made from the command's declaration in
     :data:`p2pzmq.commands.COMMANDS`: it checks its arguments as the control socket does, then calls the unit that
     runs it (``UNITS``) or the method of that name written here.
@@ -79,7 +82,7 @@ class Network:
     #: The units commands run on: the attribute holding each, and its class.
     UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
 
-    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
+    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None, keys=None,
                  **options) -> None:
         n = None
         if isinstance(config, int) and not isinstance(config, bool):
@@ -110,7 +113,7 @@ class Network:
                                config=config, cookies=cookies, codec=codec, counters=self.counters,
                                engine=self.engine)
         self.local.on_crash = self._peer_crashed
-        self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
+        self._workforce = Workforce(self._ctx, config, self.local, self.counters, keys,
                                     on_failure=self._background_failed)
         #: The network's clock (docs/DESIGN.md §12); measurements are made of its readings, ``now()``.
         self.clock = _clock_of(config, self.engine)
@@ -122,10 +125,13 @@ class Network:
                                         and engine.partition.blocked(a, b))
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
-        self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,
+        ids = random.Random(seed)
+        status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
+        #: Every random stream of the supervisor, by the name a snapshot saves its state under.
+        self._streams = {"ids": ids, "cookies": cookies, "status": status_rng}
+        self._builder = Builder(config, ids, self.members, self._channel, self._workforce, report,
                                 self.seconds, self.events)
-        self._router = Router(config, self.members, self._channel, self._offload,
-                              random.Random(None if seed is None else seed ^ _STATUS_STREAM), report, self.seconds)
+        self._router = Router(config, self.members, self._channel, self._offload, status_rng, report, self.seconds)
         self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
@@ -180,6 +186,30 @@ class Network:
         seconds = self._builder.create(n)["seconds"]
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members),
                 "seconds": seconds}
+
+    def restore(self, saved: Snapshot) -> dict:
+        """Restore the network ``saved`` into this empty one, without a single join: its peers, with their ids and
+        tables, spread over the workers as ``create`` spreads them, and the state of every random stream, so that
+        it goes on as the saved one would have (docs/DESIGN.md §17). The network's config must be the snapshot's
+        protocol, settings and seed. If anything fails, no peer is left started."""
+        expected = {"protocol": saved.protocol, "seed": saved.seed, "metric": saved.metric, **saved.settings}
+        differing = [name for name, value in expected.items() if getattr(self.config, name, None) != value]
+        if differing:
+            raise UsageError(f"the snapshot was saved with other settings ({', '.join(differing)})")
+        unknown = set(saved.streams) - set(self._streams)
+        if unknown:
+            raise UsageError(f"the snapshot has random streams this network does not ({', '.join(sorted(unknown))})")
+        with self.operation("restore"):
+            result = self._builder.restore(saved.ids, saved.tables)
+        for name, state in saved.streams.items():  # after the peers: starting them drew their secrets as cookies
+            self._streams[name].setstate(state)
+        return result
+
+    def output_snapshot(self, path: str) -> dict:
+        return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
+                                                             for name, stream in self._streams.items()})
+
+    output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
 
     def attach(self, endpoint: str, peers: int) -> dict:
         """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
