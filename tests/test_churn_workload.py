@@ -112,3 +112,17 @@ def test_intervals_report_what_they_were_told():
     assert intervals.close(7, 115.0)["to"] == 15.0  # the last interval may be shorter
     with pytest.raises(UsageError):
         churn.Intervals(0.0, 0.0)
+
+
+def test_on_the_virtual_clock_churn_of_minutes_takes_a_moment_and_repeats(make_network):
+    runs = []
+    for _ in range(2):
+        net = make_network(8, seed=1, protocol="kademlia", latency="constant:50ms", network_clock="virtual")
+        runs.append(net.churn(duration=600.0, session="exp:5m", arrival="poisson:0.02", crash_fraction=0.5, seed=1,
+                              lookups=0.05, interval=300.0, wait=True))
+        assert net.now() >= 600.0  # simulated seconds, not wall seconds
+    assert runs[0] == runs[1] and "error" not in runs[0]
+    reports = runs[0]["intervals"]
+    assert [report["to"] for report in reports] == [300.0, 600.0] and runs[0]["lookups"] > 0
+    timed = [report["latency"]["p50"] for report in reports if report["latency"]["p50"] is not None]
+    assert timed and all(p50 >= 100.0 for p50 in timed)  # a lookup takes at least one round of 2 x 50 ms

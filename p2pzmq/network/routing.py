@@ -204,7 +204,7 @@ class Router:
     def timed_lookup(self, source: int, target: int) -> tuple[bool, float]:
         """One lookup of churn's workload: whether it found ``target`` and its ``seconds``. It is the protocol's
         own lookup when that reports ``found`` (Kademlia's iterative lookup), else the greedy route."""
-        result = self.lookup(source, target)
+        result = self.lookup(str(source), str(target))
         timed = next((part for part in result.values() if isinstance(part, dict) and "found" in part),
                      result["route"])
         return timed.get("found", timed.get("reached")), timed["seconds"]

@@ -228,7 +228,8 @@ class Network:
         plan = plan_of(duration, join_rate, leave_rate, crash_fraction, seed, session, arrival)
         if self.closed:
             raise UsageError("the network is stopped")
-        return self._churn.start(plan, wait, Workload(lookups, interval, png))
+        with self.engine_busy():  # waiting for it is a command running: on the virtual clock its timers fire
+            return self._churn.start(plan, wait, Workload(lookups, interval, png))
 
     def stop_churn(self) -> None:
         """Stop background churn now (if any)."""
