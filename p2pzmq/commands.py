@@ -388,6 +388,13 @@ def _one_choice(arguments: dict) -> None:
         raise UsageError("give either count=K (with an optional seed=S) or ids=[...]")
 
 
+def _one_partition(arguments: dict) -> None:
+    if (arguments["groups"] is None) == (arguments["ids"] is None):
+        raise UsageError("give either groups=K (with an optional seed=S) or ids=[...]")
+    if arguments["ids"] is not None and arguments["seed"] is not None:
+        raise UsageError("seed= goes with groups=K only")
+
+
 def _churn_plan(arguments: dict) -> None:
     """The plan parses (one way of giving joins, one of giving sessions), and a picture's path is a PNG file."""
     plan_of(arguments["duration"], arguments["join_rate"], arguments["leave_rate"], arguments["crash_fraction"],
@@ -475,6 +482,13 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "kill", check=_one_choice),
     Command("leave_peers", _CHOOSE, "peers leave gracefully, telling the peers they know: count=K [seed=S], or "
             "ids=ID,ID,...", "_builder", "leave", check=_one_choice),
+    Command("partition", (Param("groups", int, None, False, _at_least(2)), Param("seed", int, None, False),
+                          Param("ids", list, None, False, _peer_ids, loose=_id_texts)),
+            "from now on lose every message between groups of peers: groups=K [seed=S] deals them into K groups, "
+            "ids=ID,ID,... cuts those from the rest (needs a network model)", check=_one_partition),
+    Command("heal", (), "end the partition: messages between every two peers are delivered again"),
+    Command("advance", (Param("seconds", float, check=_at_least(0)),),
+            "let SECONDS of the network's time pass (on the virtual clock: self-refreshes, churn, timers)"),
     Command("churn", (Param("join_rate", float, None, False, ordered=True),
                       Param("leave_rate", float, None, False, ordered=True), Param("duration", float),
                       Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),

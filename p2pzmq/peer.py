@@ -25,7 +25,6 @@ import random
 from typing import Callable
 
 import gevent
-from gevent.hub import get_hub
 
 from . import messages as m
 from . import protocols
@@ -78,10 +77,13 @@ class Peer:
         # Commands answered on the spot, from the table, without a runner: the table, greedy steps, and the reads
         # the protocol offers (its descriptor's queries).
         self._quick = {m.ClientPeers: self._client_peers, m.FindPeers: self._find_peers,
-                       **{kind: self.protocol.query for kind in descriptor.queries}}
+                       m.ClientCounts: self._counts, **{kind: self.protocol.query for kind in descriptor.queries}}
+        #: Requests this peer's server answered, and the walks it made by kind (what ClientCounts answers).
+        self.served = 0
+        self._walks = {m.Join: 0, m.Refresh: 0, m.Depart: 0}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
-        self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
+        self._idle = config.clock.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
         self.failure: str | None = None
@@ -166,6 +168,7 @@ class Peer:
             try:
                 self._server_sock.reply(frames[0], self._codec.encode(reply))
                 self.counters["replies"] += 1
+                self.served += 1
             except TransportError as exc:
                 self.counters.drop("undeliverable", "undeliverable", exc)
 
@@ -244,8 +247,14 @@ class Peer:
     def _client_peers(self, msg: m.ClientPeers) -> m.PeersReply:
         return m.PeersReply(msg.req_id, msg.cookie, self.protocol.contacts())
 
+    def _counts(self, msg: m.ClientCounts) -> m.PeerCounts:
+        walks = self._walks
+        return m.PeerCounts(msg.req_id, msg.cookie, self.served, self._rpc.sent, self._rpc.failed, walks[m.Join],
+                            walks[m.Refresh], walks[m.Depart])
+
     def _walk(self, msg) -> m.Done:
         kind = type(msg)
+        self._walks[kind] += 1  # a refresh the peer makes by itself (§4.4) among the refreshes
         try:
             if kind is m.Join:
                 self.protocol.join(msg.contact)

@@ -135,6 +135,15 @@ def test_a_table_its_protocol_refuses_leaves_no_peer(make_network, tmp_path):
     assert again.peers == [] and again.local.peers == {}
 
 
+def test_simulated_time_is_refused_both_ways(make_network, tmp_path):
+    net = make_network(4, seed=3, latency="constant:1ms")
+    with pytest.raises(UsageError, match="simulated time"):
+        net.output_snapshot(str(tmp_path / "net.snap"))
+    make_network(4, seed=3).output_snapshot(str(tmp_path / "net.snap"))
+    with pytest.raises(UsageError, match="simulated time"):
+        make_network(seed=3, latency="constant:1ms").restore(snapshot.read(str(tmp_path / "net.snap")))
+
+
 def test_output_snapshot_refuses_tables_naming_departed_peers(make_network, tmp_path):
     net = make_network(12, seed=3)
     net.kill_peers(count=2, seed=1)

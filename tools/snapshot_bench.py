@@ -106,15 +106,19 @@ def measure(n: int, seed: int, workers: int, directory: str) -> dict:
     written = time.perf_counter() - start
     floor = subprocess.run([sys.executable, __file__, "--bind-floor", str(2 * -(-n // workers)), FLOOR_ADDRESS],
                            capture_output=True, text=True, check=True)
-    config = Config(seed=seed, transport="tcp")
+    # Read before any worker starts, as run|serve --from-snapshot do: reading blocks this process, and a worker
+    # that hears nothing from its supervisor for heartbeat_timeout stops.
+    start = time.perf_counter()
+    loaded = snapshot.read(path)
+    read = time.perf_counter() - start
+    # A worker that hears nothing from its supervisor for heartbeat_timeout stops: on a machine shared by many
+    # runs a process may get no CPU for longer than the default 5 s, which is no failure of a restore.
+    config = Config(seed=seed, transport="tcp", heartbeat_timeout=120.0, worker_timeout=600.0)
     launched = worker.launch(worker.local_hosts(config.host, workers), config)
     try:
         with Network(config) as net:
             for endpoint in launched.endpoints:
                 net.attach(endpoint)
-            start = time.perf_counter()
-            loaded = snapshot.read(path)
-            read = time.perf_counter() - start
             start = time.perf_counter()
             net.restore(loaded)
             restored = time.perf_counter() - start

@@ -11,12 +11,12 @@ import contextlib
 import functools
 import logging
 import random
-from typing import Callable
+from typing import Callable, Iterator
 
 import gevent
 
 from .. import messages as m
-from .. import plot, simtime
+from .. import netmodel, plot, simtime
 from ..churn import plan_of
 from ..clock import REAL, Clock
 from ..commands import COMMANDS
@@ -27,7 +27,6 @@ from ..hosting import LocalHost
 from ..resources import process_usage
 from ..rpc import Counters
 from ..snapshot import Snapshot
-from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
@@ -92,8 +91,11 @@ class Network:
         seed = config.seed
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
+        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
+        #: today's network (no model, the wall clock).
+        self.engine = simtime.engine_for(config)
         #: The network's event stream (docs/EVENTS.md): subscribe to watch it; nobody subscribed costs nothing.
-        self.events = Events()
+        self.events = Events(config.clock.now if self.engine is None else self.engine.now)
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)
@@ -104,11 +106,9 @@ class Network:
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
         self.sockets_left_open = 0
         codec = m.Codec(config.max_message_bytes)
-        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
+        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog,
+                            clock=config.clock)
         self.members = Members()
-        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
-        #: today's network (no model, the wall clock).
-        self.engine = simtime.engine_for(config)
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
                                config=config, cookies=cookies, codec=codec, counters=self.counters,
                                engine=self.engine)
@@ -123,7 +123,8 @@ class Network:
             engine = self.engine
             self._channel.trips = Trips(engine.model, seed, lambda a, b: engine.partition is not None
                                         and engine.partition.blocked(a, b))
-        self._offload = Offloader(config.shutdown_timeout)
+        # a thread's work is no simulated time: the virtual clock stands still while a command waits for it
+        self._offload = Offloader(config.shutdown_timeout, None if self.engine is None else self.engine.wall_wait)
         report = self._tracker.report
         ids = random.Random(seed)
         status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
@@ -192,6 +193,7 @@ class Network:
         tables, spread over the workers as ``create`` spreads them, and the state of every random stream, so that
         it goes on as the saved one would have (docs/DESIGN.md §17). The network's config must be the snapshot's
         protocol, settings and seed. If anything fails, no peer is left started."""
+        self._no_simulated_time()
         expected = {"protocol": saved.protocol, "seed": saved.seed, "metric": saved.metric, **saved.settings}
         differing = [name for name, value in expected.items() if getattr(self.config, name, None) != value]
         if differing:
@@ -206,10 +208,17 @@ class Network:
         return result
 
     def output_snapshot(self, path: str) -> dict:
+        self._no_simulated_time()
         return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
                                                              for name, stream in self._streams.items()})
 
     output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
+
+    def _no_simulated_time(self) -> None:
+        """Snapshots hold no simulated time yet (the clock, messages in flight, the model's stream): refuse."""
+        if self.engine is not None:
+            raise UsageError("a network of simulated time (a latency, jitter or loss model, or the virtual clock) "
+                             "cannot be saved or restored yet")
 
     def attach(self, endpoint: str, peers: int) -> dict:
         """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
@@ -234,6 +243,50 @@ class Network:
     def stop_churn(self) -> None:
         """Stop background churn now (if any)."""
         self._churn.stop()
+
+    # -- simulated time -------------------------------------------------------------------------------------------
+
+    def partition(self, groups: int | None, seed: int | None, ids: list | None) -> dict:
+        """From now on every message between two groups is lost (docs/DESIGN.md §12): ``groups=K`` deals the peers
+        into K groups of sizes within one (a shuffle of the sorted ids seeded with ``seed``), ``ids`` cuts those
+        peers from the rest. An id no peer has: refused, the network unchanged. Returns the groups' sizes."""
+        engine = self._engine_for("partition")
+        every = [peer.id for peer in self.members.listed]
+        if ids is not None:
+            cut = netmodel.partition_ids(every, [int(text) for text in ids])
+        else:
+            cut = netmodel.partition_groups(every, groups, seed)
+        engine.partition = cut
+        if self.events.listening:
+            members = [[] for _ in cut.sizes()]
+            for peer_id in sorted(cut.groups):
+                members[cut.groups[peer_id]].append(str(peer_id))
+            self.events.emit("partition", phase="cut", groups=members)
+        return {"groups": cut.sizes(), "now": round(engine.now(), 9)}
+
+    def heal(self) -> dict:
+        """End the partition: every message is delivered again (as the model says)."""
+        engine = self._engine_for("heal")
+        healed, engine.partition = engine.partition is not None, None
+        if healed and self.events.listening:
+            self.events.emit("partition", phase="healed", groups=[])
+        return {"healed": healed, "now": round(engine.now(), 9)}
+
+    def advance(self, seconds: float) -> dict:
+        """Let ``seconds`` of the network's time pass (self-refreshes, churn, timers and deliveries due meanwhile
+        run); on the real clock, that is a wait on the wall clock. Returns the time reached."""
+        if self.engine is not None and self.engine.virtual:
+            return {"now": round(self.engine.advance(seconds), 9)}
+        gevent.sleep(seconds)
+        return {"now": round(self.engine.now(), 9)} if self.engine is not None else {}
+
+    def _engine_for(self, command: str):
+        if self.engine is None:
+            raise UsageError(f"{command}: this network has no network model (give --latency, --jitter, --loss or "
+                             f"--clock virtual)")
+        if self.workers:
+            raise UsageError(f"{command}: partitions over workers are not available in this version")
+        return self.engine
 
     # -- reading --------------------------------------------------------------------------------------------------
 
@@ -262,10 +315,6 @@ class Network:
             result["workers"] = self._workforce.stats(self.members)
         return result
 
-    def engine_busy(self):
-        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
-        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
-
     def net_status(self, sample: int | None, routing: str) -> dict:
         result = self._router.net_status(sample, routing)
         if self.events.listening:
@@ -293,6 +342,9 @@ class Network:
     tables = _forward("_exporter", Exporter.tables)
     snapshot = _forward("_exporter", Exporter.snapshot)
 
+    entries = _forward("_exporter", Exporter.entries)
+    peer_counts = _forward("_exporter", Exporter.peer_counts)
+
     # -- writing files --------------------------------------------------------------------------------------------
 
     def output_png(self, path: str, width: int, height: int, edges: int, seed: int, peer: str | None,
@@ -312,12 +364,15 @@ class Network:
     # -- long operations and stopping ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def operation(self, name: str):
+    def operation(self, name: str) -> Iterator[None]:
         """A context manager around long operation ``name``: :meth:`progress` shows how far it is, :meth:`cancel`
-        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers may fire meanwhile
-        (:meth:`engine_busy`)."""
+        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers fire meanwhile."""
         with self._tracker.operation(name), self.engine_busy():
             yield
+
+    def engine_busy(self):
+        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
+        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
 
     def progress(self) -> dict:
         """``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
