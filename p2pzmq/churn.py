@@ -15,6 +15,7 @@ import itertools
 import math
 import random
 
+from . import netmodel
 from .errors import UsageError
 from .netmodel import SESSION_UNITS, parse_duration, parse_number
 
@@ -194,3 +195,75 @@ def events(plan: ChurnPlan, peer_ids: list[int], start: float = 0.0):
             yield when, kind, peer, None
         else:
             yield when, kind, peer, plan.fate()
+
+
+def plan_of(duration: float, join_rate: float | None = None, leave_rate: float | None = None,
+            crash_fraction: float = 0.5, seed: int | None = None, session: str | None = None,
+            arrival: str | None = None) -> ChurnPlan:
+    """The plan a ``churn`` command describes: joins at ``join_rate`` per second or ``arrival=poisson:RATE``,
+    sessions exponential of mean ``1 / leave_rate`` or ``session=LAW``; each given one way, not both."""
+    if (join_rate is None) == (arrival is None):
+        raise UsageError("give either join_rate=R or arrival=poisson:RATE")
+    if (leave_rate is None) == (session is None):
+        raise UsageError("give either leave_rate=R or session=exp:MEAN|weibull:SHAPE:SCALE|pareto:SHAPE:MIN")
+    law = None if session is None else parse_session(session)
+    return ChurnPlan(parse_arrival(arrival) if join_rate is None else join_rate,
+                     0.0 if leave_rate is None else leave_rate, crash_fraction, duration, seed, law)
+
+
+class Intervals:
+    """What churn did in each interval of ``length`` seconds from ``start``: the series ``churn`` reports. Pure:
+    the driver tells it what happens and when an interval is over (:meth:`close`)."""
+
+    def __init__(self, start: float, length: float) -> None:
+        if not length > 0:
+            raise UsageError("interval must be positive")
+        self.start = start
+        self.length = length
+        self.reports: list[dict] = []
+        self._open()
+
+    @property
+    def due(self) -> float:
+        """When the interval under way ends."""
+        return self.start + (len(self.reports) + 1) * self.length
+
+    def _open(self) -> None:
+        self._joins = self._left = self._killed = self._found = 0
+        self._latencies: list[float] = []
+        self._lookups = 0
+
+    def joined(self) -> None:
+        self._joins += 1
+
+    def departed(self, fate: str) -> None:
+        """A departure: ``left`` (graceful) or ``killed`` (a crash)."""
+        if fate == "left":
+            self._left += 1
+        else:
+            self._killed += 1
+
+    def looked_up(self, found: bool, seconds: float) -> None:
+        """A lookup ended: whether it found its target, and its latency (counted only when it did)."""
+        self._lookups += 1
+        if found:
+            self._found += 1
+            self._latencies.append(seconds)
+
+    def close(self, alive: int, end: float | None = None) -> dict:
+        """End the interval under way (at ``end``, default when it was due; the last one may be shorter) with
+        ``alive`` peers in the network, and begin the next. Returns its report: ``from`` and ``to`` (seconds since
+        the start), ``alive``, ``joins``, ``departures`` with ``graceful`` and ``crashed``, ``lookups``, ``success``
+        (the share that found their target; None without lookups) and ``latency`` (p50 and p99 in ms of the
+        successful ones, None without)."""
+        began = self.start + len(self.reports) * self.length
+        end = self.due if end is None else end
+        summary = netmodel.summarize(self._latencies)
+        report = {"from": round(began - self.start, 9), "to": round(end - self.start, 9), "alive": alive,
+                  "joins": self._joins, "departures": self._left + self._killed, "graceful": self._left,
+                  "crashed": self._killed, "lookups": self._lookups,
+                  "success": round(self._found / self._lookups, 6) if self._lookups else None,
+                  "latency": {"unit": "ms", "p50": summary["p50"], "p99": summary["p99"]}}
+        self.reports.append(report)
+        self._open()
+        return report

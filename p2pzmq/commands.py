@@ -27,7 +27,7 @@ import textwrap
 from typing import Any, Callable
 
 from . import addresses, graph, plot
-from .churn import ChurnPlan
+from .churn import plan_of
 from .errors import UsageError
 from .ids import ID_BITS, parse_id
 from .paths import check_path
@@ -43,8 +43,10 @@ _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 class Param:
     """One argument of a control command: its JSON key and type, whether it is required (else its default), a
     ``check`` of its value (raises :class:`UsageError` with the reason), whether it names a file or directory
-    (``ctl`` makes such paths absolute when it talks to a supervisor on the same host), and ``loose``: what the Python
-    API also takes for it, turned into its JSON form before the checks (ids as ints)."""
+    (``ctl`` makes such paths absolute when it talks to a supervisor on the same host), ``loose``: what the Python
+    API also takes for it, turned into its JSON form before the checks (ids as ints), and ``ordered``: an optional
+    one that bare words fill in order, as the required ones, while a required one is still missing (``churn 1 0.5
+    10``, which ``churn duration=10 arrival=...`` need not give)."""
 
     name: str
     type: type
@@ -53,6 +55,7 @@ class Param:
     check: Callable[[Any], Any] | None = None
     path: bool = False
     loose: Callable[[Any], Any] | None = None
+    ordered: bool = False
 
     def value(self, command: str, value):
         """``value`` checked against this parameter (JSON types, limits, ``check``)."""
@@ -186,10 +189,15 @@ class Command:
         setattr(cls, self.attribute, method)
 
     def _signature(self, implementation) -> inspect.Signature:
-        """The implementation's signature with the declared defaults (what help() shows of the method)."""
+        """The implementation's signature with the declared defaults (what help() shows of the method). A required
+        parameter declared after an optional one (``churn``'s duration after its ``ordered`` rates) cannot follow
+        it in a Python signature: the parameters are then shown keyword-only, the way to call such a command."""
         signature = inspect.signature(implementation)
         first, *rest = signature.parameters.values()  # self, then one per declared parameter, in order
-        rest = [parameter.replace(default=param.default if not param.required else inspect.Parameter.empty)
+        required = [param.required for param in self.params]
+        kind = inspect.Parameter.KEYWORD_ONLY if required != sorted(required, reverse=True) else None
+        rest = [parameter.replace(default=param.default if not param.required else inspect.Parameter.empty,
+                                  kind=kind or parameter.kind)
                 for parameter, param in zip(rest, self.params)]
         return signature.replace(parameters=[first, *rest])
 
@@ -249,7 +257,9 @@ class Command:
                     raise self._unknown([key])
                 if not missing:
                     break
-                values[missing[0].name] = missing[0].parse(self.name, word)
+                fill = next(param for param in self.params
+                            if (param.required or param.ordered) and param.name not in values)
+                values[fill.name] = fill.parse(self.name, word)
             position += 1
         return values, position
 
@@ -386,11 +396,26 @@ def _one_partition(arguments: dict) -> None:
 
 
 def _churn_plan(arguments: dict) -> None:
-    ChurnPlan(arguments["join_rate"], arguments["leave_rate"], arguments["crash_fraction"], arguments["duration"])
+    """The plan parses (one way of giving joins, one of giving sessions), and a picture's path is a PNG file."""
+    plan_of(arguments["duration"], arguments["join_rate"], arguments["leave_rate"], arguments["crash_fraction"],
+            None, arguments["session"], arguments["arrival"])
+    if arguments["png"] is not None:
+        plot.require_matplotlib()
+        arguments["png"], _ = graph.output_file(arguments["png"], None, ("png",))
 
 
-def _path(name: str, default: str | None = None) -> Param:
-    return Param(name, str, default, default is None, _file_name, path=True)
+def _positive(value: float) -> None:
+    if not value > 0:
+        raise UsageError(f"must be positive, not {value!r}")
+
+
+def _not_negative(value: float) -> None:
+    if value < 0:
+        raise UsageError(f"must not be negative, not {value!r}")
+
+
+def _path(name: str, default: str | None = None, required: bool | None = None) -> Param:
+    return Param(name, str, default, default is None if required is None else required, _file_name, path=True)
 
 
 def _id_text(value):
@@ -464,9 +489,15 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("heal", (), "end the partition: messages between every two peers are delivered again"),
     Command("advance", (Param("seconds", float, check=_at_least(0)),),
             "let SECONDS of the network's time pass (on the virtual clock: self-refreshes, churn, timers)"),
-    Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
+    Command("churn", (Param("join_rate", float, None, False, ordered=True),
+                      Param("leave_rate", float, None, False, ordered=True), Param("duration", float),
                       Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
-                      Param("wait", bool, False, False)),
-            "joins at JOIN_RATE/s, exponential sessions of mean 1/LEAVE_RATE s, for DURATION s, in the background",
+                      Param("wait", bool, False, False), Param("session", str, None, False),
+                      Param("arrival", str, None, False), Param("lookups", float, 0.0, False, _not_negative),
+                      Param("interval", float, None, False, _positive), _path("png", None, required=False)),
+            "joins at JOIN_RATE/s (or arrival=poisson:RATE), exponential sessions of mean 1/LEAVE_RATE s (or "
+            "session=exp:MEAN|weibull:SHAPE:SCALE|pareto:SHAPE:MIN), for DURATION s, in the background; "
+            "lookups=RATE random lookups a second; reported per interval=S seconds (alive, joins, departures, "
+            "lookup success, latency p50/p99), drawn to png=PATH",
             check=_churn_plan),
 )}

@@ -330,3 +330,50 @@ def _chart_time_lapse(figure, title: str, history: list[dict], with_status: list
     for each in figure.axes:
         each.set_xticks(steps)
         each.grid(alpha=0.3)
+
+
+def draw_churn(path: str, reports: list[dict], width: int = 1000, height: int = 900) -> str:
+    """Chart churn's series against time, one point per interval (:class:`p2pzmq.churn.Intervals`' reports):
+    peers alive with the joins and departures (graceful, crashed) of each interval; the share of lookups that found
+    their target; their latency p50 and p99. Returns the PNG's path (``.png`` added if missing)."""
+    path, _ = output_file(path, None, ("png",))
+    figure = _figure(width, height)
+    ends = [report["to"] for report in reports]
+    alive, success, latency = (figure.add_subplot(3, 1, panel) for panel in (1, 2, 3))
+    alive.plot(ends, [report["alive"] for report in reports], "o-", label="peers alive")
+    counts = alive.twinx()
+    for key, colour, style, label in (("joins", "tab:green", "-", "joins"), ("graceful", "tab:blue", "--",
+                                                                              "graceful leaves"),
+                                      ("crashed", "tab:red", ":", "crashes")):
+        counts.step(ends, [report[key] for report in reports], where="pre", color=colour, linestyle=style,
+                    label=label)
+    counts.set_ylabel("per interval")
+    alive.set_ylabel("peers")
+    alive.set_title("Peers alive, joins and departures")
+    handles, labels = (a + b for a, b in zip(alive.get_legend_handles_labels(), counts.get_legend_handles_labels()))
+    alive.legend(handles, labels, loc="best", fontsize="small")
+    looked = [report for report in reports if report["lookups"]]
+    success.plot([report["to"] for report in looked], [100 * report["success"] for report in looked], "s-",
+                 color="tab:purple")
+    done = success.twinx()
+    done.step([report["to"] for report in looked], [report["lookups"] for report in looked], where="pre",
+              color="tab:gray", linestyle="--")
+    done.set_ylabel("lookups per interval")
+    for key, style in (("p50", "o-"), ("p99", "^--")):
+        timed = [report for report in looked if report["latency"][key] is not None]
+        latency.plot([report["to"] for report in timed], [report["latency"][key] for report in timed], style,
+                     label=f"latency {key}")
+    success.set_ylabel("percent")
+    success.set_ylim(0, 105)
+    success.set_title("Lookup success (dashed: lookups)")
+    latency.set_ylabel("ms")
+    latency.set_xlabel("seconds since churn began")
+    latency.set_title("Lookup latency")
+    latency.legend(loc="best", fontsize="small")
+    for axes in figure.axes:
+        axes.grid(alpha=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a panel without points has no legend entries: nothing to warn about
+        figure.tight_layout(pad=0.4)
+    _save(figure, path)
+    return path

@@ -110,8 +110,11 @@ class Outcome(enum.Enum):
 
 
 class Result(NamedTuple):
+    """What became of one request; ``at``: when its reply was taken, on the caller's clock (None if none was)."""
+
     outcome: Outcome
     reply: Any = None
+    at: float | None = None
 
     @property
     def replied(self) -> bool:
@@ -159,11 +162,13 @@ class Caller:
     """Sends requests on ``sock`` and matches their replies (see the module docstring).
 
     ``where`` names this receiving place in the drop counters. ``on_unmatched`` is offered every well-formed message
-    that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``.
+    that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``. ``now``
+    reads the clock that stamps each reply's :attr:`Result.at` (default the socket's; the timelines of lookups are made
+    of its readings).
     """
 
     def __init__(self, sock: Socket | None, codec, counters: Counters, cookies: random.Random, *, where: str,
-                 on_unmatched: Unmatched | None = None) -> None:
+                 on_unmatched: Unmatched | None = None, now: Callable[[], float] | None = None) -> None:
         self.sock = sock
         self._codec = codec
         self.counters = counters
@@ -171,6 +176,7 @@ class Caller:
         self._cookie_bits = cookies.getrandbits
         self._where = where
         self._on_unmatched = on_unmatched
+        self._now = now or sock.clock.now
         self._ids = itertools.count(1)
         #: This caller's own requests sent, and of those the ones that failed (the process's totals are in counters).
         self.sent = 0
@@ -312,7 +318,7 @@ class Caller:
             self._offer(route, msg)
             return False
         del pending[tag[0]]
-        results[item.index] = Result(Outcome.REPLIED, msg)
+        results[item.index] = Result(Outcome.REPLIED, msg, self._now())
         return True
 
     def _offer(self, route: bytes, msg) -> None:

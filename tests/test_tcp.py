@@ -2,6 +2,7 @@
 import pytest
 
 from model import ModelNetwork
+from timing import untimed
 
 TRANSPORTS = ["inproc", "tcp"]
 
@@ -19,8 +20,8 @@ def test_same_seed_inproc_and_tcp_build_the_same_network(make_network, tmp_path)
         assert all(peer.contact.server.startswith(f"{transport}://") for peer in net.peers)
         net.die()
     assert tgfs[0] == tgfs[1]
-    assert statuses[0] == statuses[1]
+    assert untimed(statuses[0]) == untimed(statuses[1])
     model = ModelNetwork(7)
     model.create(24)
     model.refresh_peers()
-    assert statuses[1] == model.net_status()
+    assert untimed(statuses[1]) == model.net_status()

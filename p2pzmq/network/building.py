@@ -13,6 +13,7 @@ from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
 from ..ids import new_id
+from ..timeline import DIGITS
 from .kit import Kit
 
 #: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
@@ -34,6 +35,7 @@ class Builder:
 
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         """Add ``n`` peers, each bootstrapped from a uniformly random existing peer (the first one alone).
+        ``seconds``: how long it took on the network's clock (simulated seconds on a virtual clock).
 
         Peers go round-robin to ``hosts`` (default: the live workers, else this process). A host without room for
         its share refuses before any peer is made. With ``concurrency`` (default: ``join_concurrency``) J > 1, up
@@ -47,6 +49,7 @@ class Builder:
         hosts = self._workforce.builders(hosts)
         self._check_room(n, hosts)
         with self._channel.exclusive(), self._seconds.measure("create"):
+            started = self._channel.now()
             batches = self._draw(n, concurrency)
             plan = [item for batch in batches for item in batch]
             spawned: collections.deque = collections.deque()
@@ -69,7 +72,8 @@ class Builder:
             except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
                 self._stop_unlisted(spawned)
                 raise
-        return {"n": len(self._members), "created": n}
+            seconds = self._channel.now() - started
+        return {"n": len(self._members), "created": n, "seconds": round(seconds, DIGITS)}
 
     def restore(self, ids: list[int], tables: list[list[int]]) -> dict:
         """Start a peer for each of ``ids`` (newest first) with the table ``tables`` gives it (indexes into ``ids``,
@@ -157,9 +161,10 @@ class Builder:
     def refresh(self, concurrency: int | None = None) -> dict:
         """Refresh every peer in list order, one at a time, each waiting for the previous one's ``done``; with
         ``concurrency`` (default: ``join_concurrency``) J > 1, J at a time (faster over workers; the tables then
-        depend on how the walks interleave)."""
+        depend on how the walks interleave). ``seconds``: how long it took on the network's clock."""
         concurrency = concurrency_of(concurrency, self.config)
         with self._channel.exclusive(), self._seconds.measure("refresh"):
+            started = self._channel.now()
             listed = list(self._members.listed)
             refreshed = 0
             for start in range(0, len(listed), concurrency):
@@ -168,7 +173,8 @@ class Builder:
                                             window=concurrency)
                 refreshed += sum(result.replied for result in results)
                 self._report("refresh", start + len(batch), len(listed))  # a safe point: every walk is over
-        return {"refreshed": refreshed}
+            seconds = self._channel.now() - started
+        return {"refreshed": refreshed, "seconds": round(seconds, DIGITS)}
 
     def kill(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
         """Crash peers: ``count`` of them drawn with ``seed``, or those in ``ids``. Their greenlets are killed and

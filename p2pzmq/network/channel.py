@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Callable
 
 from .. import messages as m
 from ..config import Config
@@ -30,13 +31,19 @@ class CommandChannel:
     """Commands to peers' clients: ``ask`` sends a batch and returns one :class:`~p2pzmq.rpc.Result` per command."""
 
     def __init__(self, ctx: Context, config: Config, codec, counters: Counters, cookies: random.Random,
-                 members: Members) -> None:
+                 members: Members, now: Callable[[], float]) -> None:
         self.config = config
         self._members = members
+        #: The network's clock: seconds since it began (simulated on a virtual clock). Each result's ``at`` is
+        #: a reading of it, so timelines are made of these readings.
+        self.now = now
+        #: Under a network model, the round trips of the lookups the supervisor drives (:class:`~p2pzmq.timeline.
+        #: Trips`): the model does not delay the supervisor's own commands, so their timelines are the model's.
+        self.trips = None
         # A refused connection (a dead peer's port) fails at once; how long a new one may take to come up is each
         # command's own patience (a join to a peer just started on a busy worker may take a while).
         sock = ctx.router(max_connections=COMMAND_WINDOW, handshake_timeout=config.command_timeout, fail_fast=True)
-        self._channel = Channel(Caller(sock, codec, counters, cookies, where="supervisor"))
+        self._channel = Channel(Caller(sock, codec, counters, cookies, where="supervisor", now=now))
         #: Hold it around several commands that must see one state of the network (see rpc.Channel).
         self.exclusive = self._channel.exclusive
         #: True once some peers live in workers: waits then check their liveness as they go.
@@ -62,6 +69,22 @@ class CommandChannel:
         if not result.replied:
             raise TransportError(f"peer {contact.id} is gone")
         return result.reply
+
+    def sent_at(self, cursor: float) -> float:
+        """When a lookup's next request goes out: ``cursor``, the lookup's own time so far, under a model; else a
+        reading of the clock."""
+        return cursor if self.trips is not None else self.now()
+
+    def settled(self, source: int, contact: Contact, sent: float, result: Result) -> tuple[float, bool]:
+        """When a lookup's request ``sent`` from peer ``source`` to ``contact`` settled, and whether it was
+        answered: under a model, ``sent`` plus the model's round trip (a lost one costs ``client_timeout`` and
+        fails); else the reply's reading of the clock, or now for a request not answered."""
+        if self.trips is None:
+            return (result.at, True) if result.replied else (self.now(), False)
+        trip = self.trips.trip(source, contact.id) if result.replied else None
+        if trip is None:
+            return sent + self.config.client_timeout, False
+        return sent + trip, True
 
     def forget(self, contact: Contact) -> None:
         """Drop the connection to a departed peer's client."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 import collections
 import random
 
-from .. import protocols, status
+from .. import netmodel, protocols, status
 from .. import messages as m
-from ..errors import ProtocolError, TransportError, UsageError
+from ..errors import ProtocolError, UsageError
 from ..contact import Contact
 from ..ids import parse_id
+from ..timeline import Timeline
 from .kit import Kit
 
 class Router:
@@ -44,6 +45,10 @@ class Router:
         ``auto`` uses messages up to ``status_local_above`` peers. With workers, the result also describes each
         (``workers``) and counts the peers whose worker is gone (``unreachable``). A ``status`` event tells the
         stream.
+
+        ``latency`` (:func:`p2pzmq.netmodel.summarize`) is over the routes that arrived, each the sum of its
+        round trips on the network's clock (simulated seconds on a virtual clock); None when the routes were
+        followed locally, since no message was timed then.
         """
         if sample is not None and sample > len(self._members):
             raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self._members)} (the number of "
@@ -62,17 +67,20 @@ class Router:
             ids = [peer.id for _, peer, _ in alive]
             targets = [ids] * n if sample == 0 else self._offload(status.sample_targets, self._status_rng, ids,
                                                                    sample)
+            latencies: list[float] | None = None
             if routing == "local" or (routing == "auto" and n > self.config.status_local_above):
                 preorders = [reply.table for _, _, reply in alive]
                 reached, hops, failed = self._offload(self._route_locally, preorders, ids, targets)
             else:
-                reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets)
+                latencies = []
+                reached, hops, failed = self._route_pairs([peer.contact for _, peer, _ in alive], targets,
+                                                          latencies)
             per_peer = sample or n
             rows = [{"id": str(peer.id), "tgf": index, "tree_size": len(reply.table), "reachable": count,
                      "percent": int(count / per_peer * 100)} for (index, peer, reply), count in zip(alive, reached)]
             result = {"n": n, "connectivity": int(sum(row["percent"] for row in rows) / n) if n else 0,
                       "peers": rows, "hops": status.hop_summary(hops, n * per_peer), "alive": n, "dead": dead,
-                      "failed_hops": failed}
+                      "failed_hops": failed, "latency": None if latencies is None else netmodel.summarize(latencies)}
             if sample and n:
                 result.update(status.estimate(reached, sample), sample=sample)
             protocol_status = protocols.of(self.config).status
@@ -111,20 +119,24 @@ class Router:
         tables = {peer_id: table_from_wire(self.config, wire) for peer_id, wire in zip(ids, preorders)}
         return status.route_counts(tables, ids, targets, self.config.max_hops)
 
-    def _route_pairs(self, sources: list[Contact],
-                     targets: list[list[int]]) -> tuple[list[int], collections.Counter, int]:
+    def _route_pairs(self, sources: list[Contact], targets: list[list[int]],
+                     latencies: list[float] | None = None) -> tuple[list[int], collections.Counter, int]:
         """Greedy-route from each source to each of its own targets within ``max_hops`` forwarding steps, driven by
         ``find_peer`` messages: how many targets each source reaches, how many steps the successful routes took,
-        and how many routes failed because the peer holding them did not answer (dead)."""
+        and how many routes failed because the peer holding them did not answer (dead). Each successful route's
+        latency, the sum of the round trips of the ``find_peer`` asks it took (a route shares one ask with the
+        others held by the same peer in that round; under a model, the model's round trip from the route's source
+        to the peer asked, a lost one costing ``client_timeout``), is appended to ``latencies`` when given."""
         max_hops = self.config.max_hops
+        now = self._channel.now
         reached = [0] * len(sources)
         hop_counts: collections.Counter = collections.Counter()
         failed = 0
-        # Active routes: (source index, target id, hops left) grouped by the contact currently holding them.
-        holding: dict[Contact, list[tuple[int, int, int]]] = collections.defaultdict(list)
+        # Active routes: (source index, target id, hops left, seconds so far) grouped by the contact holding them.
+        holding: dict[Contact, list[tuple[int, int, int, float]]] = collections.defaultdict(list)
         for index, (source, row) in enumerate(zip(sources, targets)):
             if self._members.reachable(source):
-                holding[source] = [(index, target, max_hops) for target in row]
+                holding[source] = [(index, target, max_hops, 0.0) for target in row]
         rounds = 0
         while holding:
             self._report("net_status", rounds, max_hops + 1)  # a route takes at most max_hops + 1 rounds
@@ -139,10 +151,13 @@ class Router:
                     if route[1] == contact.id:
                         reached[route[0]] += 1
                         hop_counts[max_hops - route[2]] += 1
+                        if latencies is not None:
+                            latencies.append(route[3])
                     elif route[2] > 0:
                         live.append(route)
                 if live:
                     asks.append((contact, live))
+            sent = now()
             results = self._channel.ask([(contact, m.FindPeers, ([route[1] for route in live],))
                                          for contact, live in asks])
             holding = collections.defaultdict(list)
@@ -153,10 +168,14 @@ class Router:
                 reply = result.reply
                 if len(reply.picks) != len(live):
                     raise ProtocolError(f"find_peer answered {len(reply.picks)} of {len(live)} targets")
-                for (index, target, hops), pick in zip(live, reply.picks):
+                trip = result.at - sent
+                for (index, target, hops, seconds), pick in zip(live, reply.picks):
+                    if self._channel.trips is not None:  # the model's round trip from the route's source
+                        at, _ = self._channel.settled(sources[index].id, contact, 0.0, result)
+                        trip = at
                     answer = reply.contacts[pick]
                     if answer.id != contact.id:  # a peer that names itself is as close as the route gets
-                        holding[answer].append((index, target, hops - 1))
+                        holding[answer].append((index, target, hops - 1, seconds + trip))
         return reached, hop_counts, failed
 
     def lookup(self, source: int | str, target: int | str) -> dict:
@@ -170,7 +189,10 @@ class Router:
           shows the path a refresh would take now; Kademlia's ``lookup``, the rounds of the iterative lookup, each
           contact's client asked for its server's answer.
 
-        Every path is a list of decimal ids starting at ``source``. A ``lookup`` event tells the stream.
+        Every path is a list of decimal ids starting at ``source``. Each of them carries its timeline
+        (:meth:`p2pzmq.timeline.Timeline.describe`): every request with its send and reply times on the network's
+        clock, ``started``, ``ended``, ``seconds`` (a walk: the sum of its round trips; a Kademlia lookup: from its
+        start to its end) and ``first_seen``. A ``lookup`` event tells the stream.
         """
         start_id, target_id = parse_id(source), parse_id(target)
         with self._channel.exclusive():
@@ -185,16 +207,33 @@ class Router:
                               found=route["reached"], path=route["path"])
         return result
 
+    def timed_lookup(self, source: int, target: int) -> tuple[bool, float]:
+        """One lookup of churn's workload: whether it found ``target`` and its ``seconds``. It is the protocol's
+        own lookup when that reports ``found`` (Kademlia's iterative lookup), else the greedy route."""
+        result = self.lookup(str(source), str(target))
+        timed = next((part for part in result.values() if isinstance(part, dict) and "found" in part),
+                     result["route"])
+        return timed.get("found", timed.get("reached")), timed["seconds"]
+
     def _greedy_route(self, start: Contact, target: int) -> dict:
+        """The greedy route with its timeline: every ``find_peer`` asked, with its send and reply times on the
+        network's clock; ``seconds``, the sum of its round trips."""
+        channel = self._channel
+        timeline = Timeline(channel.now())
         path, current, hops = [start], start, self.config.max_hops
         while current.id != target and hops > 0:
-            try:
-                reply = self._channel.ask_one(current, m.FindPeers, [target])
-            except TransportError:  # a dead peer: the route fails there, as net_status counts it
+            sent = channel.sent_at(timeline.ended)
+            number = timeline.sent(current.id, sent)
+            result = channel.ask([(current, m.FindPeers, ([target],))])[0]
+            at, answered = channel.settled(start.id, current, sent, result)
+            timeline.settled(number, at, answered)
+            if not answered:  # a dead peer (or, under a model, a lost request): the route fails there
                 break
+            reply = result.reply
             answer = reply.contacts[reply.picks[0]]
             if answer.id == current.id:
                 break
             path.append(answer)
             current, hops = answer, hops - 1
-        return {"path": [str(contact.id) for contact in path], "hops": len(path) - 1, "reached": current.id == target}
+        return {"path": [str(contact.id) for contact in path], "hops": len(path) - 1, "reached": current.id == target,
+                **timeline.describe(timeline.busy)}

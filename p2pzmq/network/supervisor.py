@@ -16,8 +16,9 @@ from typing import Callable, Iterator
 import gevent
 
 from .. import messages as m
-from .. import netmodel, simtime
-from ..churn import ChurnPlan
+from .. import netmodel, plot, simtime
+from ..churn import plan_of
+from ..clock import REAL, Clock
 from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
@@ -30,7 +31,8 @@ from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
-from .churning import ChurnDriver
+from ..timeline import Trips
+from .churning import ChurnDriver, Workload
 from .exports import Exporter
 from .kit import Kit
 from .lapses import TimeLapse
@@ -47,6 +49,14 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 
 #: ``progress(phase, done, total)``: told how far a long operation (create, refresh, net_status, time_lapse) is.
 Progress = Callable[[str, int, int], None]
+
+
+def _clock_of(config: Config, engine) -> Clock:
+    """The network's clock: the virtual clock of simulated time, else ``Config.clock`` when the configuration has
+    one, else the wall clock."""
+    if isinstance(engine, Clock):
+        return engine
+    return getattr(config, "clock", None) or REAL
 
 
 def _forward(unit: str, function: Callable) -> Callable:
@@ -107,7 +117,14 @@ class Network:
         self.local.on_crash = self._peer_crashed
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, keys,
                                     on_failure=self._background_failed)
-        self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
+        #: The network's clock (docs/DESIGN.md §12); measurements are made of its readings, ``now()``.
+        self.clock = _clock_of(config, self.engine)
+        self.now = (self.engine or self.clock).now  # the engine's: seconds since the network began
+        self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
+        if self.engine is not None:
+            engine = self.engine
+            self._channel.trips = Trips(engine.model, seed, lambda a, b: engine.partition is not None
+                                        and engine.partition.blocked(a, b))
         # a thread's work is no simulated time: the virtual clock stands still while a command waits for it
         self._offload = Offloader(config.shutdown_timeout, None if self.engine is None else self.engine.wall_wait)
         ids = random.Random(seed)
@@ -123,7 +140,8 @@ class Network:
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
-                                  self.events, config.clock)
+                                  self.events, self.clock, self._router.timed_lookup,
+                                  lambda path, reports: self._offload(plot.draw_churn, path, reports))
         if n is not None:
             try:
                 self.create(n)
@@ -169,8 +187,9 @@ class Network:
         return self._add_peers(n)
 
     def _add_peers(self, n: int) -> dict:
-        self._builder.create(n)
-        return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
+        seconds = self._builder.create(n)["seconds"]
+        return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members),
+                "seconds": seconds}
 
     def restore(self, saved: Snapshot) -> dict:
         """Restore the network ``saved`` into this empty one, without a single join: its peers, with their ids and
@@ -212,14 +231,17 @@ class Network:
             self.create(peers, [worker])
         return {"worker": worker.describe(self.members.count_on(worker)), "index": index, "n": len(self.members)}
 
-    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float, seed: int | None,
-              wait: bool) -> dict:
-        """Churn runs in the background (see :mod:`p2pzmq.churn`); other commands keep working meanwhile, each one
-        in between churn events. With ``wait``, it returns only when it is over."""
-        plan = ChurnPlan(join_rate, leave_rate, crash_fraction, duration, seed)
+    def churn(self, join_rate: float | None, leave_rate: float | None, duration: float, crash_fraction: float,
+              seed: int | None, wait: bool, session: str | None, arrival: str | None, lookups: float,
+              interval: float | None, png: str | None) -> dict:
+        """Churn runs in the background (see :mod:`p2pzmq.churn`) on the network's clock; other commands keep
+        working meanwhile, each one in between churn events. With ``wait``, it returns only when it is over, with
+        the report of every ``interval`` (see :class:`~p2pzmq.churn.Intervals`); ``png`` draws them."""
+        plan = plan_of(duration, join_rate, leave_rate, crash_fraction, seed, session, arrival)
         if self.closed:
             raise UsageError("the network is stopped")
-        return self._churn.start(plan, wait)
+        with self.engine_busy():  # waiting for it is a command running: on the virtual clock its timers fire
+            return self._churn.start(plan, wait, Workload(lookups, interval, png))
 
     def stop_churn(self) -> None:
         """Stop background churn now (if any)."""

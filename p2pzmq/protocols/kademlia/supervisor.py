@@ -15,6 +15,8 @@ from typing import Callable
 from ... import messages as m
 from ...config import Config
 from ...contact import Contact
+from ...errors import TransportError
+from ...timeline import Timeline
 from .kbuckets import KBuckets
 from .lookup import Lookup, Simulator
 from .peer import KademliaTable
@@ -84,18 +86,35 @@ def drive(channel, config: Config, start: Contact, target: int) -> dict:
     """``{"lookup": ...}``: the lookup of ``target`` by the peer ``start``, driven round by round by asking each
     contact's client what its server would answer (``ClientNodes``) through ``channel`` (the supervisor's command
     channel): ``rounds`` (per round, each contact asked and whether it answered), ``requests``, ``found`` (the
-    target among the k closest found) and ``result`` (those k, nearest first). Raises
+    target among the k closest found), ``result`` (those k, nearest first), and its timeline on the channel's
+    clock (:meth:`~p2pzmq.timeline.Timeline.describe`: every request with its send and reply times, ``seconds``
+    from start to end, ``first_seen``; the ask of ``start``'s own closest contacts is the first request). Raises
     :class:`~p2pzmq.errors.TransportError` if ``start`` itself does not answer."""
-    seeds = channel.ask_one(start, m.ClientNodes, target, start.id).contacts
+    timeline = Timeline(channel.now())
+    number = timeline.sent(start.id, timeline.started)
+    first = channel.ask([(start, m.ClientNodes, (target, start.id))], strict=True)[0]
+    if not first.replied:
+        raise TransportError(f"peer {start.id} is gone")
+    seeds = first.reply.contacts
+    timeline.settled(number, *channel.settled(start.id, start, timeline.started, first))
+    if any(contact.id == target for contact in seeds):
+        timeline.seen_at_start()
     lookup = Lookup(start.id, target, seeds, config.k, config.alpha)
     rounds = []
     while batch := lookup.next_round():
+        sent = channel.sent_at(timeline.ended)  # a round starts when the one before has settled
+        numbers = [timeline.sent(contact.id, sent) for contact in batch]
         results = channel.ask([(contact, m.ClientNodes, (target, start.id)) for contact in batch])
-        for contact, result in zip(batch, results):
-            if result.replied:
+        answers = []
+        for contact, result, number in zip(batch, results, numbers):
+            at, answered = channel.settled(start.id, contact, sent, result)
+            answers.append(answered)
+            if answered:
+                timeline.settled(number, at, True, [named.id for named in result.reply.contacts], target)
                 lookup.answered(contact, result.reply.contacts)
-            else:
+            else:  # no answer, or under a model a lost request: the lookup routes around it
+                timeline.settled(number, at, False)
                 lookup.failed(contact)
-        rounds.append([{"id": str(contact.id), "answered": result.replied} for contact, result in zip(batch, results)])
+        rounds.append([{"id": str(contact.id), "answered": answered} for contact, answered in zip(batch, answers)])
     return {"lookup": {"rounds": rounds, "requests": lookup.requests, "found": lookup.found(target),
-                       "result": [str(contact.id) for contact in lookup.result()]}}
+                       "result": [str(contact.id) for contact in lookup.result()], **timeline.describe()}}
