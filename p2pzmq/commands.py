@@ -182,7 +182,10 @@ class Command:
         functools.update_wrapper(method, implementation)
         method.__module__, method.__name__ = cls.__module__, self.attribute
         method.__qualname__ = f"{cls.__name__}.{self.attribute}"
-        headline = textwrap.fill(f"``{self.usage()}``: {self.help}.", 116)
+        usage = f"``{self.usage()}``:"
+        # the usage stays on one line (help() and the test read it whole), however long it grows
+        headline = (textwrap.fill(f"{usage} {self.help}.", 116) if len(usage) < 80
+                    else f"{usage}\n{textwrap.fill(self.help + '.', 116)}")
         method.__doc__ = f"{headline}\n\n{inspect.getdoc(implementation) or ''}".rstrip()
         method.__signature__ = self._signature(implementation)
         method.command = self

@@ -176,7 +176,7 @@ class Caller:
         self._cookie_bits = cookies.getrandbits
         self._where = where
         self._on_unmatched = on_unmatched
-        self._now = now or sock.clock.now
+        self._now = now  # None: the socket's clock (a client's socket comes and goes: read it when used)
         self._ids = itertools.count(1)
         #: This caller's own requests sent, and of those the ones that failed (the process's totals are in counters).
         self.sent = 0
@@ -318,7 +318,7 @@ class Caller:
             self._offer(route, msg)
             return False
         del pending[tag[0]]
-        results[item.index] = Result(Outcome.REPLIED, msg, self._now())
+        results[item.index] = Result(Outcome.REPLIED, msg, (self._now or self.sock.clock.now)())
         return True
 
     def _offer(self, route: bytes, msg) -> None:
