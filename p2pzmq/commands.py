@@ -378,6 +378,13 @@ def _one_choice(arguments: dict) -> None:
         raise UsageError("give either count=K (with an optional seed=S) or ids=[...]")
 
 
+def _one_partition(arguments: dict) -> None:
+    if (arguments["groups"] is None) == (arguments["ids"] is None):
+        raise UsageError("give either groups=K (with an optional seed=S) or ids=[...]")
+    if arguments["ids"] is not None and arguments["seed"] is not None:
+        raise UsageError("seed= goes with groups=K only")
+
+
 def _churn_plan(arguments: dict) -> None:
     ChurnPlan(arguments["join_rate"], arguments["leave_rate"], arguments["crash_fraction"], arguments["duration"])
 
@@ -405,7 +412,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("net_status", (Param("sample", int, None, False, _at_least(0)),
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
             "table size and greedy-routing reach of every peer (kademlia: also iterative lookups between the same "
-            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto",
+            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto", "_router",
             cancellable=True),
     Command("refresh_peers", (Param("concurrency", int, None, False, _at_least(1)),),
             "one discovery pass of every peer, in list order (concurrency=J: J at a time)", "_builder", "refresh",
@@ -427,12 +434,12 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
                        Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "
-            "(decimal ids); changes no table"),
+            "(decimal ids); changes no table", "_router"),
     Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
                            Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
                            Param("status", bool, False, False)),
             "STEPS times: refresh_peers, then write time-lapse-<i>.<format> in directory=DIR (default: the "
-            "working directory); status=true also runs net_status each step and writes time-lapse.json",
+            "working directory); status=true also runs net_status each step and writes time-lapse.json", "_lapses",
             cancellable=True),
     Command("stats", (), "request, reply, timeout and drop counters, memory, fds, timings", quick=True),
     Command("attach", (Param("endpoint", str, check=_endpoint), Param("peers", int, 0, False, _at_least(0))),
@@ -450,6 +457,13 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             "kill", check=_one_choice),
     Command("leave_peers", _CHOOSE, "peers leave gracefully, telling the peers they know: count=K [seed=S], or "
             "ids=ID,ID,...", "_builder", "leave", check=_one_choice),
+    Command("partition", (Param("groups", int, None, False, _at_least(2)), Param("seed", int, None, False),
+                          Param("ids", list, None, False, _peer_ids, loose=_id_texts)),
+            "from now on lose every message between groups of peers: groups=K [seed=S] deals them into K groups, "
+            "ids=ID,ID,... cuts those from the rest (needs a network model)", check=_one_partition),
+    Command("heal", (), "end the partition: messages between every two peers are delivered again"),
+    Command("advance", (Param("seconds", float, check=_at_least(0)),),
+            "let SECONDS of the network's time pass (on the virtual clock: self-refreshes, churn, timers)"),
     Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
                       Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
                       Param("wait", bool, False, False)),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import protocols
+from .clock import REAL, Clock
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
 
@@ -25,10 +26,16 @@ MAX_CONTROL_MESSAGE_BYTES = 1 << 26
 #: WEB_FEED_HEARTBEAT quiet seconds (so proxies and the page see the stream alive), and holds at most
 #: WEB_FEED_BACKLOG events for a page that reads slowly (older ones are dropped and counted). A graph snapshot
 #: carries at most WEB_GRAPH_EDGES edges, the same number from each peer; the page says how many it leaves out.
+#: Reading one lets the event loop run every WEB_READ_SLICE seconds or so (chunks of clients sized to take that
+#: long: the supervisor's own peers answer inline, and the control socket must answer a ping within 200 ms), and
+#: reads take at most WEB_GRAPH_DUTY of the time: until the last read is (1 / WEB_GRAPH_DUTY - 1) times its own
+#: duration old, pages get that one.
 WEB_FEED_INTERVAL = 0.1
 WEB_FEED_HEARTBEAT = 15.0
 WEB_FEED_BACKLOG = 20_000
 WEB_GRAPH_EDGES = 60_000
+WEB_READ_SLICE = 0.02
+WEB_GRAPH_DUTY = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +97,9 @@ class Config:
     jitter: float = 0.0
     loss: float = 0.0
     network_clock: str = "real"
+    # The network's one clock (docs/DESIGN.md §16): every timeout, timer, sleep and deadline of its sockets, peers,
+    # churn, heartbeats and events. Never sent to workers: each process has its own.
+    clock: Clock = dataclasses.field(default=REAL, compare=False, repr=False)
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE

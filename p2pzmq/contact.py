@@ -11,7 +11,8 @@ from typing import Iterator, NamedTuple, Protocol
 
 
 class Contact(NamedTuple):
-    """How to reach a peer: its id and the endpoints of its server and client sockets."""
+    """How to reach a peer: its id and the endpoints of its server and of its client (a peer of this package takes
+    both roles at one endpoint, docs/DESIGN.md §7.1)."""
 
     id: int
     server: str

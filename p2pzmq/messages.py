@@ -17,7 +17,7 @@ from typing import NamedTuple
 from .errors import ProtocolError
 from .ids import ID_BITS
 from .contact import Contact
-from .wire import CONTACT, COOKIE, ID, REQUEST_ID, compile_kind, contacts, ids, picks
+from .wire import CONTACT, COOKIE, COUNT, ID, REQUEST_ID, compile_kind, contacts, ids, picks
 
 MAX_TARGETS = 100_000
 #: Contacts an ``UpdatePeers`` carries at most: a table of the original's, one entry per id bit at most.
@@ -161,6 +161,28 @@ class NodesReply(NamedTuple):
     contacts: list[Contact]
 
 
+class ClientCounts(NamedTuple):
+    """Ask a client what its peer has counted since it started; answered with ``PeerCounts``: a read."""
+
+    req_id: int
+    cookie: int
+
+
+class PeerCounts(NamedTuple):
+    """One peer's own counts since it started: requests its server ``served`` (answered), requests its client
+    ``sent``, its client's requests that ``failed`` (no reply in time, or they could not be sent), and the
+    ``joins``, ``refreshes`` and ``departs`` (walks) it made."""
+
+    req_id: int
+    cookie: int
+    served: int
+    sent: int
+    failed: int
+    joins: int
+    refreshes: int
+    departs: int
+
+
 def _picks_inside(msg: FoundPeers) -> None:
     if msg.picks and max(msg.picks) >= len(msg.contacts):
         raise ProtocolError("FoundPeers picks a contact it does not carry")
@@ -188,14 +210,16 @@ SCHEMA = (
     (14, FindNode, (REQUEST_ID, COOKIE, CONTACT, ID)),
     (15, NodesReply, (REQUEST_ID, COOKIE, contacts(MAX_NODES))),
     (16, ClientNodes, (REQUEST_ID, COOKIE, ID, ID)),
+    (17, ClientCounts, (REQUEST_ID, COOKIE)),
+    (18, PeerCounts, (REQUEST_ID, COOKIE, COUNT, COUNT, COUNT, COUNT, COUNT, COUNT)),
 )
 
 #: Message classes by kind number.
 KINDS = tuple(cls for _, cls, *_ in SCHEMA)
 #: Requests to a peer's server, commands to its client (from the supervisor or a tool), and the replies to both.
 REQUESTS = (GetPeers, FindClosest, UpdatePeers, Leave, Ping, FindNode)
-COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart, ClientNodes)
-REPLIES = (PeersReply, ClosestReply, FoundPeers, Done, NodesReply)
+COMMANDS = (ClientPeers, FindPeers, Join, Refresh, Depart, ClientNodes, ClientCounts)
+REPLIES = (PeersReply, ClosestReply, FoundPeers, Done, NodesReply, PeerCounts)
 
 
 def _unknown_kind(interned: dict, raw: bytes):

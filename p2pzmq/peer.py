@@ -1,21 +1,24 @@
-"""One simulated peer: a server socket and a client socket, and the protocol that gives them meaning
-(docs/DESIGN.md §4.4, §10). Nothing here knows a protocol's rules: :mod:`p2pzmq.protocols` does.
+"""One simulated peer: its socket, the client socket it has while it walks, and the protocol that gives them
+meaning (docs/DESIGN.md §4.4, §7.1, §10). Nothing here knows a protocol's rules: :mod:`p2pzmq.protocols` does.
 
-The **server** answers other peers. It has no greenlet: its socket is *served* (:meth:`GreenSocket.serve`), so each
-request is handed to the protocol from gevent's loop, or at once by a sender in this process, and answered before
-anyone waits for it. A server never blocks.
+An idle peer holds one socket, bound at its one endpoint (a contact's ``server`` and ``client`` are that endpoint):
+every ZeroMQ socket costs an fd, and one process may hold 20,000. It is *served*
+(:meth:`GreenSocket.serve`): no greenlet, each message handed over from gevent's loop or at once by a sender in this
+process. What a message is says who takes it, since the kinds of requests and commands never overlap: the
+**server** answers other peers' requests (never blocking, before anyone waits for the answer); the **client** takes
+the supervisor's commands. Quick commands (the table, one greedy step per target, the reads its protocol offers) are
+answered on the spot. A command that walks the network (join, refresh, depart) gets a greenlet, the *runner*, and a
+socket of the client's own for as long as it walks: the protocol's requests go out from it through the client's
+:class:`~p2pzmq.rpc.Caller`, so the servers asked see the client as a party of its own, and only answers to them ever
+reach it. Commands arriving meanwhile are kept for after. When nothing is left to do the runner closes that socket
+(with its connections) and ends: an idle peer holds no greenlet (a parked greenlet costs about 8 KB) and one fd. A
+timer makes the client refresh by itself after ``refresh_interval`` without a command.
 
-The **client** takes the supervisor's commands on its own socket. While idle it is served too: quick commands (the
-table, one greedy step per target, the reads its protocol offers) are answered on the spot. A command that walks the
-network (join, refresh, depart) gets a greenlet, the *runner*, which owns the client socket while it runs, sends the
-protocol's requests through the client's :class:`~p2pzmq.rpc.Caller` (commands arriving meanwhile are kept for
-after), and hands the socket back when nothing is left to do. An idle peer therefore holds no greenlet at all (a
-parked greenlet costs about 8 KB). A timer makes the client refresh by itself after ``refresh_interval`` without a
-command.
-
-A malformed or unexpected message is dropped and counted. The peer owns its runner, sockets and timer: ``stop``
-ends them. If the protocol raises while serving, or the runner dies of an error, the peer logs it once, counts it
-(``crashed``), marks itself dead and stops.
+A malformed or unexpected message is dropped and counted (``server`` for what reaches the peer's socket,
+``client`` for what reaches the walking client's). Under simulated time the client keeps its socket between walks
+(the engine accounts for messages in flight by peer, and a late reply to a closed socket would hold its clock).
+The peer owns its runner, sockets and timer: ``stop`` ends them. If the protocol raises while serving, or the
+runner dies of an error, the peer logs it once, counts it (``crashed``), marks itself dead and stops.
 """
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ import random
 from typing import Callable
 
 import gevent
-from gevent.hub import get_hub
 
 from . import messages as m
 from . import protocols
@@ -34,7 +36,7 @@ from .errors import ProtocolError, TransportError
 from .rpc import Caller, Counters, Request, Result
 from .contact import Contact
 from .endpoints import Endpoints
-from .transport import Context, RouterSocket
+from .transport import Context
 
 log = logging.getLogger(__name__)
 
@@ -56,32 +58,33 @@ class Peer:
         self._codec = codec
         self.counters = counters
         self._on_crash = on_crash  # told once, after the peer is marked crashed (the network's crashed event)
-        self._server_sock = ctx.router()
-        self._client_sock = ctx.router(max_connections=config.max_connections,
-                                       handshake_timeout=config.client_timeout, fail_fast=True)
+        self._ctx = ctx
+        self._sock = ctx.router()
         try:
-            server = self._server_sock.bind(endpoints.new("server"))
-            client = self._client_sock.bind(endpoints.new("client"))
+            endpoint = self._sock.bind(endpoints.new("peer"), local_alias=endpoints.local_alias)
         except TransportError:
-            self._close_sockets()
+            self._sock.close()
             raise
-        self.contact = Contact(peer_id, server, client)
-        self._engine = engine  # simulated time (p2pzmq.simtime): both sockets' peer messages go through it
+        self.contact = Contact(peer_id, endpoint, endpoint)
+        self._engine = engine  # simulated time (p2pzmq.simtime): the peer's messages go through it
         if engine is not None:
-            self._server_sock.model(engine, peer_id)
-            self._client_sock.model(engine, peer_id)
-            engine.register(peer_id, (server, client))
-        self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
+            self._sock.model(engine, peer_id)
+            engine.register(peer_id, (endpoint,))
+        # Lent the walking client's socket by the runner (None while idle): only replies to its requests reach it.
+        self._rpc = Caller(None, codec, counters, cookies, where="client")
         descriptor = protocols.of(config)
         self.protocol = descriptor.start(config, self, cookies)
         self._requests = frozenset(descriptor.requests)
         # Commands answered on the spot, from the table, without a runner: the table, greedy steps, and the reads
         # the protocol offers (its descriptor's queries).
         self._quick = {m.ClientPeers: self._client_peers, m.FindPeers: self._find_peers,
-                       **{kind: self.protocol.query for kind in descriptor.queries}}
+                       m.ClientCounts: self._counts, **{kind: self.protocol.query for kind in descriptor.queries}}
+        #: Requests this peer's server answered, and the walks it made by kind (what ClientCounts answers).
+        self.served = 0
+        self._walks = {m.Join: 0, m.Refresh: 0, m.Depart: 0}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
-        self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
+        self._idle = config.clock.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
         self.failure: str | None = None
@@ -96,26 +99,30 @@ class Peer:
         return self.protocol.table
 
     def start(self) -> "Peer":
-        # Requests come only from other peers' clients, and a client in this context runs the server it sends to.
-        self._server_sock.serve(self._on_request, self._crashed, settle=False)
-        self._client_sock.serve(self._on_command, self._crashed)
+        # What reaches the socket from this context comes from senders that run it: other peers' walking clients
+        # and the supervisor's command socket.
+        self._sock.serve(self._on_message, self._crashed, settle=False)
         self._idle.start(self._refresh_by_itself)
         self.alive = True
         return self
 
     def stop(self) -> None:
-        """Stop the runner (if any), the timer and both sockets. Idempotent."""
+        """Stop the runner (if any, with its socket), the timer and the peer's socket. Idempotent."""
         self.alive = False
         if self._runner is not None:
             self._runner.kill(block=True, timeout=self.config.shutdown_timeout)
         self._idle.close()
-        self._close_sockets()
+        self._sock.close()
+        if self._rpc.sock is not None:  # kept between walks under simulated time (see _run)
+            self._rpc.sock.close()
+            self._rpc.sock = None
         if self._engine is not None:
-            self._engine.unregister(self.id, (self.contact.server, self.contact.client))
+            self._engine.unregister(self.id, (self.contact.server,))
 
-    def _close_sockets(self) -> None:
-        self._server_sock.close()
-        self._client_sock.close()
+    @property
+    def sockets(self) -> int:
+        """How many sockets (so fds) the peer holds now: its own, and the client's while it walks."""
+        return (not self._sock.closed) + (self._rpc.sock is not None)
 
     def _crashed(self, exc: BaseException) -> None:
         """The protocol or the runner failed: say so once, and take the whole peer down."""
@@ -146,58 +153,55 @@ class Peer:
         return self._rpc.call_many(requests, self.config.client_timeout, window=window)
 
     def forget(self, endpoint: str) -> None:
-        """Drop the client's connection to ``endpoint``."""
-        self._client_sock.forget(endpoint)
+        """Drop the walking client's connection to ``endpoint``."""
+        if self._rpc.sock is not None:
+            self._rpc.sock.forget(endpoint)
 
     # -- server ---------------------------------------------------------------------------------------------------
 
-    def _on_request(self, frames: list[bytes]) -> None:
-        """A request from another peer: the protocol answers it (on the path of every request: kept inline)."""
+    def _on_message(self, frames: list[bytes]) -> None:
+        """A message for the peer's socket: the protocol answers a request from another peer (on the path of every
+        request: kept inline); a supervisor's command goes to the client; anything else is dropped."""
         try:
             msg = self._codec.decode(frames[1:])
         except ProtocolError as exc:
             self.counters.drop("server", exc.reason, exc)
             return
         if type(msg) not in self._requests:
-            self.counters.drop("server", "unexpected", type(msg).__name__)
+            if self._understood(msg):
+                self._on_command(frames[0], msg)
+            else:
+                self.counters.drop("server", "unexpected", type(msg).__name__)
             return
         reply = self.protocol.serve(msg)
         if reply is not None:
             try:
-                self._server_sock.reply(frames[0], self._codec.encode(reply))
+                self._sock.reply(frames[0], self._codec.encode(reply))
                 self.counters["replies"] += 1
+                self.served += 1
             except TransportError as exc:
                 self.counters.drop("undeliverable", "undeliverable", exc)
 
-    def _answer(self, sock: RouterSocket, route: bytes, reply) -> None:
+    def _answer(self, route: bytes, reply) -> None:
         try:
-            sock.reply(route, self._codec.encode(reply))
+            self._sock.reply(route, self._codec.encode(reply))
             self.counters["replies"] += 1
         except TransportError as exc:
             self.counters.drop("undeliverable", "undeliverable", exc)
 
-    def _decode(self, body: list[bytes], where: str):
-        try:
-            return self._codec.decode(body)
-        except ProtocolError as exc:
-            self.counters.drop(where, exc.reason, exc)
-            return None
-
     # -- client ---------------------------------------------------------------------------------------------------
 
-    def _on_command(self, frames: list[bytes]) -> None:
-        """A message for the idle client: answer a quick command now, give the runner a long one."""
-        route, *body = frames
-        msg = self._decode(body, "client")
-        if msg is None:
-            return
-        if not self._understood(msg):
-            self.counters.drop("client", "unexpected", type(msg).__name__)
-            return
+    def _on_command(self, route: bytes, msg) -> None:
+        """A command for the client: answered now if it is quick and the client idle, else kept for the runner (in
+        order, up to a bound: a walk's commands wait for it to end)."""
         self._idle.again(self._refresh_by_itself)
-        quick = self._quick.get(type(msg))
-        if quick is not None:
-            self._answer(self._client_sock, route, quick(msg))
+        if self._runner is None:
+            quick = self._quick.get(type(msg))
+            if quick is not None:
+                self._answer(route, quick(msg))
+                return
+        elif len(self._pending) >= MAX_PENDING_COMMANDS:
+            self.counters.drop("server", "busy", type(msg).__name__)
             return
         self._pending.append((route, msg))
         self._wake()
@@ -209,33 +213,36 @@ class Peer:
 
     def _wake(self) -> None:
         if self._runner is None and self.alive:
-            self._client_sock.pause()
             self._runner = gevent.spawn(self._run)
             self._runner.link_exception(lambda runner: self._crashed(runner.exception))
 
     def _run(self) -> None:
-        """The runner: handle what is pending, then hand the socket back to the idle client."""
-        sock = self._client_sock
+        """The runner: give the client a socket, handle what is pending, then close that socket (with its
+        connections: each costs tens of KB) and end."""
+        rpc = self._rpc
         try:
+            if rpc.sock is None:
+                rpc.sock = self._ctx.router(max_connections=self.config.max_connections,
+                                            handshake_timeout=self.config.client_timeout, fail_fast=True)
+                if self._engine is not None:
+                    rpc.sock.model(self._engine, self.id)
             while self._pending:
                 route, msg = self._pending.popleft()
                 quick = self._quick.get(type(msg))
                 reply = quick(msg) if quick is not None else self._walk(msg)
                 if route is not None:
-                    self._answer(sock, route, reply)
+                    self._answer(route, reply)
                     self._idle.again(self._refresh_by_itself)
-            sock.forget_all()  # idle: connections to other servers only cost memory until the next walk
+                    # sent from a greenlet: the send may have taken the fd's signal of a message that came meanwhile
+                    self._sock.wake()
         finally:
+            if rpc.sock is not None:
+                if self._engine is None:
+                    rpc.sock.close()
+                    rpc.sock = None
+                else:  # the engine holds simulated time for replies still in flight to it, by peer: keep it
+                    rpc.sock.forget_all()
             self._runner = None
-            if self.alive:
-                sock.serve(self._on_command, self._crashed)  # also hands over what arrived since the last reply
-
-    def _keep(self, route: bytes, msg) -> bool:
-        """Keep a supervisor command that arrived while the runner waited for a reply (up to a bound)."""
-        if self._understood(msg) and len(self._pending) < MAX_PENDING_COMMANDS:
-            self._pending.append((route, msg))
-            return True
-        return False
 
     def _understood(self, msg) -> bool:
         """True for a command this peer carries out: a walk, or a quick one its protocol answers."""
@@ -244,8 +251,14 @@ class Peer:
     def _client_peers(self, msg: m.ClientPeers) -> m.PeersReply:
         return m.PeersReply(msg.req_id, msg.cookie, self.protocol.contacts())
 
+    def _counts(self, msg: m.ClientCounts) -> m.PeerCounts:
+        walks = self._walks
+        return m.PeerCounts(msg.req_id, msg.cookie, self.served, self._rpc.sent, self._rpc.failed, walks[m.Join],
+                            walks[m.Refresh], walks[m.Depart])
+
     def _walk(self, msg) -> m.Done:
         kind = type(msg)
+        self._walks[kind] += 1  # a refresh the peer makes by itself (§4.4) among the refreshes
         try:
             if kind is m.Join:
                 self.protocol.join(msg.contact)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import resource
 
-#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md §3); over tcp
-#: each socket also holds its listening socket.
-FDS_PER_PEER = {"inproc": 2, "tcp": 4}
-#: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
-#: window, control and link sockets, logs.
+#: An idle peer holds one socket, one fd (its mailbox, docs/DESIGN.md §3); over tcp also its listening socket.
+FDS_PER_PEER = {"inproc": 1, "tcp": 2}
+#: Fds kept free for what is not idle peers: walking clients' sockets and their connections (both ends when in one
+#: process), the supervisor's command window, control and link sockets, logs.
 FD_HEADROOM = 768
 
 
@@ -39,9 +38,10 @@ def process_usage() -> dict:
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}
 
 
-def peer_room(transport: str) -> int:
-    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
+def peer_room(transport: str, client_kept: bool = False) -> int:
+    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft);
+    ``client_kept``: each peer keeps its client's socket between walks (under simulated time), one fd more."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if limit == resource.RLIM_INFINITY:
         limit = 1 << 20
-    return max(0, (limit - open_fds() - FD_HEADROOM) // FDS_PER_PEER[transport])
+    return max(0, (limit - open_fds() - FD_HEADROOM) // (FDS_PER_PEER[transport] + client_kept))

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import itertools
 import os
-import time
 from typing import Iterator
 
 import zmq
@@ -21,9 +20,10 @@ import zmq.backend
 from gevent.hub import Waiter, get_hub
 from zmq.utils.monitor import parse_monitor_message
 
+from .clock import REAL, Clock
 from .errors import ClosedError, ProtocolError, TransportError
 from .routes import Routes
-from .serving import Served, wait_for, wait_on
+from .serving import Served, wait_on
 
 #: Sockets one context may hold; must be set before the first socket (libzmq's default is 1023).
 MAX_SOCKETS = 32768
@@ -89,14 +89,16 @@ class Context:
     """One ZeroMQ context per process or per simulated network (inproc endpoints live inside one context).
 
     It keeps every socket it made (strongly, see :data:`_OPEN_CONTEXTS`) so that :meth:`term` can close whatever an
-    owner left open and never hang.
+    owner left open and never hang. Every wait of its sockets, and every deadline, is on ``clock`` (their
+    ``clock`` attribute: the request layer's deadlines use it too).
     """
 
     _namespaces = itertools.count(1)
 
     def __init__(self, *, max_sockets: int = MAX_SOCKETS, max_message_bytes: int = 1 << 20,
-                 tcp_backlog: int = 4096) -> None:
+                 tcp_backlog: int = 4096, clock: Clock = REAL) -> None:
         self._zctx = zmq.Context(1)
+        self.clock = clock
         self._zctx.set(zmq.MAX_SOCKETS, max_sockets)
         self.max_message_bytes = max_message_bytes
         self.tcp_backlog = tcp_backlog
@@ -106,6 +108,8 @@ class Context:
         #: unbound inproc endpoint and keeps that pending connection, with every message sent to it, until the
         #: context ends, even after a disconnect: dialling a dead peer's endpoint would leak memory forever.
         self._inproc_bound: dict[str, GreenSocket] = {}
+        #: tcp endpoints bound in this context with an inproc alias (see GreenSocket.bind): tcp endpoint -> alias.
+        self._aliases: dict[str, str] = {}
         self._closed = False
         _OPEN_CONTEXTS.add(self)
 
@@ -151,8 +155,9 @@ class Context:
             zsock.setsockopt(zmq.BACKLOG, self.tcp_backlog)
             if kind == zmq.ROUTER:
                 zsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock = cls(zsock)
+        sock = cls(zsock, self.clock)
         sock._inproc_bound = self._inproc_bound
+        sock._aliases = self._aliases
         sock._siblings = self._sockets
         self._sockets.add(sock)
         return sock
@@ -178,12 +183,14 @@ class GreenSocket(Served):
 
     _routed = False  # whether every message starts with a routing frame (a ROUTER's)
 
-    def __init__(self, zsock: zmq.Socket) -> None:
+    def __init__(self, zsock: zmq.Socket, clock: Clock = REAL) -> None:
         super().__init__()
         self._zsock = zsock
+        self.clock = clock
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
         self._inproc_bound: dict[str, GreenSocket] = {}  # the context's registry (see Context)
+        self._aliases: dict[str, str] = {}  # the context's tcp endpoints with an inproc alias (see Context)
         self._siblings: set[GreenSocket] = set()  # the context's open sockets (see Context)
         self._bound: list[str] = []
         self._pollin = [(zsock, _POLLIN)]  # zmq_poll's argument, made once
@@ -199,15 +206,27 @@ class GreenSocket(Served):
         arrives with a header frame is given to ``engine``, which hands it back through :meth:`_arrive` when due."""
         self._engine, self._owner, self._arrived = engine, owner, collections.deque()
 
-    def bind(self, endpoint: str) -> str:
-        """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
+    def bind(self, endpoint: str, local_alias: bool = False) -> str:
+        """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port).
+
+        ``local_alias``: a tcp endpoint is also bound under an inproc name that sockets of this context dial instead
+        (:meth:`RouterSocket.route`): peers of one process then talk over inproc, run to completion, while the rest
+        of the network reaches them over tcp. An inproc bind costs no fd."""
         with _translated(f"cannot bind {endpoint}", self):
             self._zsock.bind(endpoint)
             bound = self._zsock.getsockopt_string(zmq.LAST_ENDPOINT)
+            if local_alias and not bound.startswith("inproc://"):
+                alias = f"inproc://{bound}"
+                self._zsock.bind(alias)
+                self._aliases[bound] = alias
+                self._bound.append(bound)
+                bound, endpoint = alias, bound
+            else:
+                endpoint = bound
         if bound.startswith("inproc://"):
             self._inproc_bound[bound] = self
             self._bound.append(bound)
-        return bound
+        return endpoint
 
     def set_hwm(self, hwm: int) -> None:
         """Send and receive high-water marks; affects connections made after the call."""
@@ -264,8 +283,9 @@ class GreenSocket(Served):
                     if frames is not None:
                         return frames
                 if timeout is not None:
-                    deadline = deadline or time.monotonic() + timeout
-                    timeout = deadline - time.monotonic()
+                    now = self.clock.now()
+                    deadline = deadline or now + timeout
+                    timeout = deadline - now
                 if not self._park(timeout):
                     return None
                 likely = True
@@ -293,7 +313,19 @@ class GreenSocket(Served):
                 self._engine.counts[f"bad_{exc.reason}"] += 1
                 continue
             self._received_from(frames[0], sender)
+            if not arrived and not _poll(self._pollin, 0):  # cheaper than a failed take; it too readies the fd
+                return None
         return arrived.popleft()
+
+    def _readable(self) -> None:
+        """Under simulated time, a parked greenlet is woken only for what it can take now: the fd's messages with a
+        header go to the engine from here, which spares the greenlet a wake-up and a wait for each of them."""
+        if self._arrived is not None and self._handler is None and self._waiter is not None:
+            frames = self._take_modelled()
+            if frames is None:
+                return
+            self._arrived.appendleft(frames)
+        Served._readable(self)
 
     def _received_from(self, route: bytes, sender: int) -> None:
         """A modelled message from peer ``sender`` came in on ``route`` (a server remembers whom it answers)."""
@@ -350,7 +382,7 @@ class GreenSocket(Served):
         self._waiter = Waiter()
         self._listen()
         try:
-            return wait_for(self._waiter, timeout)
+            return self.clock.wait(self._waiter, timeout)
         finally:
             self._waiter = None
 
@@ -369,6 +401,7 @@ class GreenSocket(Served):
         self._siblings.discard(self)
         for endpoint in self._bound:
             self._inproc_bound.pop(endpoint, None)
+            self._aliases.pop(endpoint, None)
         self._handler = None
         self._watcher.close()
         self._zsock.close(0)
@@ -406,9 +439,10 @@ class RouterSocket(GreenSocket):
 
     _routed = True
 
-    def __init__(self, zsock: zmq.Socket) -> None:
-        super().__init__(zsock)
+    def __init__(self, zsock: zmq.Socket, clock: Clock = REAL) -> None:
+        super().__init__(zsock, clock)
         self._routes = Routes()
+        self._dialled: dict[str, str] = {}  # endpoint -> the inproc alias dialled for it (see GreenSocket.bind)
         self._monitor: zmq.Socket | None = None
         self._reports = None  # the io watcher of the monitor's fd
         self.fail_fast = False
@@ -426,8 +460,9 @@ class RouterSocket(GreenSocket):
         route = self._routes.get(endpoint)
         if route is not None:
             return route
-        local = self._inproc_bound.get(endpoint)
-        if local is None and endpoint.startswith("inproc://"):
+        dial = self._aliases.get(endpoint, endpoint)  # a tcp endpoint bound in this context: its inproc alias
+        local = self._inproc_bound.get(dial)
+        if local is None and dial.startswith("inproc://"):
             raise TransportError(f"nothing is bound at {endpoint} (a peer that has gone)")
         while len(self._routes) >= self.max_connections:
             self.forget(self._routes.oldest())
@@ -436,11 +471,17 @@ class RouterSocket(GreenSocket):
             if local is None and self.fail_fast:
                 self._failures()  # reports of earlier connections to the endpoint are no news about this one
             self._zsock.setsockopt(zmq.CONNECT_ROUTING_ID, route)
-            self._zsock.connect(endpoint)
+            self._zsock.connect(dial)
+        if dial != endpoint:
+            self._dialled[endpoint] = dial
         self._routes.add(endpoint, route, local)
         if self._engine is not None:
             self._route_peer[route] = self._engine.peer_at(endpoint)
         return route
+
+    def crosses(self, route: bytes) -> bool:
+        """Whether ``route`` leads out of this context (another process, or tcp within this one)."""
+        return route not in self._routes.local
 
     def _failures(self) -> None:
         """Start the monitor, or hand the routes all it reported (then its fd signals the next report, §7.1)."""
@@ -455,8 +496,11 @@ class RouterSocket(GreenSocket):
                 self._routes.reported(report["endpoint"].decode(), report["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED)
 
     def _connection(self, route: bytes, timeout: float | None) -> bool:
-        """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class)."""
-        now = time.monotonic()
+        """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class). On
+        the wall clock whatever the socket's: a tcp connection comes up in the kernel and libzmq's I/O thread, outside
+        simulated time (docs/DESIGN.md §16)."""
+        clock = REAL
+        now = clock.now()
         handshake = now + self.handshake_timeout
         give_up = now + (self.handshake_timeout if timeout is None else timeout)
         with _translated("cannot read the monitor", self):
@@ -470,16 +514,17 @@ class RouterSocket(GreenSocket):
                     raise TransportError("connection refused" if refused else "connection did not come up in time")
                 if now >= give_up:
                     return False
-                wait_on(self._reports, min(handshake, give_up) - now)
-                now = time.monotonic()
+                wait_on(self._reports, min(handshake, give_up) - now, clock)
+                now = clock.now()
 
     def forget(self, endpoint: str | None) -> None:
         """Drop the connection to ``endpoint`` (if any)."""
         route = self._routes.pop(endpoint)
         if route is not None:
             self._route_peer.pop(route, None)
+            dialled = self._dialled.pop(endpoint, endpoint)
             with contextlib.suppress(zmq.ZMQError):  # already gone: disconnecting is best effort by nature
-                self._zsock.disconnect(endpoint)
+                self._zsock.disconnect(dialled)
 
     def forget_all(self) -> None:
         """Drop every outgoing connection and the monitor (an idle peer holds none: each costs tens of KB)."""
@@ -540,7 +585,7 @@ class RouterSocket(GreenSocket):
                     self._expect = True
                 return True
             except zmq.Again:
-                now = time.monotonic()
+                now = self.clock.now()
                 give_up = give_up or (now + timeout if timeout is not None else None)
                 if give_up is not None and now >= give_up:
                     return False

@@ -5,6 +5,7 @@ A message is one frame: a kind byte, then every fixed-size field of the message 
 ``struct.Struct`` (one C call packs them all), then the variable-size fields in the message's field order::
 
     request id      8 bytes, unsigned: every value is valid (0..2**64-1)
+    count           8 bytes, unsigned
     cookie, secret  4 bytes holding the value minus 1: every value is valid (1..2**32), and 2**32 fits
     id              20 bytes, big-endian unsigned
     contact         id, server length (2 bytes), client length (2 bytes), server, client (UTF-8 each)
@@ -60,6 +61,8 @@ class Field(NamedTuple):
 
 
 REQUEST_ID = Field("Q")
+#: A count: 8 bytes, unsigned.
+COUNT = Field("Q")
 COOKIE = Field("I", "{v} - 1", "{v} + 1")
 # ids.id_to_bytes / id_from_bytes written out (every request carries an id): the struct reads exactly ID_BYTES bytes,
 # and to_bytes refuses an id that does not fit with OverflowError, which encode reports as a ProtocolError.

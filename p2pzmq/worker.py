@@ -3,7 +3,8 @@
 The worker binds one ROUTER (its link endpoint) and answers the supervisor's link requests (:mod:`p2pzmq.link`):
 ``hello`` (the network's settings), ``spawn`` (start peers with the given ids), ``kill`` (stop peers with the given
 ids), ``beat``, ``stats`` and ``stop``. Its peers are ordinary :class:`~p2pzmq.peer.Peer` objects on tcp endpoints;
-they talk to every other peer directly. A worker that hears nothing from its supervisor for ``heartbeat_timeout``
+they talk to every other peer directly, and to the worker's own peers over inproc (the transport dials the inproc
+alias of an endpoint bound in this process). A worker that hears nothing from its supervisor for ``heartbeat_timeout``
 (or, before the first ``hello``, for ``control_timeout``) stops its peers and ends: no orphan outlives its network.
 
 :func:`launch` starts local worker processes for ``serve --workers K`` and reads back their endpoints.
@@ -15,7 +16,6 @@ import logging
 import os
 import random
 import sys
-import time
 
 import gevent
 import gevent.event
@@ -23,6 +23,7 @@ import gevent.subprocess
 
 from . import link, simtime
 from . import messages as m
+from .clock import REAL
 from .config import Config
 from .contact import Contact
 from .errors import P2PError, TransportError
@@ -53,7 +54,8 @@ class Worker:
         self._spread_loopback = spread_loopback
         self._engine = None  # simulated time, once the supervisor said which (hello)
         self.config = (config or Config()).replace(transport="tcp", host=host)
-        self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
+        self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog,
+                            clock=self.config.clock)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
         self._sock = self._ctx.router()
         try:
@@ -129,15 +131,16 @@ class Worker:
             if self.config.network_clock == "virtual":
                 raise ValueError("a worker runs on the real clock only (docs/DESIGN.md §12)")
             self._engine = simtime.engine_for(self.config)
-            endpoints = Endpoints("tcp", self._ctx.namespace, host)
+            # The worker's own peers reach each other over inproc (an alias of each one's tcp endpoint).
+            endpoints = Endpoints("tcp", self._ctx.namespace, host, local_alias=True)
             self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
                                    counters=self.counters, engine=self._engine)
-        return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
+        return {"pid": os.getpid(), "host": self.config.host, "room": self._room()}
 
     def _spawn(self, fields: dict) -> dict:
         peers = self._hosted().spawn(_ids(fields["ids"]))
-        return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
+        return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": self._room()}
 
     def _install(self, fields: dict) -> dict:
         """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §17)."""
@@ -157,13 +160,16 @@ class Worker:
 
     def _kill(self, fields: dict) -> dict:
         self._hosted().kill(_ids(fields["ids"]))
-        return {"room": peer_room("tcp")}
+        return {"room": self._room()}
 
     def _stats(self, fields: dict) -> dict:
         result = {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
         if self._engine is not None:
             result["network"] = self._engine.summary()
         return result
+
+    def _room(self) -> int:
+        return self.peers.room() if self.peers is not None else peer_room("tcp")
 
     def _hosted(self) -> LocalHost:
         if self.peers is None:
@@ -202,10 +208,10 @@ class Launched:
     def reap(self, timeout: float) -> None:
         """Wait up to ``timeout`` in all for the processes to end (they stop on ``die``, at the same time); kill
         what is left."""
-        deadline = time.monotonic() + timeout
+        deadline = REAL.now() + timeout  # real processes: the wall clock whatever the network's
         for process in self.processes:
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=max(0.0, deadline - REAL.now()))
             except gevent.subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop: killing it", process.pid)
                 process.kill()
@@ -216,8 +222,8 @@ class Launched:
 
 def local_hosts(host: str, count: int) -> list[str]:
     """Addresses for ``count`` local workers of a network on ``host``. On an IPv4 loopback ``host`` each worker gets
-    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on two ports and one address has only
-    the ephemeral port range (about 28,000 ports), so about 14,000 peers fill one address. Elsewhere all use ``host``.
+    its own loopback address (127.0.1.1, 127.0.1.2, ...): a tcp peer listens on a port and one address has only the
+    ephemeral port range (about 28,000 ports), which a few workers fill. Elsewhere all use ``host``.
     """
     try:
         address = ipaddress.ip_address(host)
@@ -250,7 +256,7 @@ def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -
                                                      start_new_session=True))
         for process in processes:
             line = ""
-            with gevent.Timeout(config.control_timeout, False):
+            with REAL.timeout(config.control_timeout, False):
                 line = process.stdout.readline()
             if not line.startswith(READY):
                 raise TransportError(f"worker pid {process.pid} did not start (it said {line.strip()!r})")

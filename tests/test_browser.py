@@ -57,12 +57,76 @@ def test_a_control_runs_its_command_and_shows_the_reply(page_on_network):
     assert page.problems == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
 
 
+def test_a_clicked_peer_shows_its_counts_and_a_lookup_from_it_is_drawn(page_on_network):
+    served, page = page_on_network
+    peer = served.ask("peers")["result"]["peers"][5]["id"]
+    box = page.locator("#graph").bounding_box()
+    where = page.evaluate("(id) => window.P2PPage.where(id)", peer)
+    page.mouse.click(box["x"] + where["x"], box["y"] + where["y"])
+    page.wait_for_function("() => document.querySelector('#peer-info').textContent.includes('served')")
+    info = page.inner_text("#peer-info")
+    assert f"id {peer}" in info and "joins 1" in info and "failed" in info
+    before = web_view.amber_pixels(page)
+    page.click("#lookup")
+    page.wait_for_function("() => document.querySelector('#lookup-info').textContent.includes('path')")
+    route = __import__("json").loads(page.inner_text("#lookup-info"))["route"]
+    assert route["path"][0] == peer
+    if len(route["path"]) > 1:  # the route is drawn over the graph in amber
+        deadline = time.monotonic() + 2
+        while web_view.amber_pixels(page) <= before:
+            assert time.monotonic() < deadline, "the lookup's path was not drawn"
+            page.wait_for_timeout(50)
+    assert page.problems == []
+
+
+# pixels of a chart's canvas in the page's series colour (#4fc3f7): bars or a line, not the labels' grey
+PAINTED = "(selector) => { const c = document.querySelector(selector); " \
+          "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0; " \
+          "for (let i = 0; i < d.length; i += 4) n += d[i] < 130 && d[i + 1] > 150 && d[i + 2] > 200; return n; }"
+
+
+def test_every_chart_draws_what_it_charts(page_on_network):
+    """Table sizes from the graph read, requests per second from stats, joins and departures from the event feed,
+    connectivity and the hop histogram from a net_status; the latency chart stays hidden without a latency
+    model."""
+    served, page = page_on_network
+    assert served.ask("add_peers", n=4)["ok"] and served.ask("kill_peers", count=1)["ok"]
+    page.click("button[data-cmd=net_status]")
+    page.wait_for_function("() => document.querySelector('#hops-summary').textContent.includes('reached')",
+                           timeout=30_000)
+    for chart in ("tables", "requests", "churn", "connectivity", "hops"):
+        page.wait_for_function(f"() => ({PAINTED})('#chart-{chart}') > 5", timeout=10_000)  # one point: 9
+    assert page.locator("#latency").is_hidden()
+    assert page.problems == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("layout", ["ring", "force"])
+def test_20000_peers_are_drawn_thinned_and_the_page_says_what_it_leaves_out(layout):
+    """A graph read of 20,000 peers (a synthetic overlay through the server's own Snapshots: no test run can build
+    that many) drawn in both layouts: pixels, no errors, and the legend's account of the edges left out."""
+    served = web_view.Served(8, 1).ready()
+    try:
+        with web_view.browser() as page:
+            drawn = web_view.draw(page, served, 20_000, layout)
+            shown, total = drawn["edges_shown"], drawn["edges_total"]
+            assert drawn["drawn"] > 20_000 and shown == 60_000 and drawn["per_peer"] == 3 and total > 300_000
+            assert f"20000 peers; {shown} of {total} table entries drawn" in drawn["legend"]
+            assert f"at most 3 a peer, spread over its table: {total - shown} left out" in drawn["legend"]
+            assert page.problems == []
+    finally:
+        served.close()
+
+
 def test_the_tools_modes_run_end_to_end(tmp_path, capsys):
-    """tools/web_view.py's screenshot and voice, on small networks: the picture is a PNG, the voice check prints
-    its ratios."""
+    """tools/web_view.py's screenshot, voice and read, on small networks: the picture is a PNG, the voice check
+    prints its ratios, the read its pings."""
     shot = tmp_path / "view.png"
     assert web_view.main(["screenshot", "-n", "24", "-o", str(shot)]) == 0
     assert shot.read_bytes().startswith(b"\x89PNG")
-    assert web_view.main(["voice", "-n", "24"]) == 0
+    assert web_view.main(["voice", "-n", "24", "--tail", "1"]) == 0
     out = capsys.readouterr().out
-    assert "refresh_cpu" in out and "slowest ping" in out
+    assert "refresh_cpu" in out and "ping, page open" in out and "p99" in out
+    figures = web_view.read(24, 1)
+    assert [version for _, version, _ in figures["reads"]][0] == 1 and figures["pings"]["reading"]

@@ -189,7 +189,7 @@ def _session(net) -> None:
     net.churn(join_rate=20.0, leave_rate=0.5, duration=0.3, seed=3, wait=True)
     victim = net.peers[0]
     victim._crashed(RuntimeError("a protocol bug"))  # what a peer whose greenlets died reports
-    wait_until(lambda: victim._client_sock.closed)  # it stops itself in a greenlet of its own
+    wait_until(lambda: victim._sock.closed)  # it stops itself in a greenlet of its own
 
 
 @pytest.mark.parametrize("protocol", ["original", "kademlia"])

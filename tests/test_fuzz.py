@@ -33,8 +33,9 @@ def _contact(rng):
 
 
 def peer_garbage(rng, to_server: bool) -> tuple[list[bytes], str]:
-    """One malformed or misdirected message for a peer socket, and the counter it must land in."""
-    where = "server" if to_server else "client"
+    """One malformed or unexpected message for a peer (``to_server``: sent to its server's endpoint, else to its
+    client's: both are the peer's one socket, where everything is counted), and the counter it must land in."""
+    where = "server"
     choice = rng.randrange(9)
     if choice == 0:  # random bytes; the rare draw that is a well-formed message (a command would run) is redrawn
         while True:
@@ -65,7 +66,7 @@ def peer_garbage(rng, to_server: bool) -> tuple[list[bytes], str]:
     if to_server:  # an update with a wrong secret cookie: ignored and counted
         contacts = [_contact(rng) for _ in range(rng.randrange(1, 5))]
         return m.encode(m.UpdatePeers(rng.randrange(1, 2**32), contacts)), where
-    return m.encode(m.FindClosest(1, 1, _contact(rng), 5)), where  # a server request sent to a client
+    return m.encode(m.ClientNodes(1, 1, 5, 6)), where  # a command of another protocol (Kademlia's)
 
 
 def control_garbage(rng) -> bytes:
@@ -97,8 +98,8 @@ def settled_rss() -> int:
 
 
 def barrier(tester, peer) -> None:
-    """Return once ``peer``'s server and client have handled everything ``tester`` sent them before: each socket is
-    served in order by one greenlet, so a reply to a later request comes after. Neither request changes a table:
+    """Return once ``peer`` has handled everything ``tester`` sent it before (at its server's and client's endpoints,
+    which are one socket, served in order), so a reply to a later request comes after. Neither request changes a table:
     the server's ``find_closest`` then adds its sender, here the peer's own, identical entry (no shape change)."""
     for endpoint, request in ((peer.contact.server, m.FindClosest(1, 1, peer.contact, peer.id)),
                               (peer.contact.client, m.ClientPeers(1, 1))):
@@ -177,13 +178,13 @@ def test_frames_above_maxmsgsize_over_tcp_cost_the_sender_its_connection_and_not
         tester.forget(peer.contact.server)
         route = tester.route(peer.contact.server)
         with gevent.Timeout(5):
-            tester.send_to(route, m.encode(m.ClientPeers(1, 1)))  # well-formed, though misdirected
+            tester.send_to(route, m.encode(m.Done(1, 1)))  # well-formed, though a reply nobody asked for
         wait_until(lambda: net.counters["dropped.server"] == 1)
         model = ModelNetwork(22)
         model.create(4)
         with ControlClient(server.endpoint, timeout=30) as ctl:
             assert ctl.call("net_status") == model.net_status()
-        # The misdirected message and the refused request; the oversized ones never arrived.
+        # The unexpected message and the refused request; the oversized ones never arrived.
         assert net.counters["dropped"] == 2 and net.counters["dropped.control"] == 1
     finally:
         tester.close()

@@ -39,6 +39,8 @@ SAMPLES = [
     m.FindNode(25, 26, B, 0),
     m.NodesReply(27, 28, [A, LONGEST]),
     m.ClientNodes(29, 30, TOP, 0),
+    m.ClientCounts(31, 32),
+    m.PeerCounts(33, 34, 0, 2**64 - 1, 1, 2, 3, 4),
 ]
 
 
@@ -61,7 +63,8 @@ def test_the_samples_cover_every_kind_and_the_wire_numbers_never_change():
     assert sorted(m.KINDS.index(type(msg)) for msg in SAMPLES) == list(range(len(m.KINDS)))
     assert [cls.__name__ for cls in m.KINDS] == [
         "GetPeers", "FindClosest", "UpdatePeers", "ClientPeers", "FindPeers", "Join", "Refresh", "PeersReply",
-        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply", "ClientNodes"]
+        "ClosestReply", "FoundPeers", "Done", "Leave", "Depart", "Ping", "FindNode", "NodesReply", "ClientNodes",
+        "ClientCounts", "PeerCounts"]
     assert [m.encode(msg)[0][0] for msg in SAMPLES] == [m.KINDS.index(type(msg)) for msg in SAMPLES]
 
 

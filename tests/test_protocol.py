@@ -3,6 +3,7 @@ import random
 
 import gevent
 import pytest
+from conftest import wait_until
 
 from p2pzmq import messages as m
 from p2pzmq.config import Config
@@ -113,16 +114,33 @@ def test_find_peers_is_one_local_step_per_target(harness):
                                                            peer.table.closest(10**41).id]
 
 
-def test_malformed_and_misdirected_messages_are_dropped_and_counted(harness):
+def test_malformed_and_unexpected_messages_are_dropped_and_counted(harness):
+    """One socket takes both roles' messages; each kind has one taker, and what neither takes is dropped."""
     peer = harness.peer
+    assert peer.contact.server == peer.contact.client and peer.sockets == 1  # one fd while idle
     harness.tell(peer.contact.server, [b"garbage"])
-    harness.tell(peer.contact.server, m.encode(m.Done(1, 1)))  # a reply sent to a server
-    harness.tell(peer.contact.client, m.encode(m.GetPeers(1, 1, harness.contact(4))))  # a request to a client
+    harness.tell(peer.contact.server, m.encode(m.Done(1, 1)))  # a reply nobody asked for
+    harness.tell(peer.contact.client, m.encode(m.ClientNodes(1, 1, 5, 6)))  # a command of another protocol
     harness.tell(peer.contact.client, [b"\x93", b"two frames"])
     assert harness.ask(peer.contact.server, m.GetPeers(9, 9, harness.contact(4))).req_id == 9
     assert harness.ask(peer.contact.client, m.ClientPeers(9, 9)).req_id == 9
-    assert harness.counters["dropped.server"] == 2
-    assert harness.counters["dropped.client"] == 2
+    assert harness.counters["dropped.server"] == harness.counters["dropped"] == 4
+    assert harness.counters["dropped_reason.unexpected"] == 2
+
+
+def test_the_client_walks_from_a_socket_of_its_own_and_closes_it_after(harness):
+    """Servers see a walking client as a party of its own (not the peer's socket), and an idle peer keeps one fd."""
+    peer, sock = harness.peer, harness.sock
+    with gevent.Timeout(5):
+        sock.send_to(sock.route(peer.contact.client), m.encode(m.Join(1, 1, harness.contact(3))))
+        client, *frames = sock.recv()
+        request = harness.codec.decode(frames)
+        assert isinstance(request, m.GetPeers) and request.sender == peer.contact
+        assert client != sock.route(peer.contact.server) and peer.sockets == 2
+        sock.reply(client, m.encode(m.PeersReply(request.req_id, request.cookie, [peer.contact])))
+        sender, *frames = sock.recv()
+    assert isinstance(harness.codec.decode(frames), m.Done) and sender == sock.route(peer.contact.client)
+    wait_until(lambda: peer.sockets == 1)
 
 
 def test_a_join_through_a_silent_server_times_out_as_a_dead_end_not_a_crash(harness):

@@ -3,12 +3,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import gevent
 import pytest
 from conftest import wait_until
 
+from p2pzmq.clock import REAL, FakeClock
 from p2pzmq.errors import ClosedError, RpcTimeout, TransportError
 from p2pzmq.endpoints import Endpoints
 from p2pzmq.resources import open_fds
@@ -224,11 +224,13 @@ def test_a_refused_tcp_connection_fails_the_send_at_once_and_a_silent_one_after_
             with pytest.raises(TransportError, match="connection refused"):
                 client.send_to(client.route(f"tcp://127.0.0.1:{closed_port}"), [b"anyone?"])
         assert client.connections == 0
-        client.handshake_timeout = 0.3
-        started = time.monotonic()
+        # A handshake is timed on the wall clock whatever the socket's (a tcp connection is outside simulated time):
+        client.handshake_timeout, client.clock = 0.3, FakeClock()
+        started = REAL.now()
         with pytest.raises(TransportError, match="did not come up in time"):
             client.send_to(client.route(f"tcp://127.0.0.1:{silent.getsockname()[1]}"), [b"hello?"])
-        assert time.monotonic() - started >= 0.3  # a silent one is given its time
+        assert REAL.now() - started >= 0.3 and client.clock.now() == 0  # a silent one is given its time
+        client.clock = REAL
         route = client.route(address)  # a live one is unaffected
         with gevent.Timeout(5):
             assert client.send_to(route, [b"ping"]) and client.recv() == [route, b"ping"]
@@ -267,3 +269,30 @@ def test_a_client_that_goes_idle_and_dials_again_at_once_gets_a_new_monitor_ever
     finally:
         serving.kill()
         client.close()
+
+
+def test_a_tcp_endpoint_bound_with_a_local_alias_is_dialled_over_inproc_here_and_over_tcp_elsewhere(ctx):
+    """Peers of one worker reach each other over inproc: the context dials the alias of a tcp endpoint it holds."""
+    server = ctx.router()
+    address = server.bind(Endpoints("tcp", ctx.namespace).new("server"), local_alias=True)
+    assert address.startswith("tcp://127.0.0.1:")
+    client = ctx.router(fail_fast=True)
+    other = Context()
+    remote = other.router(fail_fast=True)
+    try:
+        route = client.route(address)
+        assert not client.crosses(route)
+        with gevent.Timeout(5):
+            client.send_to(route, [b"over inproc"])
+            sender, frame = server.recv()
+            assert frame == b"over inproc"
+            far = remote.route(address)  # another context (a process of its own): the tcp endpoint itself
+            assert remote.crosses(far) and remote.send_to(far, [b"over tcp"])
+            assert server.recv()[1:] == [b"over tcp"]
+        server.close()
+        client.forget(address)
+        assert client.crosses(client.route(address))  # the alias went with its socket: nothing here is bound there
+    finally:
+        for sock in (server, client, remote):
+            sock.close()
+        assert other.term() == 0

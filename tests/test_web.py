@@ -12,7 +12,8 @@ from hangs import end_process
 from p2pzmq import cli, web
 from p2pzmq.config import MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlServer, handle
-from p2pzmq.web.feed import Feed, thin
+from p2pzmq.errors import UsageError
+from p2pzmq.web.feed import Feed, Snapshots, thin
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,8 +118,12 @@ def test_refusals_are_the_control_sockets_error_object(served):
     assert http(view, "POST", "/api/add_peers", b"8\r\n{\"n\": 1}\r\n0\r\n\r\n", chunked, length=False)[1]["ok"]
     big = b"%x\r\n" % (MAX_CONTROL_REQUEST_BYTES + 1) + b" " * (MAX_CONTROL_REQUEST_BYTES + 1) + b"\r\n0\r\n\r\n"
     assert http(view, "POST", "/api/ping", big, chunked, length=False)[0] == 413
-    _, malformed = http(view, "POST", "/api/ping", b"{not json")
-    assert malformed == handle(network, b"{not json")[0]
+    # word for word the control socket's errors: bytes that are not JSON, an unknown command, a body too large
+    too_large = b"x" * (MAX_CONTROL_REQUEST_BYTES + 1)
+    for path, body, raw in [("/api/ping", b"{not json", b"{not json"),
+                            ("/api/no_such_command", b"{}", b'{"cmd": "no_such_command"}'),
+                            ("/api/ping", too_large, too_large)]:
+        assert http(view, "POST", path, body)[1] == handle(network, raw)[0], path
     assert http(view, "POST", "/api/ping", {})[1]["ok"]  # still serving
 
 
@@ -146,12 +151,80 @@ def test_the_graph_and_a_peer_as_the_page_reads_them(served):
     network, view = served()
     status, graph = http(view, "GET", "/feed/graph")
     ids, tables, _ = network.snapshot()
-    assert status == 200 and graph["ids"] == [str(i) for i in ids]
+    assert status == 200 and graph["ids"] == [str(i) for i in ids] and graph["version"] == 1
+    assert graph["read_seconds"] >= 0 and graph["fresh_in"] >= 0
     assert graph["size"] == [len(table) for table in tables]
     assert len(graph["edges"]) == 2 * graph["edges_total"]  # 16 peers: nothing thinned
     status, peer = http(view, "GET", f"/feed/peer/{ids[0]}")
     assert status == 200 and peer["table"] == [str(c.id) for c in tables[0].descending() if c.id != ids[0]]
+    assert peer["counts"] == network.peer_counts(str(ids[0])) and peer["counts"]["joins"] == 1
     assert http(view, "GET", "/feed/peer/12345")[0] == 404
+
+
+@pytest.mark.parametrize("protocol", [{"protocol": "original"}, {"protocol": "kademlia", "k": 3},
+                                      {"protocol": "random_graph", "protocol_module": "random_graph_protocol"}])
+@pytest.mark.parametrize("slice_seconds", [0.0, 0.001, 10.0])
+def test_entries_are_the_tables_the_snapshot_builds(make_network, protocol, slice_seconds):
+    """What the page draws (the clients' wire forms, read a chunk at a time: one peer a chunk with no time to
+    spare, a few, all) is each table's entries in ``descending`` order, for every protocol, with the snapshot's
+    attributes."""
+    network = make_network(23, **protocol)
+    ids, tables, extras = network.snapshot()
+    read = network.entries(slice_seconds)
+    assert read[:3] == (ids, [[c.id for c in table.descending()] for table in tables], extras) and read.seconds > 0
+
+
+def test_each_peer_counts_what_it_served_sent_and_walked(make_network):
+    """Every request a peer's client sent reached a server that served it (one process, nothing lost), each peer
+    joined once but the first, and one refresh each shows; an id no peer has is a usage error."""
+    network = make_network(16)
+    network.refresh_peers()
+    counts = [network.peer_counts(str(peer_id)) for peer_id in network.entries(1).ids]
+    assert sum(row["sent"] for row in counts) == sum(row["served"] for row in counts) > 0
+    assert all(row["failed"] == 0 and row["refreshes"] == 1 and row["departs"] == 0 for row in counts)
+    assert sorted(row["joins"] for row in counts) == [0] + [1] * 15
+    with pytest.raises(UsageError, match="no peer has id 12345"):
+        network.peer_counts("12345")
+
+
+class _Network:
+    """A network whose ``entries`` read costs ``cost`` seconds of a fake clock and whose membership a test sets."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.ids = [3, 2, 1]
+        self.reads = 0
+
+    def entries(self, slice_seconds):
+        self.reads += 1
+        self.clock.now += 2.0
+        return self.ids, [list(self.ids) for _ in self.ids], [{"alive": True, "host": "inproc"} for _ in self.ids], 2.0
+
+
+class _Clock:
+    now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_graph_reads_take_at_most_their_share_of_the_time():
+    """A read that took 2 s is answered again until 18 s later (duty 0.1), to every page; ``have`` gets a short
+    'unchanged'; the peers' ``known_by`` counts the other tables holding each."""
+    clock = _Clock()
+    network = _Network(clock)
+    snapshots = Snapshots(network, duty=0.1, clock=clock)
+    first = json.loads(snapshots.graph())
+    assert first["version"] == 1 and first["read_seconds"] == 2.0 and first["fresh_in"] == 18.0
+    assert first["ids"] == ["3", "2", "1"] and first["size"] == [3, 3, 3] and first["edges_total"] == 6
+    assert snapshots.peer("2") == {"id": "2", "table": ["3", "1"], "alive": True, "host": "inproc", "known_by": 2}
+    network.ids = [4, 3, 2, 1]
+    clock.now += 17.5
+    assert json.loads(snapshots.graph(have=1)) == {"version": 1, "unchanged": True, "fresh_in": 0.5}
+    assert json.loads(snapshots.graph())["ids"] == ["3", "2", "1"] and network.reads == 1
+    clock.now += 0.5
+    second = json.loads(snapshots.graph(have=1))
+    assert second["version"] == 2 and second["ids"] == ["4", "3", "2", "1"] and network.reads == 2
 
 
 def test_the_event_feed_streams_batches_and_ends_when_the_server_stops(served):

@@ -63,6 +63,9 @@ def test_a_network_over_two_workers_equals_the_oracle(over_two_workers):
         assert len({w["pid"] for w in status["workers"]} | {os.getpid()}) == 3
         stats = net.stats()
         assert [w["requests"] > 0 and w["fds"] > 0 for w in stats["workers"]] == [True, True]
+        # a worker's peers talk over inproc among themselves: about half of the requests cross processes
+        crossed = sum(w["crossed"] for w in stats["workers"]) / sum(w["requests"] for w in stats["workers"])
+        assert 0.3 < crossed < 0.7, crossed
     finally:
         net.die()
 
@@ -193,6 +196,7 @@ def test_the_scale_tool_runs_quick(tmp_path, protocol):
     assert all(p["fds"] > 0 and p["peak_rss_mb"] > 0 for p in figures["processes"])
     assert figures["status_after_refresh"]["hops"]["success_rate"] > 0.5
     assert figures["worker_exit_codes"] == [0, 0] and figures["cores_used"] > 0
+    assert 0.3 < figures["crossed_share"] < 0.7 and "crossed processes" in done.stdout
     if protocol == "kademlia":
         assert figures["lookups_after_refresh"]["success_rate"] > 0.9
         assert figures["lookups_after_create"]["lookups"] > 60 * 10

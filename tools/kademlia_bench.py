@@ -9,7 +9,7 @@ the status took. net_status is exact (all pairs) while its work fits the status 
 samples 100 targets per peer beyond, as by default. It prints one Markdown table row per run, and the figures as JSON with ``--json``.
 
     python tools/kademlia_bench.py -n 100 300 1000 3000 --json figures.json
-    python tools/kademlia_bench.py -n 9000 --protocol kademlia       # one process holds at most about 9,600 peers
+    python tools/kademlia_bench.py -n 9000 --protocol kademlia       # one process holds about 19,000 peers
     python tools/kademlia_bench.py --quick                           # a few seconds, for the test suite
 """
 from __future__ import annotations

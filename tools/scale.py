@@ -6,13 +6,14 @@
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
     python tools/scale.py -n 10000 --workers 3 --protocol kademlia --lookup-sample 20
 
-A tcp peer holds 4 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for about
-4,800 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
+An idle tcp peer holds 2 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for
+about 9,600 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
 per core; a count too small is refused before anything starts. Each worker listens on a loopback address of its own.
 
 It prints, as it goes, each phase (create by chunks of --chunk peers, a sampled status, one refresh of every peer, a
 sampled status again) with its wall seconds, the CPU seconds of every process together and how many of the machine's
-cores that is (CPU seconds / wall); then each process's peers, resident memory (after create, peak) and open fds; then
+cores that is (CPU seconds / wall); then each process's peers, resident memory (after create, peak) and open fds,
+the share of peer requests that crossed processes (a worker's peers talk over inproc among themselves); then
 the goals for 20,000 peers with their verdicts, and the same as Markdown tables. Status at this size is sampled:
 greedy routes between --sample random sources and --sample random targets (Network.route_sample) instead of all N²
 routes. With ``--protocol kademlia`` it also runs a sampled net_status (``--lookup-sample`` targets per peer) for its
@@ -235,14 +236,20 @@ def main(argv=None) -> int:
                 refresh(net, args, figures, meter)
             figures["phases"] = meter.phases
             figures["processes"] = processes(net)
-            figures["requests"] = sum(member["requests"] for member in net.stats()["workers"])
+            workers_stats = net.stats()["workers"]
+            figures["requests"] = sum(member["requests"] for member in workers_stats)
+            # peers of one worker talk over inproc: only requests between workers cross processes
+            figures["crossed"] = sum(member["crossed"] for member in workers_stats)
+            figures["crossed_share"] = round(figures["crossed"] / max(figures["requests"], 1), 4)
             figures["timeouts"] = sum(process["timeouts"] for process in figures["processes"])
             wall = time.perf_counter() - started
             # CPU seconds of every process over the wall time so far: how many of the machine's cores the run used
             figures["cores_used"] = round(sum(process["cpu_seconds"] for process in figures["processes"]) / wall, 2)
             report(figures["processes"])
             say(f"cores used: {figures['cores_used']} of {os.cpu_count()} (CPU seconds of all processes / wall)")
-            say(f"peer requests {figures['requests']}, timeouts {figures['timeouts']}")
+            say(f"peer requests {figures['requests']}, timeouts {figures['timeouts']}; "
+                f"{figures['crossed']} crossed processes ({figures['crossed_share']:.1%}; "
+                f"(W - 1)/W = {(workers - 1) / workers:.1%})")
             stopping = time.perf_counter()
     finally:
         launched.reap(config.shutdown_timeout)

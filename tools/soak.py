@@ -34,7 +34,7 @@ import greenlet
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.resources import open_fds, rss_bytes  # noqa: E402
+from p2pzmq.resources import FDS_PER_PEER, open_fds, rss_bytes  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 GREENLET_MARGIN = 4
@@ -76,7 +76,7 @@ def soak(args: argparse.Namespace) -> dict:
         started = time.monotonic()
         net.create(args.peers)
         created = time.monotonic() - started
-        fds_base = open_fds() - 2 * len(net.peers)
+        fds_base = open_fds() - FDS_PER_PEER["inproc"] * len(net.peers)
         net.churn(join_rate=args.join_rate, leave_rate=args.join_rate / args.peers, duration=args.duration,
                   crash_fraction=args.crash_fraction, seed=args.seed)
         churn_started = time.monotonic()
@@ -96,7 +96,7 @@ def soak(args: argparse.Namespace) -> dict:
             # No greenlet per idle peer: churn, the peer walking for it and the command in progress hold a few.
             if sample["greenlets"] > GREENLET_MARGIN:
                 failures.append(f"t={sample['t']}: {sample['greenlets']} greenlets for {alive} peers")
-            if abs(sample["fds"] - (fds_base + 2 * alive)) > FD_MARGIN:
+            if abs(sample["fds"] - (fds_base + FDS_PER_PEER["inproc"] * alive)) > FD_MARGIN:
                 failures.append(f"t={sample['t']}: {sample['fds']} fds for {alive} peers (base {fds_base})")
         churned = dict(net.churned)
         stats = net.stats()

@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import collections
 import random
-from typing import Callable
-
-import gevent
 
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
-from ..events import Events
 from ..ids import new_id
-from .channel import CommandChannel
-from .members import Members
-from .tracking import Timings
-from .workforce import Workforce
+from .kit import Kit
 
 #: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
 SPAWN_BATCH = 64
@@ -30,17 +23,13 @@ INSTALL_WAVE = 400
 
 
 class Builder:
-    def __init__(self, config: Config, rng: random.Random, members: Members, channel: CommandChannel,
-                 workforce: Workforce, report: Callable[[str, int, int], None], seconds: Timings,
-                 events: Events) -> None:
-        self.config = config
+    """Draws ids and bootstrap choices from ``rng`` (the network's seeded stream)."""
+
+    def __init__(self, kit: Kit, rng: random.Random) -> None:
+        self.config = kit.config
         self._rng = rng
-        self._members = members
-        self._channel = channel
-        self._workforce = workforce
-        self._report = report
-        self._seconds = seconds
-        self._events = events
+        self._members, self._channel, self._workforce = kit.members, kit.channel, kit.workforce
+        self._report, self._seconds, self._events = kit.report, kit.seconds, kit.events
         self._joined = 0  # peers that ever joined: the index of the next one's ``joined`` event
 
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
@@ -76,7 +65,7 @@ class Builder:
                     done += len(batch)
                     self._report("create", done, n)  # a safe point: cancel stops the build here
                     if self.config.pace:
-                        gevent.sleep(self.config.pace)
+                        self.config.clock.sleep(self.config.pace)
             except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
                 self._stop_unlisted(spawned)
                 raise

@@ -23,7 +23,7 @@ from .members import Members
 COMMAND_WINDOW = 256
 #: The reply each client command must get.
 REPLY_TO = {m.ClientPeers: m.PeersReply, m.FindPeers: m.FoundPeers, m.Join: m.Done, m.Refresh: m.Done,
-            m.Depart: m.Done, m.ClientNodes: m.NodesReply}
+            m.Depart: m.Done, m.ClientNodes: m.NodesReply, m.ClientCounts: m.PeerCounts}
 
 
 class CommandChannel:

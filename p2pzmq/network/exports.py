@@ -7,28 +7,38 @@ offload thread; the supervisor's core never imports those.
 """
 from __future__ import annotations
 
-import json
 import os
-from typing import Callable
+import time
+from typing import Callable, NamedTuple
+
+import gevent
 
 from .. import graph, protocols, snapshot
 from ..addresses import host_of
 from .. import messages as m
-from ..config import Config
-from ..errors import OutputError, UsageError
 from ..contact import Contact, TableView
-from .channel import CommandChannel
-from .members import Members
+from ..errors import OutputError, UsageError
+from ..ids import parse_id
+from .channel import COMMAND_WINDOW
+from .kit import Kit
+
+
+class Entries(NamedTuple):
+    """A live picture's read of the network (:meth:`Exporter.entries`): ``ids`` (newest first); per peer the ids
+    its client sends as its table, descending (as ``TableView.descending`` lists them: every protocol's wire form
+    is its table's entries), and the attributes of :meth:`Exporter.snapshot`; ``seconds`` the read spent asking
+    (not waiting for the channel)."""
+
+    ids: list[int]
+    entries: list[list[int]]
+    extras: list[dict]
+    seconds: float
 
 
 class Exporter:
-    def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
-                 report: Callable[[str, int, int], None]) -> None:
-        self.config = config
-        self._members = members
-        self._channel = channel
-        self._offload = offload
-        self._report = report
+    def __init__(self, kit: Kit) -> None:
+        self.config = kit.config
+        self._members, self._channel, self._offload = kit.members, kit.channel, kit.offload
 
     def tables(self, peers: list | None = None) -> list[TableView]:
         """The current table of each of ``peers`` (default: every listed peer, newest first), fetched from their
@@ -48,8 +58,7 @@ class Exporter:
         while churn runs."""
         with self._channel.exclusive():
             listed = list(self._members.listed)
-            extras = [{"alive": peer.alive, "host": host_of(peer.contact.server),
-                       "process": peer.host.pid if hasattr(peer, "host") else os.getpid()} for peer in listed]
+            extras = _attributes(listed)
             return [peer.id for peer in listed], self.tables(listed), extras
 
     def output_snapshot(self, path: str, streams: Callable[[], dict]) -> dict:
@@ -75,6 +84,44 @@ class Exporter:
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
         return {"path": path, "peers": len(listed), "entries": sum(map(len, tables)), "bytes": size}
+
+    def entries(self, slice_seconds: float) -> "Entries":
+        """What a live picture needs, without building a table object a peer (:class:`Entries`).
+
+        The clients are asked a chunk at a time, each chunk sized to take about ``slice_seconds``, and the event
+        loop and the channel are free between chunks: the supervisor's own peers answer inline, so one batch of
+        thousands would hold the loop for seconds (the control socket would not answer meanwhile), and holding the
+        channel throughout would stall a build or refresh asked meanwhile for as long. So a read that a command
+        interleaves with shows tables from both sides of it, and a peer gone since the read began has no
+        entries."""
+        listed = list(self._members.listed)
+        extras = _attributes(listed)
+        entries: list[list[int]] = []
+        busy = 0.0
+        chunk = 1
+        while len(entries) < len(listed):
+            began = time.monotonic()
+            part = listed[len(entries):len(entries) + chunk]
+            results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in part])
+            entries += [sorted({contact.id for contact in result.reply.table}, reverse=True) if result.replied
+                        else [] for result in results]
+            took = time.monotonic() - began
+            busy += took
+            chunk = max(1, min(2 * chunk, COMMAND_WINDOW, int(chunk * slice_seconds / took) if took > 0 else 2 * chunk))
+            gevent.sleep(0)
+        return Entries([peer.id for peer in listed], entries, extras, busy)
+
+    def peer_counts(self, peer_id: str) -> dict:
+        """What the listed peer ``peer_id`` (decimal) has counted since it started (:class:`~p2pzmq.messages.PeerCounts`):
+        ``served``, ``sent``, ``failed``, ``joins``, ``refreshes``, ``departs``. A usage error for an id no listed
+        peer has; a :class:`~p2pzmq.errors.TransportError` when the peer does not answer."""
+        try:
+            wanted = peer_id if type(peer_id) is int else parse_id(peer_id)
+        except ValueError:
+            raise UsageError(f"{peer_id!r:.80} is not a peer id") from None
+        peer = self._members.by_id(wanted)
+        reply = self._channel.ask_one(peer.contact, m.ClientCounts)
+        return {name: getattr(reply, name) for name in m.PeerCounts._fields[2:]}
 
     def peer_list(self) -> dict:
         """Every peer with its endpoints, whether it is alive (answers its client within ``client_timeout``), its
@@ -127,36 +174,6 @@ class Exporter:
             result["route"] = route
         return result
 
-    def time_lapse(self, steps: int, directory: str, format: str, status: bool, refresh: Callable[[], dict],
-                   net_status: Callable[[], dict]) -> dict:
-        """``steps`` times: ``refresh()`` every peer, then write ``time-lapse-<i>.<format>`` in ``directory``.
-
-        With ``status``, it also runs ``net_status()`` before the first refresh and after each one, and records
-        per step the connectivity, lookup success rate, mean hops and mean table size under ``steps`` in the
-        result and in ``time-lapse.json`` in ``directory`` (what ``p2p-network plot --time-lapse`` charts).
-        """
-        directory = os.path.abspath(directory)
-        with self._channel.exclusive():
-            history = [_step_status(0, None, net_status())] if status else []
-            files = []
-            for step in range(1, steps + 1):
-                self._report("time_lapse", step - 1, steps)
-                refresh()
-                path = os.path.join(directory, f"time-lapse-{step}.{graph.FORMATS[format]}")
-                self.output_graph(path, format)
-                files.append(path)
-                if status:
-                    history.append(_step_status(step, path, net_status()))
-            self._report("time_lapse", steps, steps)
-            if not status:
-                return {"files": files}
-            summary = {"n": len(self._members), "metric": self.config.metric, "steps": history}
-            if self.config.protocol != protocols.DEFAULT:  # the original's file stays as it was
-                summary["protocol"] = self.config.protocol
-        graph.write_text(os.path.join(directory, "time-lapse.json"), json.dumps(summary) + "\n")
-        return {"files": files, "steps": history}
-
-
 def _indexed(ids: list[int], wires: list[list[Contact] | None]) -> list[list[int]]:
     """Each table's wire form (None: its peer did not answer) as indexes into ``ids``; raises :class:`UsageError`
     for a peer that did not answer or a table naming a peer that is not in ``ids``."""
@@ -173,14 +190,15 @@ def _indexed(ids: list[int], wires: list[list[Contact] | None]) -> list[list[int
     return tables
 
 
-def _step_status(step: int, path: str | None, result: dict) -> dict:
-    sizes = [peer["tree_size"] for peer in result["peers"]]
-    return {"step": step, "file": path, "connectivity": result["connectivity"],
-            "success_rate": result["hops"]["success_rate"], "mean_hops": result["hops"]["mean"],
-            "mean_table_size": round(sum(sizes) / len(sizes), 4)}
-
 
 def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:
     return {"id": str(contact.id), "server": contact.server, "client": contact.client, "alive": state == "alive",
             "state": state, "tree_size": tree_size}
+
+
+def _attributes(listed: list) -> list[dict]:
+    """Each listed peer's node attributes: ``alive``, ``host`` (the tcp host, or ``inproc``) and ``process`` (the
+    pid of the process holding it)."""
+    return [{"alive": peer.alive, "host": host_of(peer.contact.server),
+             "process": peer.host.pid if hasattr(peer, "host") else os.getpid()} for peer in listed]
 

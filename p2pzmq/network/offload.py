@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import gevent
 from gevent.threadpool import ThreadPool
+
+from ..clock import REAL
 
 
 def _outcome(function: Callable, args: tuple) -> tuple[bool, object]:
@@ -25,15 +26,20 @@ def _outcome(function: Callable, args: tuple) -> tuple[bool, object]:
 class Offloader:
     """One thread, made on first use, for functions that touch no socket and no greenlet."""
 
-    def __init__(self, shutdown_timeout: float) -> None:
+    def __init__(self, shutdown_timeout: float, hold: Callable | None = None) -> None:
         self._shutdown_timeout = shutdown_timeout
         self._pool: ThreadPool | None = None
+        self._hold = hold  # a context manager factory held around each wait for the thread (simulated time)
 
     def __call__(self, function: Callable, *args):
         """``function(*args)``, computed in the thread; its exception, if any, is raised here."""
         if self._pool is None:
             self._pool = ThreadPool(1)
-        ok, value = self._pool.apply(_outcome, (function, args))
+        if self._hold is None:
+            ok, value = self._pool.apply(_outcome, (function, args))
+        else:
+            with self._hold():
+                ok, value = self._pool.apply(_outcome, (function, args))
         if not ok:
             raise value
         return value
@@ -43,5 +49,5 @@ class Offloader:
         to end with the process."""
         if self._pool is not None:
             self._pool.kill()
-            with gevent.Timeout(self._shutdown_timeout, False):
+            with REAL.timeout(self._shutdown_timeout, False):  # a native thread: wall time
                 self._pool.join()

@@ -9,28 +9,22 @@ from __future__ import annotations
 
 import collections
 import random
-from typing import Callable
 
 from .. import protocols, status
 from .. import messages as m
-from ..config import Config
 from ..errors import ProtocolError, TransportError, UsageError
 from ..contact import Contact
-from .channel import CommandChannel
 from ..ids import parse_id
-from .members import Members
-from .tracking import Timings
+from .kit import Kit
 
 class Router:
-    def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
-                 status_rng: random.Random, report: Callable[[str, int, int], None], seconds: Timings) -> None:
-        self.config = config
-        self._members = members
-        self._channel = channel
-        self._offload = offload
+    """Draws net_status's sampled targets from ``status_rng`` (a stream of its own)."""
+
+    def __init__(self, kit: Kit, status_rng: random.Random) -> None:
+        self.config = kit.config
+        self._members, self._channel, self._workforce = kit.members, kit.channel, kit.workforce
+        self._offload, self._report, self._seconds, self._events = kit.offload, kit.report, kit.seconds, kit.events
         self._status_rng = status_rng
-        self._report = report
-        self._seconds = seconds
 
     def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
         """Table size and greedy-routing reach of every alive peer (§4.8), plus the hop counts of the routes that
@@ -47,7 +41,9 @@ class Router:
         samples ``status_sample`` targets per peer beyond; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
         ``sample``, ``estimate`` and ``ci95`` (percent) to the result. ``routing``: ``messages`` drives every route
         with ``find_peer`` commands; ``local`` fetches each table once and routes on them (same result);
-        ``auto`` uses messages up to ``status_local_above`` peers.
+        ``auto`` uses messages up to ``status_local_above`` peers. With workers, the result also describes each
+        (``workers``) and counts the peers whose worker is gone (``unreachable``). A ``status`` event tells the
+        stream.
         """
         if sample is not None and sample > len(self._members):
             raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self._members)} (the number of "
@@ -84,6 +80,12 @@ class Router:
                 result.update(protocol_status(self._offload, self.config, ids, [reply.table for _, _, reply in alive],
                                               targets, sample, self._report))
             self._report("net_status", self.config.max_hops + 1, self.config.max_hops + 1)
+        if self._events.listening:
+            sizes = [row["tree_size"] for row in result["peers"]]
+            self._events.emit("status", n=result["n"], connectivity=result["connectivity"],
+                              mean_table=round(sum(sizes) / len(sizes), 3) if sizes else 0.0, hops=result["hops"])
+        if self._workforce.workers:
+            result.update(workers=self._workforce.describe(self._members), unreachable=self._members.unreachable())
         return result
 
     def route_sample(self, size: int, seed: int = 0) -> dict:
@@ -168,7 +170,7 @@ class Router:
           shows the path a refresh would take now; Kademlia's ``lookup``, the rounds of the iterative lookup, each
           contact's client asked for its server's answer.
 
-        Every path is a list of decimal ids starting at ``source``.
+        Every path is a list of decimal ids starting at ``source``. A ``lookup`` event tells the stream.
         """
         start_id, target_id = parse_id(source), parse_id(target)
         with self._channel.exclusive():
@@ -177,7 +179,11 @@ class Router:
             protocol_lookup = protocols.of(self.config).lookup
             if protocol_lookup is not None:
                 result.update(protocol_lookup(self._channel, self.config, start, target_id))
-            return result
+        if self._events.listening:
+            route = result["route"]
+            self._events.emit("lookup", **{"from": result["from"]}, target=result["id"], hops=route["hops"],
+                              found=route["reached"], path=route["path"])
+        return result
 
     def _greedy_route(self, start: Contact, target: int) -> dict:
         path, current, hops = [start], start, self.config.max_hops

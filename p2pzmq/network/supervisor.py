@@ -11,12 +11,12 @@ import contextlib
 import functools
 import logging
 import random
-from typing import Callable
+from typing import Callable, Iterator
 
 import gevent
 
 from .. import messages as m
-from .. import simtime
+from .. import netmodel, simtime
 from ..churn import ChurnPlan
 from ..commands import COMMANDS
 from ..config import Config
@@ -26,13 +26,14 @@ from ..hosting import LocalHost
 from ..resources import process_usage
 from ..rpc import Counters
 from ..snapshot import Snapshot
-from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
 from .channel import CommandChannel
 from .churning import ChurnDriver
 from .exports import Exporter
+from .kit import Kit
+from .lapses import TimeLapse
 from .members import Members
 from .offload import Offloader
 from .routing import Router
@@ -70,7 +71,7 @@ class Network:
     """
 
     #: The units commands run on: the attribute holding each, and its class.
-    UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
+    UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter, "_lapses": TimeLapse}
 
     def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None, keys=None,
                  **options) -> None:
@@ -82,8 +83,11 @@ class Network:
         seed = config.seed
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
+        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
+        #: today's network (no model, the wall clock).
+        self.engine = simtime.engine_for(config)
         #: The network's event stream (docs/EVENTS.md): subscribe to watch it; nobody subscribed costs nothing.
-        self.events = Events()
+        self.events = Events(config.clock.now if self.engine is None else self.engine.now)
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)
@@ -94,11 +98,9 @@ class Network:
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
         self.sockets_left_open = 0
         codec = m.Codec(config.max_message_bytes)
-        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
+        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog,
+                            clock=config.clock)
         self.members = Members()
-        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
-        #: today's network (no model, the wall clock).
-        self.engine = simtime.engine_for(config)
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
                                config=config, cookies=cookies, codec=codec, counters=self.counters,
                                engine=self.engine)
@@ -106,20 +108,22 @@ class Network:
         self._workforce = Workforce(self._ctx, config, self.local, self.counters, keys,
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
-        self._offload = Offloader(config.shutdown_timeout)
-        report = self._tracker.report
+        # a thread's work is no simulated time: the virtual clock stands still while a command waits for it
+        self._offload = Offloader(config.shutdown_timeout, None if self.engine is None else self.engine.wall_wait)
         ids = random.Random(seed)
         status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
         #: Every random stream of the supervisor, by the name a snapshot saves its state under.
         self._streams = {"ids": ids, "cookies": cookies, "status": status_rng}
-        self._builder = Builder(config, ids, self.members, self._channel, self._workforce, report,
-                                self.seconds, self.events)
-        self._router = Router(config, self.members, self._channel, self._offload, status_rng, report, self.seconds)
-        self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
+        kit = Kit(config, self.members, self._channel, self._workforce, self._offload, self._tracker.report,
+                  self.seconds, self.events)
+        self._builder = Builder(kit, ids)
+        self._router = Router(kit, status_rng)
+        self._exporter = Exporter(kit)
+        self._lapses = TimeLapse(kit, self.refresh_peers, self.net_status, self._exporter.output_graph)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
-                                  self.events)
+                                  self.events, config.clock)
         if n is not None:
             try:
                 self.create(n)
@@ -221,6 +225,50 @@ class Network:
         """Stop background churn now (if any)."""
         self._churn.stop()
 
+    # -- simulated time -------------------------------------------------------------------------------------------
+
+    def partition(self, groups: int | None, seed: int | None, ids: list | None) -> dict:
+        """From now on every message between two groups is lost (docs/DESIGN.md §12): ``groups=K`` deals the peers
+        into K groups of sizes within one (a shuffle of the sorted ids seeded with ``seed``), ``ids`` cuts those
+        peers from the rest. An id no peer has: refused, the network unchanged. Returns the groups' sizes."""
+        engine = self._engine_for("partition")
+        every = [peer.id for peer in self.members.listed]
+        if ids is not None:
+            cut = netmodel.partition_ids(every, [int(text) for text in ids])
+        else:
+            cut = netmodel.partition_groups(every, groups, seed)
+        engine.partition = cut
+        if self.events.listening:
+            members = [[] for _ in cut.sizes()]
+            for peer_id in sorted(cut.groups):
+                members[cut.groups[peer_id]].append(str(peer_id))
+            self.events.emit("partition", phase="cut", groups=members)
+        return {"groups": cut.sizes(), "now": round(engine.now(), 9)}
+
+    def heal(self) -> dict:
+        """End the partition: every message is delivered again (as the model says)."""
+        engine = self._engine_for("heal")
+        healed, engine.partition = engine.partition is not None, None
+        if healed and self.events.listening:
+            self.events.emit("partition", phase="healed", groups=[])
+        return {"healed": healed, "now": round(engine.now(), 9)}
+
+    def advance(self, seconds: float) -> dict:
+        """Let ``seconds`` of the network's time pass (self-refreshes, churn, timers and deliveries due meanwhile
+        run); on the real clock, that is a wait on the wall clock. Returns the time reached."""
+        if self.engine is not None and self.engine.virtual:
+            return {"now": round(self.engine.advance(seconds), 9)}
+        gevent.sleep(seconds)
+        return {"now": round(self.engine.now(), 9)} if self.engine is not None else {}
+
+    def _engine_for(self, command: str):
+        if self.engine is None:
+            raise UsageError(f"{command}: this network has no network model (give --latency, --jitter, --loss or "
+                             f"--clock virtual)")
+        if self.workers:
+            raise UsageError(f"{command}: partitions over workers are not available in this version")
+        return self.engine
+
     # -- reading --------------------------------------------------------------------------------------------------
 
     def ping(self) -> dict:
@@ -248,36 +296,14 @@ class Network:
             result["workers"] = self._workforce.stats(self.members)
         return result
 
-    def engine_busy(self):
-        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
-        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
-
-    def net_status(self, sample: int | None, routing: str) -> dict:
-        result = self._router.net_status(sample, routing)
-        if self.events.listening:
-            sizes = [row["tree_size"] for row in result["peers"]]
-            self.events.emit("status", n=result["n"], connectivity=result["connectivity"],
-                             mean_table=round(sum(sizes) / len(sizes), 3) if sizes else 0.0, hops=result["hops"])
-        if self.workers:
-            result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
-        return result
-
-    net_status.__doc__ = Router.net_status.__doc__
 
     route_sample = _forward("_router", Router.route_sample)
 
-    def lookup(self, source: str, target: str) -> dict:
-        result = self._router.lookup(source, target)
-        if self.events.listening:
-            route = result["route"]
-            self.events.emit("lookup", **{"from": result["from"]}, target=result["id"], hops=route["hops"],
-                             found=route["reached"], path=route["path"])
-        return result
-
-    lookup.__doc__ = Router.lookup.__doc__
-
     tables = _forward("_exporter", Exporter.tables)
     snapshot = _forward("_exporter", Exporter.snapshot)
+
+    entries = _forward("_exporter", Exporter.entries)
+    peer_counts = _forward("_exporter", Exporter.peer_counts)
 
     # -- writing files --------------------------------------------------------------------------------------------
 
@@ -290,20 +316,18 @@ class Network:
 
     output_png.__doc__ = Exporter.output_png.__doc__
 
-    def time_lapse(self, steps: int, directory: str, format: str, status: bool) -> dict:
-        return self._exporter.time_lapse(steps, directory, format, status, self.refresh_peers, self.net_status)
-
-    time_lapse.__doc__ = Exporter.time_lapse.__doc__
-
     # -- long operations and stopping ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def operation(self, name: str):
+    def operation(self, name: str) -> Iterator[None]:
         """A context manager around long operation ``name``: :meth:`progress` shows how far it is, :meth:`cancel`
-        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers may fire meanwhile
-        (:meth:`engine_busy`)."""
+        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers fire meanwhile."""
         with self._tracker.operation(name), self.engine_busy():
             yield
+
+    def engine_busy(self):
+        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
+        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
 
     def progress(self) -> dict:
         """``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``

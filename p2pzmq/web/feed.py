@@ -3,18 +3,21 @@ snapshot, thinned to what a browser can draw.
 
 :func:`thin` is pure. :class:`Feed` only queues events and hands them out in batches: its subscription callback
 runs in the greenlet that emitted the event and never blocks it. :class:`Snapshots` reads the network through
-``network.snapshot()``, one read at a time however many pages ask.
+``network.entries()``, one read at a time however many pages ask, and at most a bounded share of the time.
 """
 from __future__ import annotations
 
 import collections
 import json
-from typing import Iterator
+import math
+import time
+from typing import Callable, Iterator
 
 import gevent
 import gevent.event
 
-from ..config import WEB_FEED_BACKLOG, WEB_FEED_HEARTBEAT, WEB_FEED_INTERVAL, WEB_GRAPH_EDGES
+from ..config import (WEB_FEED_BACKLOG, WEB_FEED_HEARTBEAT, WEB_FEED_INTERVAL, WEB_GRAPH_DUTY, WEB_GRAPH_EDGES,
+                      WEB_READ_SLICE)
 
 
 def thin(targets: list[int], keep: int) -> list[int]:
@@ -69,58 +72,86 @@ class Feed:
 
 
 class Snapshots:
-    """The overlay as the page draws it, read from ``network`` on demand: pages asking while a read is under way
-    share its result, and the last one answers questions about single peers without asking the network again."""
+    """The overlay as the page draws it, read from ``network`` (:meth:`Network.entries
+    <p2pzmq.network.Network.entries>`, in slices of about ``slice_seconds`` between which the event loop runs) and
+    kept: pages asking while a read is under way
+    share it, and a new read starts only once the last one is ``(1 / duty - 1)`` times its own duration old, so
+    however many pages ask and however large the network, reading it takes at most ``duty`` of the supervisor's
+    time; until then every page gets the last read. The last read also answers questions about single peers."""
 
-    def __init__(self, network, edges: int = WEB_GRAPH_EDGES) -> None:
+    def __init__(self, network, edges: int = WEB_GRAPH_EDGES, slice_seconds: float = WEB_READ_SLICE,
+                 duty: float = WEB_GRAPH_DUTY, clock: Callable[[], float] = time.monotonic) -> None:
         self._network = network
         self._edges = edges
+        self._slice = slice_seconds
+        self._duty = duty
+        self._clock = clock
         self._reading: gevent.event.AsyncResult | None = None
+        self._body = b""  # the last read, as JSON
         self._peers: dict[str, dict] = {}
+        self.version = 0  # how many reads there were
+        self._fresh_at = -math.inf  # when the next read may start
 
-    def graph(self) -> dict:
-        """``ids`` (decimal, newest first), per peer ``size`` (table entries), ``alive`` and ``host``; ``edges``
-        as a flat list of index pairs (self-loops and entries naming no listed peer left out), ``edges_total``
-        the edges before thinning and ``per_peer`` the most kept from one peer."""
-        if self._reading is None:
-            self._reading = gevent.event.AsyncResult()
-            reading = self._reading
+    def graph(self, have: int | None = None) -> bytes:
+        """The last read as JSON, after a new one if it is due: ``version`` (which read), ``ids`` (decimal,
+        newest first), per peer ``size`` (table entries), ``alive`` and ``host``; ``edges`` as a flat list of index
+        pairs (self-loops and entries naming no listed peer left out), ``edges_total`` the edges before thinning
+        and ``per_peer`` the most kept from one peer; ``read_seconds`` (what it cost: its waits for the channel
+        left out) and ``fresh_in`` (seconds
+        until a new read may start). A page that already has version ``have`` gets only ``version``,
+        ``unchanged`` and ``fresh_in``."""
+        if self._reading is not None:
+            self._reading.get()
+        elif self._clock() >= self._fresh_at:
+            self._reading = reading = gevent.event.AsyncResult()
             try:
-                reading.set(self._read())
+                self._read()
+                reading.set()
             except BaseException as exc:  # every page waiting on this read hears how it ended
                 reading.set_exception(exc)
                 raise
             finally:
                 self._reading = None
-            return reading.get()
-        return self._reading.get()
+        fresh_in = round(max(0.0, self._fresh_at - self._clock()), 3)
+        if have == self.version:
+            return json.dumps({"version": self.version, "unchanged": True, "fresh_in": fresh_in}).encode()
+        return self._body[:-1] + f', "fresh_in": {fresh_in}}}'.encode()
 
-    def _read(self) -> dict:
-        ids, tables, extras = self._network.snapshot()
+    def _read(self) -> None:
+        ids, entries, extras, asking = self._network.entries(self._slice)
+        started = self._clock()
         index = {peer_id: position for position, peer_id in enumerate(ids)}
         per_peer = max(1, self._edges // max(1, len(ids)))
         edges: list[int] = []
         total = 0
         peers = {}
-        for position, (peer_id, table) in enumerate(zip(ids, tables)):
-            targets = [index[contact.id] for contact in table.descending()
-                       if contact.id != peer_id and contact.id in index]
+        known_by: collections.Counter[int] = collections.Counter()
+        resumed = self._clock()
+        for position, (peer_id, table) in enumerate(zip(ids, entries)):
+            targets = [index[entry] for entry in table if entry != peer_id and entry in index]
             total += len(targets)
+            known_by.update(targets)
             for target in thin(targets, per_peer):
                 edges += (position, target)
             peers[str(peer_id)] = {"table": [str(ids[target]) for target in targets], **extras[position]}
-            if position % 500 == 499:
-                gevent.sleep(0)  # thousands of tables: let the control socket answer in between
+            if self._clock() - resumed > self._slice:  # thousands of tables: let the control socket answer between
+                gevent.sleep(0)
+                resumed = self._clock()
+        for position, peer in enumerate(peers.values()):
+            peer["known_by"] = known_by[position]
+        self.version += 1
         self._peers = peers
-        return {"ids": [str(peer_id) for peer_id in ids], "size": [len(table) for table in tables],
+        body = {"version": self.version, "ids": [str(peer_id) for peer_id in ids], "size": list(map(len, entries)),
                 "alive": [extra["alive"] for extra in extras], "host": [extra["host"] for extra in extras],
-                "edges": edges, "edges_total": total, "per_peer": per_peer}
+                "edges": edges, "edges_total": total, "per_peer": per_peer,
+                "read_seconds": round(asking + self._clock() - started, 3)}
+        # kept encoded (a megabyte at 5,000 peers): each answer only splices its own fresh_in before the last brace
+        self._body = json.dumps(body, separators=(",", ":")).encode()
+        # what the read cost: its own asking (not its waits for a command's turn on the channel) and the rest
+        self._fresh_at = self._clock() + (asking + self._clock() - started) * (1 / self._duty - 1)
 
     def peer(self, peer_id: str) -> dict | None:
         """One peer as the last graph read saw it: ``id``, ``table`` (every entry naming a listed peer), ``alive``,
         ``host``, ``process``, ``known_by`` (how many tables held it); None when that read had no such peer."""
         found = self._peers.get(peer_id)
-        if found is None:
-            return None
-        known_by = sum(peer_id in other["table"] for other in self._peers.values())
-        return {"id": peer_id, **found, "known_by": known_by}
+        return None if found is None else {"id": peer_id, **found}

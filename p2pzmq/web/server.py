@@ -5,7 +5,8 @@ process.
   elsewhere);
 - ``POST /api/<command>``: the command's arguments as a JSON object, answered through the control server's own
   queue (:meth:`~p2pzmq.control.ControlServer.submit`), so the reply and every refusal are the control socket's;
-- ``GET /feed/events`` (Server-Sent Events), ``GET /feed/graph`` and ``GET /feed/peer/<id>``: what the page draws.
+- ``GET /feed/events`` (Server-Sent Events), ``GET /feed/graph[?have=VERSION]`` and ``GET /feed/peer/<id>``: what
+  the page draws.
 
 Safe by default: a request whose ``Origin`` is not this server, or (without a token) whose ``Host`` is not a
 loopback name, is refused (403: DNS rebinding); with a token every ``/api`` and ``/feed`` request must carry
@@ -21,6 +22,7 @@ import logging
 import os
 import re
 import socket
+import urllib.parse
 
 import gevent.event
 import gevent.pywsgi
@@ -28,7 +30,7 @@ import gevent.socket
 
 from .. import control
 from ..config import MAX_CONTROL_REQUEST_BYTES
-from ..errors import P2PError, UsageError
+from ..errors import P2PError, TransportError, UsageError
 from .feed import Feed, Snapshots
 
 log = logging.getLogger(__name__)
@@ -124,7 +126,7 @@ class WebView:
         if path.startswith("/feed/"):
             _only("GET", method)
             self._check_token(environ)
-            return self._feed(path[len("/feed/"):])
+            return self._feed(path[len("/feed/"):], environ.get("QUERY_STRING", ""))
         raise _Refused(404, f"no such page: {path!r:.80}")
 
     def _check_origin(self, environ: dict) -> None:
@@ -185,21 +187,27 @@ class WebView:
             raise _Refused(400, str(exc)) from None
         return 200, [("Content-Type", "application/json")], [control.encode(self._control.submit(command, checked))]
 
-    def _feed(self, name: str):
+    def _feed(self, name: str, query: str):
         if name == "events":
             headers = [("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"),
                        ("X-Accel-Buffering", "no")]
             return 200, headers, Feed(self._network.events).stream(self._closing)
         if name == "graph":
+            have = urllib.parse.parse_qs(query).get("have", [""])[0]
             try:
-                graph = self._snapshots.graph()
+                graph = self._snapshots.graph(int(have) if have.isdigit() else None)
             except P2PError as exc:  # the network is stopping
                 raise _Refused(503, f"no graph now: {exc}") from None
-            return 200, [("Content-Type", "application/json")], [control.encode(graph)]
+            return 200, [("Content-Type", "application/json")], [graph]
         if name.startswith("peer/"):
             found = self._snapshots.peer(name[len("peer/"):])
             if found is None:
                 raise _Refused(404, f"no peer {name[len('peer/'):]!r:.80} in the last graph read")
+            try:  # asked now, of that one peer: a quick read
+                found["counts"] = self._network.peer_counts(found["id"])
+            except (UsageError, TransportError) as exc:  # it has gone since that read, or does not answer
+                found["counts"] = None
+                found["counts_error"] = str(exc)
             return 200, [("Content-Type", "application/json")], [control.encode(found)]
         raise _Refused(404, f"no such feed: {name!r:.80}")
 

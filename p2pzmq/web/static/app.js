@@ -16,7 +16,7 @@
     renderLabels: false, hideEdgesOnMove: true, enableEdgeEvents: false, defaultEdgeType: "line",
   });
   const state = { snapshot: null, reading: false, due: null, lastRead: 0, layout: "ring", colour: "size",
-                  joins: 0, departures: 0, path: [], requests: null, asking: false };
+                  joins: 0, departures: 0, path: [], requests: null, asking: false, dirty: false };
   const history = { connectivity: [], requests: [], joins: [], departures: [], latency: [] };
 
   async function call(cmd, args) {
@@ -77,6 +77,7 @@
     const left = snapshot.edges_total - shown;
     $("#legend").textContent = `${snapshot.ids.length} peers; ${shown} of ${snapshot.edges_total} table entries drawn` +
       (left > 0 ? ` (at most ${snapshot.per_peer} a peer, spread over its table: ${left} left out)` : "") +
+      `; tables read in ${snapshot.read_seconds} s, again in ${snapshot.fresh_in} s at the soonest` +
       `; edges dimmed to ${Math.round(alpha * 100)}% by their number; colour: ` +
       (state.colour === "alive" ? "green answers, grey does not" : `table size, blue ${smallest} to red ${largest}`);
     chartBars("#chart-tables", histogram(snapshot.size));
@@ -94,17 +95,29 @@
   }
 
   function scheduleRead() {
+    state.dirty = true;
     if (state.due !== null) return;
     const wait = Math.max(200, state.lastRead + GRAPH_EVERY - Date.now());
     state.due = setTimeout(readGraph, wait);
   }
 
+  // The server reads the tables at most a bounded share of its time and answers the last read until a new one is
+  // due ("fresh_in" seconds): a page that has that read already gets "unchanged" and asks again when it is due.
   async function readGraph() {
     state.due = null;
     if (state.reading) { scheduleRead(); return; }
     state.reading = true;
+    state.dirty = false;
     try {
-      draw(await read("/feed/graph"));
+      const have = state.snapshot ? "?have=" + state.snapshot.version : "";
+      const answer = await read("/feed/graph" + have);
+      if (answer.unchanged) {
+        if (answer.fresh_in > 0) {
+          state.dirty = true;
+          clearTimeout(state.due);
+          state.due = setTimeout(readGraph, Math.max(GRAPH_EVERY, answer.fresh_in * 1000));
+        }
+      } else draw(answer);
     } catch (error) {
       note(`graph: ${error.message}`);
     } finally {
@@ -171,24 +184,28 @@
       case "status":
         push(history.connectivity, event.connectivity);
         chartLine("#chart-connectivity", [history.connectivity], 100);
-        chartBars("#chart-hops", Object.entries(event.hops).map(([hops, count]) => [hops, count]));
-        latency(event);
+        chartBars("#chart-hops", Object.entries(event.hops.histogram || {}).map(([hops, count]) => [hops, count]));
+        $("#hops-summary").textContent = `: mean ${event.hops.mean}, ${Math.round(event.hops.success_rate * 100)}% reached`;
+        latency(event.latency);
         break;
       case "churn":
         note(`churn ${event.phase}: ${event.joined} joined, ${event.killed} killed, ${event.left} left`);
         break;
       case "lookup":
-        latency(event);
+        latency(event.latency);
         break;
       default:
         break;
     }
   }
 
-  function latency(event) {
-    if (typeof event.latency !== "number") return; // only with a latency model
+  // Lookup latency, shown once an event or a net_status reply carries one (only with a latency model): a number of
+  // seconds, or a summary whose mean (else median) is charted.
+  function latency(value) {
+    const seconds = typeof value === "number" ? value : value && (value.mean ?? value.p50 ?? value.median);
+    if (typeof seconds !== "number") return;
     $("#latency").hidden = false;
-    push(history.latency, event.latency);
+    push(history.latency, seconds);
     chartLine("#chart-latency", [history.latency]);
   }
 
@@ -261,8 +278,12 @@
     $("#peer").dataset.id = id;
     try {
       const peer = await read("/feed/peer/" + id);
+      const counts = peer.counts
+        ? `served ${peer.counts.served} requests, sent ${peer.counts.sent} (${peer.counts.failed} failed); ` +
+          `joins ${peer.counts.joins}, refreshes ${peer.counts.refreshes}, departs ${peer.counts.departs}`
+        : `no counts: ${peer.counts_error}`;
       $("#peer-info").textContent = `id ${peer.id}\nalive ${peer.alive}, host ${peer.host}, process ${peer.process}\n` +
-        `table: ${peer.table.length} peers; in ${peer.known_by} other tables\n` + peer.table.join("\n");
+        `${counts}\ntable: ${peer.table.length} peers; in ${peer.known_by} other tables\n` + peer.table.join("\n");
     } catch (error) {
       $("#peer-info").textContent = `${id}: ${error.message}`;
     }
@@ -307,7 +328,9 @@
       $("#reply").className = "";
       $("#reply").textContent = `${button.dataset.cmd} running…`;
       try {
-        show($("#reply"), await call(button.dataset.cmd, argumentsOf(button)));
+        const reply = await call(button.dataset.cmd, argumentsOf(button));
+        show($("#reply"), reply);
+        if (reply.ok && button.dataset.cmd === "net_status") latency(reply.result.latency);
       } catch (error) {
         show($("#reply"), { ok: false, error: error.message });
       } finally {
@@ -326,6 +349,9 @@
     $("#log").prepend(item);
     while ($("#log").children.length > 50) $("#log").lastChild.remove();
   }
+
+  // Where a peer is drawn, in pixels of #graph: for the browser tests and tools, which click peers as a user does.
+  window.P2PPage = { where: (id) => (graph.hasNode(id) ? renderer.graphToViewport(graph.getNodeAttributes(id)) : null) };
 
   listen();
   readGraph();
