@@ -26,7 +26,7 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, events, netmodel, plot, protocols, rendezvous, security, web, worker
+from . import __version__, addresses, events, netmodel, plot, protocols, rendezvous, security, web, worker
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -227,7 +227,7 @@ def _duration(text: str) -> float:
 def _endpoint(bind: bool):
     def endpoint(text: str) -> str:
         try:
-            security.parse_endpoint(text, bind)
+            addresses.parse_endpoint(text, bind)
         except UsageError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
@@ -439,7 +439,7 @@ def _ctl(args) -> int:
     if args.command is None:
         raise UsageError(f"ctl needs a COMMAND: {', '.join(COMMANDS)}")
     request = parse_request(args.command, args.args)
-    if security.is_loopback(args.control):
+    if addresses.is_loopback(args.control):
         request = absolute_paths(request)
     with ControlClient(args.control, args.timeout, security.load(args.curve_dir)) as client:
         reply = client.request(request)
@@ -477,7 +477,7 @@ def _keys(args) -> int:
 
 def _watch(args) -> int:
     """``events``: print the stream's events (those of ``--type``) as the JSON lines they came as."""
-    scheme, host, port = security.parse_endpoint(args.events)
+    scheme, host, port = addresses.parse_endpoint(args.events)
     if scheme == "tcp":  # ZeroMQ would retry a name that does not resolve forever, without a word
         try:
             socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)

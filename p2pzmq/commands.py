@@ -1,10 +1,14 @@
-"""The control commands: their parameters, the checks on their arguments, and how command-line words become them.
+"""The control commands, each declared once: its parameters, the checks on their arguments, its help, the unit of
+the supervisor that runs it, whether it is quick or long, and how command-line words become its arguments.
 
-One registry, ``COMMANDS``: name -> :class:`Command` (parameters, help, the :class:`~p2pzmq.network.Network` method
-that runs it). The control socket (:class:`p2pzmq.control.ControlServer`), ``run`` and ``ctl`` all go through it,
-so they take the same arguments and refuse the same mistakes, before anything runs: JSON types (a bool is not an int,
-3.0 is not 3), integers within 64 bits, finite floats, ranges and choices, peer ids (decimal strings below 2**160),
-file names, and the rules between arguments (a path's extension and its ``format=``; ``count`` or ``ids``).
+One table, ``COMMANDS``: name -> :class:`Command`. Everything that runs a command comes from it: the control socket
+(:class:`p2pzmq.control.ControlServer`) and the web API through it, ``run``'s session and ``ctl`` with their help,
+and the Python API, whose :class:`~p2pzmq.network.Network` methods :meth:`Command.bind` makes from the declaration
+(docstring included). So every way in takes the same arguments and refuses the same mistakes with the same words,
+before anything runs: JSON types (a bool is not an int, 3.0 is not 3), integers within 64 bits, finite floats, ranges
+and choices, peer ids (decimal strings below 2**160), file names, and the rules between arguments (a path's
+extension and its ``format=``; ``count`` or ``ids``). What only the running network knows (is there a peer with this
+id? are there that many peers?) its units check, once.
 
 On the command line, a command's required arguments may be given in order (``output_graph net.gexf``) and every
 argument as ``key=value`` (``output_graph path=net.gexf format=gexf``); values are read by the parameter's type.
@@ -13,17 +17,20 @@ Pure: no sockets, no files (paths are only checked and, for ``ctl``, made absolu
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
 import math
 import os
 import re
+import textwrap
 from typing import Any, Callable
 
-from . import graph, plot, security
+from . import addresses, graph, plot
 from .churn import ChurnPlan
 from .errors import UsageError
 from .ids import ID_BITS, parse_id
-from .network import ROUTINGS
+from .status import ROUTINGS
 
 #: Integers in requests must fit in 64 bits (what most JSON readers keep exactly); ids travel as strings.
 INT_LIMIT = 1 << 63
@@ -34,8 +41,9 @@ _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
 @dataclasses.dataclass(frozen=True)
 class Param:
     """One argument of a control command: its JSON key and type, whether it is required (else its default), a
-    ``check`` of its value (raises :class:`UsageError` with the reason), and whether it names a file or directory
-    (``ctl`` makes such paths absolute when it talks to a supervisor on the same host)."""
+    ``check`` of its value (raises :class:`UsageError` with the reason), whether it names a file or directory
+    (``ctl`` makes such paths absolute when it talks to a supervisor on the same host), and ``loose``: what the Python
+    API also takes for it, turned into its JSON form before the checks (ids as ints)."""
 
     name: str
     type: type
@@ -43,6 +51,7 @@ class Param:
     required: bool = True
     check: Callable[[Any], Any] | None = None
     path: bool = False
+    loose: Callable[[Any], Any] | None = None
 
     def value(self, command: str, value):
         """``value`` checked against this parameter (JSON types, limits, ``check``)."""
@@ -102,18 +111,91 @@ def _list(text: str) -> list | None:
 
 @dataclasses.dataclass(frozen=True)
 class Command:
-    """A control command: parameters, the function ``run(network, **arguments)``, a help line, and a ``check`` of
-    the arguments together (it may rewrite them, e.g. add a path's extension). ``session``: ``run`` may use it.
-    ``quick``: the control socket answers it at once, even while a long command runs (docs/DESIGN.md §6); the
-    others are long, and run one at a time in order."""
+    """A control command, declared once: parameters, a help line, who runs it, and a ``check`` of the arguments
+    together (it may rewrite them, e.g. add a path's extension).
+
+    ``unit``: the attribute of :class:`~p2pzmq.network.Network` holding the unit that runs it (``"_exporter"``), whose
+    method ``method`` (default: the name) it calls; None: the network's own method of the command's name runs it.
+    Either way the method takes the arguments in the order of ``params``. ``api``: the name of the Network method
+    (default: the name). ``session``: ``run`` may use it. ``quick``: the control socket answers it at once, even while
+    a long command runs (docs/DESIGN.md §6); the others are long, and run one at a time in order. ``cancellable``: a
+    long operation that reports progress, so ``progress`` shows it and ``cancel`` stops it at a safe point.
+    """
 
     name: str
     params: tuple[Param, ...]
-    run: Callable[..., dict]
     help: str
+    unit: str | None = None
+    method: str | None = None
+    api: str | None = None
     check: Callable[[dict], None] | None = None
     session: bool = True
     quick: bool = False
+    cancellable: bool = False
+
+    @property
+    def attribute(self) -> str:
+        """The name of its :class:`~p2pzmq.network.Network` method."""
+        return self.api or self.name
+
+    def run(self, network, **arguments) -> dict:
+        """Run it on ``network`` with checked ``arguments`` (keyed by parameter name), through the network's
+        method: what the control socket, the web API and ``run`` do."""
+        return getattr(network, self.attribute)(**arguments)
+
+    def bind(self, cls) -> None:
+        """Make ``cls.<attribute>`` (``cls``: the Network class, whose ``UNITS`` maps each unit's attribute to its
+        class) the command's Python API: a method that takes the
+        arguments by position or name, checks them with this declaration (a :class:`UsageError` worded as the
+        control socket's), and calls the unit's method, or the class's own of that name (which it replaces). Its
+        docstring is the declaration's usage and help, then the implementation's."""
+        own = cls.__dict__.get(self.attribute) if self.unit is None else None
+        if self.unit is None and own is None:
+            raise TypeError(f"{cls.__name__} has no method {self.attribute} to run {self.name}")
+        own = getattr(own, "__wrapped__", own)  # bound once already: wrap the implementation, not the method
+        names = [param.name for param in self.params]
+
+        def method(network, *args, **kwargs):
+            if len(args) > len(names):
+                raise UsageError(f"{self.name} takes {len(names)} arguments, not {len(args)} ({self.usage()})")
+            given = dict(zip(names, args))
+            for key, value in kwargs.items():
+                if key in given:
+                    raise UsageError(f"{self.name}: {key} is given twice")
+                given[key] = value
+            arguments = self.arguments(self._tightened(given))
+            values = [arguments[name] for name in names]
+            if self.unit is None:
+                call = functools.partial(own, network, *values)
+            else:
+                call = functools.partial(getattr(getattr(network, self.unit), self.method or self.name), *values)
+            if not self.cancellable:
+                return call()
+            with network.operation(self.name):
+                return call()
+
+        implementation = own if self.unit is None else getattr(cls.UNITS[self.unit], self.method or self.name)
+        functools.update_wrapper(method, implementation)
+        method.__module__, method.__name__ = cls.__module__, self.attribute
+        method.__qualname__ = f"{cls.__name__}.{self.attribute}"
+        headline = textwrap.fill(f"``{self.usage()}``: {self.help}.", 116)
+        method.__doc__ = f"{headline}\n\n{inspect.getdoc(implementation) or ''}".rstrip()
+        method.__signature__ = self._signature(implementation)
+        method.command = self
+        setattr(cls, self.attribute, method)
+
+    def _signature(self, implementation) -> inspect.Signature:
+        """The implementation's signature with the declared defaults (what help() shows of the method)."""
+        signature = inspect.signature(implementation)
+        first, *rest = signature.parameters.values()  # self, then one per declared parameter, in order
+        rest = [parameter.replace(default=param.default if not param.required else inspect.Parameter.empty)
+                for parameter, param in zip(rest, self.params)]
+        return signature.replace(parameters=[first, *rest])
+
+    def _tightened(self, given: dict) -> dict:
+        """``given`` with what the Python API also takes (``Param.loose``) turned into its JSON form."""
+        loose = {param.name: param.loose for param in self.params if param.loose is not None}
+        return {key: loose[key](value) if key in loose and value is not None else value for key, value in given.items()}
 
     def arguments(self, request: dict) -> dict:
         """The checked keyword arguments in ``request`` (``cmd`` may be one of its keys); raises
@@ -121,8 +203,7 @@ class Command:
         known = {param.name for param in self.params} | {"cmd"}
         unknown = sorted(set(request) - known)
         if unknown:
-            named = ", ".join(repr(key)[:40] for key in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise UsageError(f"{self.name} takes no argument {named} ({self.usage()})")
+            raise self._unknown(unknown)
         kwargs = {}
         for param in self.params:
             value = request.get(param.name)
@@ -138,6 +219,10 @@ class Command:
             _checked(self.check, kwargs, f"{self.name}:")
         return kwargs
 
+    def _unknown(self, keys: list) -> UsageError:
+        named = ", ".join(repr(key)[:40] for key in keys[:5]) + (", ..." if len(keys) > 5 else "")
+        return UsageError(f"{self.name} takes no argument {named} ({self.usage()})")
+
     def usage(self) -> str:
         """How to type the command: ``name REQUIRED... [key=value]...``."""
         words = [self.name] + [param.name.upper() for param in self.params if param.required]
@@ -146,8 +231,8 @@ class Command:
 
     def take(self, words: list[str], position: int) -> tuple[dict, int]:
         """Read this command's arguments from ``words[position:]``: ``key=value`` for any parameter, bare words for
-        the required ones not given yet, in order. Stops at the first word that is neither; returns the unchecked
-        values and where it stopped."""
+        the required ones not given yet, in order. Stops at the first word that is neither (a ``key=value`` of no
+        parameter is refused); returns the unchecked values and where it stopped."""
         params = {param.name: param for param in self.params}
         values: dict = {}
         while position < len(words):
@@ -159,6 +244,8 @@ class Command:
                 values[key] = params[key].parse(self.name, text)
             else:
                 missing = [param for param in self.params if param.required and param.name not in values]
+                if not missing and equals and key.isidentifier():  # key=value of no parameter: as the socket says
+                    raise self._unknown([key])
                 if not missing:
                     break
                 values[missing[0].name] = missing[0].parse(self.name, word)
@@ -271,7 +358,7 @@ def _file_name(value: str) -> None:
 
 def _endpoint(value: str) -> None:
     try:
-        security.parse_endpoint(value)
+        addresses.parse_endpoint(value)
     except UsageError as exc:
         raise UsageError(f"is not an endpoint to connect to: {exc}") from None
 
@@ -298,68 +385,71 @@ def _path(name: str, default: str | None = None) -> Param:
     return Param(name, str, default, default is None, _file_name, path=True)
 
 
+def _id_text(value):
+    """An id the Python API was given as an int, as the decimal string the control socket takes."""
+    return str(value) if type(value) is int else value
+
+
+def _id_texts(values):
+    return [_id_text(value) for value in values] if isinstance(values, (list, tuple)) else values
+
+
 #: Which peers kill_peers and leave_peers act on: ``count`` drawn with ``seed``, or the listed ``ids``.
 _CHOOSE = (Param("count", int, None, False, _at_least(0)), Param("seed", int, None, False),
-           Param("ids", list, None, False, _peer_ids))
+           Param("ids", list, None, False, _peer_ids, loose=_id_texts))
 _PIXELS = (Param("width", int, 1000, False, _pixels), Param("height", int, 1000, False, _pixels))
 
 COMMANDS: dict[str, Command] = {command.name: command for command in (
-    Command("ping", (), lambda net: net.ping(), "number of peers; checks the supervisor answers", quick=True),
+    Command("ping", (), "number of peers; checks the supervisor answers", quick=True),
     Command("net_status", (Param("sample", int, None, False, _at_least(0)),
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
-            lambda net, sample, routing: net.net_status(sample, routing),
             "table size and greedy-routing reach of every peer (kademlia: also iterative lookups between the same "
-            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto"),
-    Command("refresh_peers", (), lambda net: net.refresh_peers(), "one discovery pass of every peer, in list order"),
-    Command("output_tgf", (_path("path"),), lambda net, path: net.output_tgf(path),
-            "write the overlay as TGF to PATH (.tgf)", _writes(("tgf",))),
+            "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto",
+            cancellable=True),
+    Command("refresh_peers", (Param("concurrency", int, None, False, _at_least(1)),),
+            "one discovery pass of every peer, in list order (concurrency=J: J at a time)", "_builder", "refresh",
+            cancellable=True),
+    Command("output_tgf", (_path("path"),), "write the overlay as TGF to PATH (.tgf)", "_exporter",
+            check=_writes(("tgf",))),
     Command("output_graph", (_path("path"), Param("format", str, None, False, _one_of(graph.FORMATS))),
-            lambda net, path, format: net.output_graph(path, format),
             "write the overlay to PATH; its extension or format=tgf|graphml|gexf|dot|json says how (default tgf)",
-            _writes(tuple(graph.FORMATS))),
+            "_exporter", check=_writes(tuple(graph.FORMATS))),
     Command("output_png", (_path("path"), *_PIXELS, Param("edges", int, plot.EDGE_BUDGET, False, _at_least(0)),
-                           Param("seed", int, 0, False), Param("peer", str, None, False, _peer_id),
-                           Param("route", list, None, False, _route)),
-            lambda net, **arguments: net.output_png(**arguments),
+                           Param("seed", int, 0, False), Param("peer", str, None, False, _peer_id, loose=_id_text),
+                           Param("route", list, None, False, _route, loose=_id_texts)),
             f"draw the overlay to PATH (.png), width x height pixels (needs the plot extra): every peer, at most "
             f"edges=E edges (default {plot.EDGE_BUDGET:,}; a sample drawn with seed=S above that), and over them "
             f"peer=ID's contacts and route=FROM,TO (lookup's greedy route); the result says what was left out",
-            _writes(("png",))),
-    Command("lookup", (Param("from", str, check=_peer_id), Param("id", str, check=_peer_id)),
-            lambda net, **ids: net.lookup(ids["from"], ids["id"]),
+            check=_writes(("png",))),
+    Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
+                       Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "
             "(decimal ids); changes no table"),
     Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
                            Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
                            Param("status", bool, False, False)),
-            lambda net, steps, directory, format, status: net.time_lapse(steps, directory, format, status),
             "STEPS times: refresh_peers, then write time-lapse-<i>.<format> in directory=DIR (default: the "
-            "working directory); status=true also runs net_status each step and writes time-lapse.json"),
-    Command("stats", (), lambda net: net.stats(), "request, reply, timeout and drop counters, memory, fds, timings",
-            quick=True),
+            "working directory); status=true also runs net_status each step and writes time-lapse.json",
+            cancellable=True),
+    Command("stats", (), "request, reply, timeout and drop counters, memory, fds, timings", quick=True),
     Command("attach", (Param("endpoint", str, check=_endpoint), Param("peers", int, 0, False, _at_least(0))),
-            lambda net, endpoint, peers: net.attach(endpoint, peers),
             "take on the worker listening at ENDPOINT and create PEERS new peers on it (needs --transport tcp)"),
-    Command("die", (), lambda net: net.die(), "stop every peer and the supervisor, and any command running",
-            session=False, quick=True),
-    Command("progress", (), lambda net: net.progress(),
-            "the long command running: its phase, done of total, seconds, and the commands queued behind it",
-            session=False, quick=True),
-    Command("cancel", (), lambda net: net.cancel(),
-            "stop the long command running at its next safe point (between peers, routing rounds or time-lapse "
-            "steps); its caller gets an error saying what it completed", session=False, quick=True),
-    Command("peers", (), lambda net: net.peer_list(),
-            "every peer: id, server and client endpoints, alive flag, state and table size"),
-    Command("add_peers", (Param("n", int, check=_at_least(1)),), lambda net, n: net.add_peers(n),
-            "N more peers, each bootstrapped from a random alive one"),
-    Command("kill_peers", _CHOOSE, lambda net, **choice: net.kill_peers(**choice),
-            "crash peers (no goodbye): count=K [seed=S], or ids=ID,ID,...", _one_choice),
-    Command("leave_peers", _CHOOSE, lambda net, **choice: net.leave_peers(**choice),
-            "peers leave gracefully, telling the peers they know: count=K [seed=S], or ids=ID,ID,...", _one_choice),
+    Command("die", (), "stop every peer and the supervisor, and any command running", session=False, quick=True),
+    Command("progress", (), "the long command running: its phase, done of total, seconds, and the commands queued "
+            "behind it", session=False, quick=True),
+    Command("cancel", (), "stop the long command running at its next safe point (between peers, routing rounds or "
+            "time-lapse steps); its caller gets an error saying what it completed", session=False, quick=True),
+    Command("peers", (), "every peer: id, server and client endpoints, alive flag, state and table size",
+            "_exporter", "peer_list", api="peer_list"),
+    Command("add_peers", (Param("n", int, check=_at_least(1)),), "N more peers, each bootstrapped from a random "
+            "alive one", cancellable=True),
+    Command("kill_peers", _CHOOSE, "crash peers (no goodbye): count=K [seed=S], or ids=ID,ID,...", "_builder",
+            "kill", check=_one_choice),
+    Command("leave_peers", _CHOOSE, "peers leave gracefully, telling the peers they know: count=K [seed=S], or "
+            "ids=ID,ID,...", "_builder", "leave", check=_one_choice),
     Command("churn", (Param("join_rate", float), Param("leave_rate", float), Param("duration", float),
                       Param("crash_fraction", float, 0.5, False), Param("seed", int, None, False),
                       Param("wait", bool, False, False)),
-            lambda net, **plan: net.churn(**plan),
             "joins at JOIN_RATE/s, exponential sessions of mean 1/LEAVE_RATE s, for DURATION s, in the background",
-            _churn_plan),
+            check=_churn_plan),
 )}

@@ -19,6 +19,9 @@ from typing import Iterable
 
 from .contact import TableView
 
+#: How net_status may drive its routes (see :meth:`p2pzmq.network.routing.Router.net_status`).
+ROUTINGS = ("auto", "messages", "local")
+
 #: z for a two-sided 95 % normal confidence interval.
 Z95 = 1.959964
 

@@ -24,6 +24,7 @@ from conftest import wait_until
 from test_control import LAUNCHER, ROOT, Served
 
 from p2pzmq import cli, commands, control, plot, security
+from p2pzmq.events import Events
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -298,12 +299,13 @@ def test_raw_control_socket_multipart_request(supervisor):
 @pytest.mark.parametrize("error", [ValueError("bad"), KeyError("gone"), RecursionError(), MemoryError(),
                                    ZeroDivisionError(), gevent.Timeout(1)])
 def test_a_handler_raising_anything_costs_one_error_reply(monkeypatch, error):
-    def broken(network):
-        raise error
+    class Broken:
+        events = Events()
 
-    monkeypatch.setitem(commands.COMMANDS, "ping", commands.COMMANDS["ping"].__class__(
-        "ping", (), broken, "raises"))
-    reply, stop = control.handle(None, b'{"cmd": "ping"}')
+        def ping(self):
+            raise error
+
+    reply, stop = control.handle(Broken(), b'{"cmd": "ping"}')
     assert reply["ok"] is False and reply["error"].startswith("internal error in ping") and not stop
 
 

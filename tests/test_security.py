@@ -5,7 +5,7 @@ import sys
 import pytest
 from hangs import end_process
 
-from p2pzmq import cli, security
+from p2pzmq import addresses, cli, security
 from p2pzmq.errors import UsageError
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,7 +57,7 @@ def test_keys_are_not_overwritten_and_bad_key_files_are_usage_errors(tmp_path):
                                                 ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False),
                                                 ("198.18.0.1", False), ("tcp://example.org:1", False)])
 def test_loopback_detection(endpoint, loopback):
-    assert security.is_loopback(endpoint) is loopback
+    assert addresses.is_loopback(endpoint) is loopback
 
 
 def test_exposed_endpoints_need_keys_or_insecure(capsys, tmp_path):
@@ -80,6 +80,6 @@ def test_exposed_endpoints_need_keys_or_insecure(capsys, tmp_path):
 def test_typed_endpoints_are_checked_before_any_socket(endpoint, bind, parsed):
     if parsed is None:
         with pytest.raises(UsageError):
-            security.parse_endpoint(endpoint, bind)
+            addresses.parse_endpoint(endpoint, bind)
     else:
-        assert security.parse_endpoint(endpoint, bind) == parsed
+        assert addresses.parse_endpoint(endpoint, bind) == parsed

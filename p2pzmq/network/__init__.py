@@ -5,7 +5,7 @@ of one concern: the command channel to peers (:mod:`.channel`), membership (:mod
 (:mod:`.workforce`), building and changing the network (:mod:`.building`), routing (:mod:`.routing`), exports
 (:mod:`.exports`), background churn (:mod:`.churning`) and pure CPU work off the event loop (:mod:`.offload`).
 """
-from .routing import ROUTINGS
+from ..status import ROUTINGS
 from .supervisor import Network, Progress
 
 __all__ = ["Network", "Progress", "ROUTINGS"]

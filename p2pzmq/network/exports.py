@@ -14,7 +14,6 @@ from typing import Callable
 from .. import graph, protocols
 from .. import messages as m
 from ..config import Config
-from ..errors import UsageError
 from ..contact import Contact, TableView
 from .channel import CommandChannel
 from .members import Members
@@ -65,18 +64,17 @@ class Exporter:
         return {"alive": sum(row["alive"] for row in rows), "peers": rows}
 
     def output_tgf(self, path: str) -> dict:
-        """Write the network as TGF (§4.8) to ``path`` (see :func:`p2pzmq.graph.output_file`; the result has the
-        absolute path written)."""
-        path = os.path.abspath(graph.output_file(path, None, ["tgf"])[0])
+        """Write the network as TGF (§4.8) to ``path`` (a .tgf path: see :func:`p2pzmq.graph.output_file`; the
+        result has the absolute path written)."""
+        path = os.path.abspath(path)
         with self._channel.exclusive():
             ids = [peer.id for peer in self._members.listed]
             tables = self.tables()
         return {"path": path, "nodes": len(ids), "edges": self._offload(graph.write_tgf, path, ids, tables)}
 
-    def output_graph(self, path: str, format: str | None = None) -> dict:
-        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; None: as the extension
-        says, else tgf; see :func:`p2pzmq.graph.output_file`)."""
-        path, format = graph.output_file(path, format, graph.FORMATS)
+    def output_graph(self, path: str, format: str) -> dict:
+        """Write the network to ``path`` as ``format`` (tgf, graphml, gexf, dot or json; the path's extension and
+        the format agree: see :func:`p2pzmq.graph.output_file`)."""
         path = os.path.abspath(path)
         ids, tables, extras = self.snapshot()
         edges = self._offload(graph.write_graph, path, format, ids, tables, extras)
@@ -90,9 +88,7 @@ class Exporter:
         result says what was drawn and left out (``edges_drawn``, ``edges_left_out``, the picture's ``caption``)."""
         from .. import plot
 
-        path = os.path.abspath(graph.output_file(path, None, ["png"])[0])
-        plot.check_size("width", width)
-        plot.check_size("height", height)
+        path = os.path.abspath(path)
         plot.require_matplotlib()
         ids, tables, extras = self.snapshot()
         drawn = self._offload(graph.to_networkx, ids, tables, extras)
@@ -113,11 +109,7 @@ class Exporter:
         per step the connectivity, lookup success rate, mean hops and mean table size under ``steps`` in the
         result and in ``time-lapse.json`` in ``directory`` (what ``p2p-network plot --time-lapse`` charts).
         """
-        if type(steps) is not int or steps < 0:
-            raise UsageError(f"time-lapse steps must be a non-negative integer, not {steps!r}")
-        if format not in graph.FORMATS:
-            raise UsageError(f"unknown graph format {format!r}; choose one of {', '.join(graph.FORMATS)}")
-        directory = os.path.abspath(graph.check_path(directory, "directory"))
+        directory = os.path.abspath(directory)
         with self._channel.exclusive():
             history = [_step_status(0, None, net_status())] if status else []
             files = []

@@ -17,12 +17,9 @@ from ..config import Config
 from ..errors import ProtocolError, TransportError, UsageError
 from ..contact import Contact
 from .channel import CommandChannel
-from .members import Members, parse_peer_id
+from ..ids import parse_id
+from .members import Members
 from .tracking import Timings
-
-#: How net_status may drive its routes (see :meth:`Router.net_status`).
-ROUTINGS = ("auto", "messages", "local")
-
 
 class Router:
     def __init__(self, config: Config, members: Members, channel: CommandChannel, offload: Callable,
@@ -52,11 +49,9 @@ class Router:
         with ``find_peer`` commands; ``local`` fetches each table once and routes on them (same result);
         ``auto`` uses messages up to ``status_local_above`` peers.
         """
-        if sample is not None and (type(sample) is not int or not 0 <= sample <= len(self._members)):
+        if sample is not None and sample > len(self._members):
             raise UsageError(f"sample must be an integer from 0 (all pairs) to {len(self._members)} (the number of "
                              f"peers), not {sample!r}")
-        if routing not in ROUTINGS:
-            raise UsageError(f"unknown routing {routing!r}; choose one of {', '.join(ROUTINGS)}")
         with self._channel.exclusive(), self._seconds.measure("net_status"):
             listed = list(self._members.listed)
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed])
@@ -163,7 +158,7 @@ class Router:
         return reached, hop_counts, failed
 
     def lookup(self, source: int | str, target: int | str) -> dict:
-        """Look ``target`` up from peer ``source`` (ids as ints or decimal strings), two ways, without changing
+        """Look ``target`` up from peer ``source`` (decimal ids), two ways, without changing
         any table:
 
         - ``route``: the greedy route of ``net_status``: ask the current peer's client for its closest entry, one
@@ -175,7 +170,7 @@ class Router:
 
         Every path is a list of decimal ids starting at ``source``.
         """
-        start_id, target_id = parse_peer_id(source, "from"), parse_peer_id(target, "id")
+        start_id, target_id = parse_id(source), parse_id(target)
         with self._channel.exclusive():
             start = self._members.by_id(start_id).contact
             result = {"from": str(start.id), "id": str(target_id), "route": self._greedy_route(start, target_id)}

@@ -17,6 +17,7 @@ import gevent
 from .. import messages as m
 from .. import security
 from ..churn import ChurnPlan
+from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
 from ..events import Events
@@ -44,14 +45,13 @@ _STATUS_STREAM = 0x5DEECE66D  # so do net_status's sampled targets
 Progress = Callable[[str, int, int], None]
 
 
-def _tracked(method):
-    """A long operation: :meth:`Network.progress` shows how far it is, :meth:`Network.cancel` stops it at its next
-    safe point (see :mod:`.tracking`)."""
-    @functools.wraps(method)
-    def run(self, *args, **kwargs):
-        with self._tracker.operation(method.__name__):
-            return method(self, *args, **kwargs)
-    return run
+def _forward(unit: str, function: Callable) -> Callable:
+    """A Network method that is ``function`` of the unit in attribute ``unit`` (a part of the Python API that is no
+    control command: those are bound from their declaration, :meth:`p2pzmq.commands.Command.bind`)."""
+    @functools.wraps(function)
+    def forward(self, *args, **kwargs):
+        return function(getattr(self, unit), *args, **kwargs)
+    return forward
 
 
 class Network:
@@ -60,8 +60,13 @@ class Network:
     ``Network(config)`` builds an empty network from a :class:`Config` (add peers with :meth:`create`);
     ``Network(n, seed=1, metric="xor")`` takes the config's fields as keywords and creates ``n`` peers at once
     (both forms take keywords that override the config). Every control command has a method of the same name
-    returning the same data.
+    (``peers``: :meth:`peer_list`) returning the same data, made from the command's declaration in
+    :data:`p2pzmq.commands.COMMANDS`: it checks its arguments as the control socket does, then calls the unit that
+    runs it (``UNITS``) or the method of that name written here.
     """
+
+    #: The units commands run on: the attribute holding each, and its class.
+    UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
 
     def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
                  **options) -> None:
@@ -138,52 +143,32 @@ class Network:
 
     # -- building -------------------------------------------------------------------------------------------------
 
-    @_tracked
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
-        return self._builder.create(n, hosts, concurrency)
+        with self.operation("create"):
+            return self._builder.create(n, hosts, concurrency)
 
     create.__doc__ = Builder.create.__doc__
 
-    @_tracked
     def add_peers(self, n: int) -> dict:
-        """``n`` more peers, each bootstrapped from a random alive one (as ``create``)."""
+        """Each bootstrapped as in ``create``; the result lists the ids ``added``."""
         return self._add_peers(n)
 
     def _add_peers(self, n: int) -> dict:
         self._builder.create(n)
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
 
-    def attach(self, endpoint: str, peers: int = 0) -> dict:
-        """Take on the worker listening at ``endpoint`` and create ``peers`` new peers on it. The result's ``index``
-        numbers the workers 0, 1, ... in the order they were taken on."""
-        if type(peers) is not int or peers < 0:
-            raise UsageError(f"peers must be a non-negative integer, not {peers!r}")
+    def attach(self, endpoint: str, peers: int) -> dict:
+        """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
         worker = self._workforce.attach(endpoint)
         index = self.workers.index(worker)
         if peers:
             self.create(peers, [worker])
         return {"worker": worker.describe(self.members.count_on(worker)), "index": index, "n": len(self.members)}
 
-    @_tracked
-    def refresh_peers(self, concurrency: int | None = None) -> dict:
-        return self._builder.refresh(concurrency)
-
-    refresh_peers.__doc__ = Builder.refresh.__doc__
-
-    def kill_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
-        return self._builder.kill(count, seed, ids)
-
-    kill_peers.__doc__ = Builder.kill.__doc__
-
-    def leave_peers(self, count: int | None = None, seed: int | None = None, ids: list | None = None) -> dict:
-        return self._builder.leave(count, seed, ids)
-
-    leave_peers.__doc__ = Builder.leave.__doc__
-
-    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float = 0.5,
-              seed: int | None = None, wait: bool = False) -> dict:
-        """Start churn in the background for ``duration`` seconds (see :mod:`p2pzmq.churn`); other commands keep
-        working meanwhile, each one in between churn events. With ``wait``, return only when it is over."""
+    def churn(self, join_rate: float, leave_rate: float, duration: float, crash_fraction: float, seed: int | None,
+              wait: bool) -> dict:
+        """Churn runs in the background (see :mod:`p2pzmq.churn`); other commands keep working meanwhile, each one
+        in between churn events. With ``wait``, it returns only when it is over."""
         plan = ChurnPlan(join_rate, leave_rate, crash_fraction, duration, seed)
         if self.closed:
             raise UsageError("the network is stopped")
@@ -196,8 +181,8 @@ class Network:
     # -- reading --------------------------------------------------------------------------------------------------
 
     def ping(self) -> dict:
-        """The number of peers; with workers, also each worker and how many peers are unreachable (worker gone);
-        ``crashed`` (peers whose greenlets died) and ``failures`` (background greenlets that died) when any."""
+        """With workers, also each worker and how many peers are unreachable (worker gone); ``crashed`` (peers whose
+        greenlets died) and ``failures`` (background greenlets that died) when any."""
         result = {"n": len(self.members), **self._troubles()}
         if self.workers:
             result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
@@ -215,8 +200,7 @@ class Network:
             result["workers"] = self._workforce.stats(self.members)
         return result
 
-    @_tracked
-    def net_status(self, sample: int | None = None, routing: str = "auto") -> dict:
+    def net_status(self, sample: int | None, routing: str) -> dict:
         result = self._router.net_status(sample, routing)
         if self.events.listening:
             sizes = [row["tree_size"] for row in result["peers"]]
@@ -228,12 +212,9 @@ class Network:
 
     net_status.__doc__ = Router.net_status.__doc__
 
-    def route_sample(self, size: int, seed: int = 0) -> dict:
-        return self._router.route_sample(size, seed)
+    route_sample = _forward("_router", Router.route_sample)
 
-    route_sample.__doc__ = Router.route_sample.__doc__
-
-    def lookup(self, source: int | str, target: int | str) -> dict:
+    def lookup(self, source: str, target: str) -> dict:
         result = self._router.lookup(source, target)
         if self.events.listening:
             route = result["route"]
@@ -243,34 +224,13 @@ class Network:
 
     lookup.__doc__ = Router.lookup.__doc__
 
-    def peer_list(self) -> dict:
-        return self._exporter.peer_list()
-
-    peer_list.__doc__ = Exporter.peer_list.__doc__
-
-    def tables(self) -> list[TableView]:
-        """Every peer's current table, in list order (newest first), fetched from the peers' clients."""
-        return self._exporter.tables()
-
-    def snapshot(self) -> tuple[list[int], list[TableView], list[dict]]:
-        return self._exporter.snapshot()
-
-    snapshot.__doc__ = Exporter.snapshot.__doc__
+    tables = _forward("_exporter", Exporter.tables)
+    snapshot = _forward("_exporter", Exporter.snapshot)
 
     # -- writing files --------------------------------------------------------------------------------------------
 
-    def output_tgf(self, path: str) -> dict:
-        return self._exporter.output_tgf(path)
-
-    output_tgf.__doc__ = Exporter.output_tgf.__doc__
-
-    def output_graph(self, path: str, format: str | None = None) -> dict:
-        return self._exporter.output_graph(path, format)
-
-    output_graph.__doc__ = Exporter.output_graph.__doc__
-
-    def output_png(self, path: str, width: int = 1000, height: int = 1000, edges: int | None = None, seed: int = 0,
-                   peer: str | None = None, route: list[str] | None = None) -> dict:
+    def output_png(self, path: str, width: int, height: int, edges: int, seed: int, peer: str | None,
+                   route: list[str] | None) -> dict:
         drawn_route = None
         if route is not None:  # the greedy route of lookup FROM TO, asked before the snapshot the picture draws
             drawn_route = self.lookup(*route)["route"]["path"]
@@ -278,29 +238,32 @@ class Network:
 
     output_png.__doc__ = Exporter.output_png.__doc__
 
-    @_tracked
-    def time_lapse(self, steps: int, directory: str = ".", format: str = "tgf", status: bool = False) -> dict:
+    def time_lapse(self, steps: int, directory: str, format: str, status: bool) -> dict:
         return self._exporter.time_lapse(steps, directory, format, status, self.refresh_peers, self.net_status)
 
     time_lapse.__doc__ = Exporter.time_lapse.__doc__
 
     # -- long operations and stopping ------------------------------------------------------------------------------
 
+    def operation(self, name: str):
+        """A context manager around long operation ``name``: :meth:`progress` shows how far it is, :meth:`cancel`
+        stops it at its next safe point (see :mod:`.tracking`)."""
+        return self._tracker.operation(name)
+
     def progress(self) -> dict:
-        """What the running long operation (create, add_peers, refresh_peers, net_status, time_lapse) is doing:
-        ``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
+        """``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
         under way and whether it is ``cancelling``; a :class:`UsageError` when none runs."""
         return self._tracker.progress()
 
     def cancel(self) -> dict:
-        """Stop the running long operation at its next safe point: between two peers of a create or refresh, two
-        routing rounds of a status, two steps of a time-lapse, so every table stays whole. Returns at once, with
-        :meth:`progress`; the operation then raises :class:`~p2pzmq.errors.Cancelled` saying what it completed."""
+        """Between two peers of a create or refresh, two routing rounds of a status, two steps of a time-lapse, so
+        every table stays whole. Returns at once, with :meth:`progress`; the operation then raises
+        :class:`~p2pzmq.errors.Cancelled` saying what it completed."""
         return self._tracker.cancel()
 
     def die(self) -> dict:
-        """Stop every peer and close every socket; nothing is left running. Idempotent. An operation running in
-        another greenlet raises :class:`ClosedError` there."""
+        """Every socket is closed; nothing is left running. Idempotent. An operation running in another greenlet
+        raises :class:`ClosedError` there."""
         if not self.closed:
             self.closed = True
             self._tracker.stop_others(ClosedError("the network was stopped (die)"))
@@ -336,3 +299,7 @@ class Network:
         failure = {"what": "heartbeat watch", "error": repr(greenlet.exception)}
         self.failures.append(failure)
         log.error("the %s stopped: %s", failure["what"], failure["error"])
+
+
+for _command in COMMANDS.values():
+    _command.bind(Network)
