@@ -17,8 +17,6 @@ import resource
 import time
 from typing import Callable
 
-import gevent
-
 from . import link
 from .config import Config
 from .errors import ClosedError, ProtocolError, TransportError, UsageError
@@ -26,6 +24,7 @@ from .peer import Peer
 from .rpc import Channel, Counters, Liveness, Request
 from .contact import Contact
 from .endpoints import Endpoints
+from .supervision import Group
 from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
@@ -237,9 +236,8 @@ class Watch:
         self._keys = keys  # security.Keys of the network, or None
         self.hosts: list[RemoteHost] = []
         self._codec = link.LinkCodec()
-        self._greenlet = gevent.spawn(self._run)
-        if on_failure is not None:
-            self._greenlet.link_exception(on_failure)
+        self._group = Group(on_failure, config.shutdown_timeout)
+        self._group.spawn("heartbeat watch", self._run)
 
     def _run(self) -> None:
         sock = self._ctx.router(max_connections=1 << 16)
@@ -279,4 +277,4 @@ class Watch:
                 routes[frames[0]].last_seen = time.monotonic()
 
     def stop(self) -> None:
-        self._greenlet.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._group.kill()

@@ -34,6 +34,7 @@ from .errors import ProtocolError, TransportError
 from .rpc import Caller, Counters, Request, Result
 from .contact import Contact
 from .endpoints import Endpoints
+from .supervision import Group
 from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Peer:
                        **{kind: self.protocol.query for kind in descriptor.queries}}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
+        self._group = Group(lambda what, exc: self._crashed(exc), config.shutdown_timeout)  # the runner, a stopper
         self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
@@ -100,8 +102,7 @@ class Peer:
     def stop(self) -> None:
         """Stop the runner (if any), the timer and both sockets. Idempotent."""
         self.alive = False
-        if self._runner is not None:
-            self._runner.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._group.kill()
         self._idle.close()
         self._close_sockets()
 
@@ -119,7 +120,7 @@ class Peer:
         log.error("peer %s crashed: %s", self.id, self.failure)
         if self._on_crash is not None:
             self._on_crash(self)
-        gevent.spawn(self.stop)  # not from inside the failing callback or greenlet
+        self._group.spawn("peer's stop", self.stop)  # not from inside the failing callback or greenlet
 
     # -- what protocols use ---------------------------------------------------------------------------------------
 
@@ -202,8 +203,7 @@ class Peer:
     def _wake(self) -> None:
         if self._runner is None and self.alive:
             self._client_sock.pause()
-            self._runner = gevent.spawn(self._run)
-            self._runner.link_exception(lambda runner: self._crashed(runner.exception))
+            self._runner = self._group.spawn("peer's runner", self._run)
 
     def _run(self) -> None:
         """The runner: handle what is pending, then hand the socket back to the idle client."""

@@ -13,6 +13,7 @@ import gevent
 from ..churn import ChurnPlan, Schedule
 from ..errors import UsageError
 from ..events import Events
+from ..supervision import Group
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class ChurnDriver:
                  peer_ids: Callable[[], list[int]], shutdown_timeout: float, events: Events) -> None:
         self._add, self._kill, self._leave, self._peer_ids = add, kill, leave, peer_ids
         self._events = events
-        self._shutdown_timeout = shutdown_timeout
+        self._group = Group(self._failed, shutdown_timeout)
         self._greenlet: gevent.Greenlet | None = None
         self.state: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
 
@@ -32,8 +33,7 @@ class ChurnDriver:
         if self._greenlet is not None and not self._greenlet.dead:
             raise UsageError("churn is already running")
         self.state = {"joined": 0, "killed": 0, "left": 0, "running": True}
-        self._greenlet = gevent.spawn(self._run, plan)
-        self._greenlet.link_exception(self._failed)
+        self._greenlet = self._group.spawn("churn", self._run, plan)
         if wait:
             self._greenlet.join()
             return dict(self.state)
@@ -67,13 +67,12 @@ class ChurnDriver:
             self._events.emit("churn", phase=phase, joined=self.state["joined"], killed=self.state["killed"],
                               left=self.state["left"], duration=plan.duration)
 
-    def _failed(self, greenlet: gevent.Greenlet) -> None:
-        self.state["error"] = repr(greenlet.exception)
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.state["error"] = repr(exc)
         log.error("churn stopped by an error: %s", self.state["error"])
 
     def stop(self) -> None:
         """Stop background churn now (if any)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=self._shutdown_timeout)
-            self._greenlet = None
+        self._group.kill()
+        self._greenlet = None
         self.state["running"] = False  # also when it was killed before it ever ran
