@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(90)
 
 #: Peers on the killed worker, each reconnected to ~7 times a second by the channel, and how long their reports get
 #: to pile up (beyond the monitor's old limit of 2,000 unread) before the supervisor is asked to stop.
-N, PILE_UP = 200, 4.0
+N, PILE_UP = 100, 8.0
 #: What "a few seconds" is: shutdown_timeout (5 s) for the dead worker's missing answer, and the rest of stopping.
 WITHIN = 12.0
 
