@@ -1,11 +1,26 @@
-"""Endpoints a user typed, read by one function: :func:`parse_endpoint` checks one before any socket sees it, and
-:func:`is_loopback` says whether only this host can reach it. Pure: no sockets, no name lookups.
+"""Endpoints, each kind read by one function: :func:`parse_endpoint` checks one a user typed before any socket sees
+it, :func:`is_loopback` says whether only this host can reach it, :func:`check_peer_endpoint` checks a peer's
+endpoint that came from the network (the wire codec and the worker link), and :func:`host_of` names a peer's host.
+Pure: no sockets, no name lookups.
 """
 from __future__ import annotations
 
 import ipaddress
 
 from .errors import UsageError
+
+#: A peer's endpoint is at most this long: what the wire codec carries.
+MAX_PEER_ENDPOINT_CHARS = 256
+#: How peers are reached: in this process, or over tcp.
+PEER_SCHEMES = ("inproc://", "tcp://")
+
+
+def check_peer_endpoint(endpoint: str) -> str:
+    """``endpoint`` if it can be a peer's (an inproc:// or tcp:// URL of at most 256 characters); ``ValueError``
+    otherwise."""
+    if type(endpoint) is not str or len(endpoint) > MAX_PEER_ENDPOINT_CHARS or not endpoint.startswith(PEER_SCHEMES):
+        raise ValueError(f"an endpoint is an inproc:// or tcp:// URL of at most {MAX_PEER_ENDPOINT_CHARS} characters")
+    return endpoint
 
 
 def parse_endpoint(endpoint: str, bind: bool = False) -> tuple[str, str, int | None]:
@@ -51,3 +66,9 @@ def is_loopback(endpoint_or_host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a name or a wildcard ("*"): treat as exposed
+
+
+def host_of(endpoint: str) -> str:
+    """``inproc`` for a peer's inproc endpoint, else the host part of its ``tcp://HOST:PORT``."""
+    scheme, _, rest = endpoint.partition("://")
+    return "inproc" if scheme == "inproc" else rest.rsplit(":", 1)[0]

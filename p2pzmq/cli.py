@@ -26,7 +26,8 @@ from typing import Iterator
 
 import gevent
 
-from . import __version__, addresses, events, netmodel, plot, protocols, rendezvous, security, web, worker
+from . import (__version__, addresses, events, netmodel, plot, protocols, rendezvous, security, simtime, snapshot, web,
+               worker)
 from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
@@ -71,7 +72,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print each command's result as one JSON line")
     run.add_argument("--sample", type=_integer(0), default=None, metavar="K",
                      help="net_status estimates reach from K random targets per peer (0: all pairs; default: all "
-                          "pairs up to 2,000 peers)")
+                          "pairs while their work fits the status budget: 2,000 peers of the original, 312 of "
+                          "kademlia)")
     run.add_argument("--routing", choices=ROUTINGS, default=None,
                      help="how net_status routes: find_peer messages, locally on fetched tables, or auto (default)")
     run.add_argument("commands", nargs="*", metavar="COMMAND", help="a command and its arguments")
@@ -179,6 +181,9 @@ def _network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock", default=None, metavar="virtual|real", help="the network's clock")
     parser.add_argument("--record", metavar="FILE.jsonl", default=None,
                         help="write the event stream to FILE, one JSON object a line (docs/EVENTS.md)")
+    parser.add_argument("--from-snapshot", metavar="PATH", default=None,
+                        help="restore the network output_snapshot wrote to PATH, without joins: the file decides "
+                             "-n, the seed, the protocol and its settings")
     parser.add_argument("--workers", type=_integer(0), default=0, metavar="K",
                         help="spread the peers over K worker processes on this host (implies --transport tcp)")
     _security_options(parser)
@@ -261,17 +266,53 @@ def _pixels(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: What a snapshot decides, as the flags that would otherwise say it (cli name -> snapshot field, read by _restored).
+_SNAPSHOT_FLAGS = ("n", "seed", "protocol", "metric", "k", "alpha", "evict_after")
+
+
+def _restored(args) -> snapshot.Snapshot | None:
+    """The snapshot of ``--from-snapshot``, read and checked whole before anything is started (a bad file raises
+    :class:`~p2pzmq.snapshot.SnapshotError`: exit 1); it sets ``args``' network flags, and a flag given with
+    another value than the file's is a usage error."""
+    if args.from_snapshot is None:
+        return None
+    saved = snapshot.read(args.from_snapshot, lambda protocol, settings: _capacity(args, protocol, settings))
+    decided = {"n": len(saved.ids), "seed": saved.seed, "protocol": saved.protocol, "metric": saved.metric,
+               **saved.settings}
+    defaults = vars(_build_parser().parse_args([args.action]))
+    for name in _SNAPSHOT_FLAGS:
+        given = getattr(args, name)
+        if name in decided and given != defaults[name] and given != decided[name]:
+            flag = "-n" if name == "n" else f"--{name.replace('_', '-')}"
+            raise UsageError(f"{flag} {given} contradicts the snapshot's {decided[name]}")
+    for name, value in decided.items():
+        setattr(args, name, value)
+    return saved
+
+
+def _capacity(args, protocol: str, settings: dict) -> int | None:
+    """The largest table a snapshot's protocol allows with its settings (None: no bound)."""
+    try:
+        config = Config(protocol=protocol, protocol_module=args.protocol_module, **settings)
+    except (UsageError, TypeError) as exc:
+        raise snapshot.SnapshotError(f"its protocol and settings cannot run here: {exc}") from None
+    capacity = protocols.of(config).capacity
+    return None if capacity is None else capacity(config)
+
+
 def _config(args) -> Config:
-    netmodel.check_available(netmodel.parse_latency(args.latency), netmodel.parse_jitter(args.jitter),
-                             netmodel.parse_loss(args.loss), args.clock and netmodel.parse_clock(args.clock))
+    latency, jitter, loss = (netmodel.parse_latency(args.latency), netmodel.parse_jitter(args.jitter),
+                             netmodel.parse_loss(args.loss))
+    workers = bool(args.workers or getattr(args, "expect_workers", 0))
+    clock = simtime.check_options(latency, jitter, loss, args.clock and netmodel.parse_clock(args.clock), workers)
     if args.workers > args.n:  # each worker is a process of its own: no more of them than peers to hold
         raise UsageError(f"--workers {args.workers} is more than the {args.n} peers they would hold")
     transport = "tcp" if args.workers or getattr(args, "expect_workers", 0) else args.transport
     changes = {name: getattr(args, name) for name in ("seed", "protocol", "protocol_module", "metric", "k", "alpha",
-                                                      "host", "pace", "join_concurrency", "curve_dir",
+                                                      "host", "pace", "join_concurrency",
                                                       "refresh_interval", "client_timeout", "evict_after")}
     changes["transport"] = transport
-    return Config(**changes)
+    return Config(**changes, latency=latency.text, jitter=jitter, loss=loss, network_clock=clock)
 
 
 # -- actions ---------------------------------------------------------------------------------------------------
@@ -293,11 +334,12 @@ def _run(args) -> int:
     if any(name == "output_png" for name, _ in session):
         plot.require_matplotlib()  # before the build, which may take long
     progress = _progress(args)
+    saved = _restored(args)
     config = _config(args)
     try:
         with contextlib.ExitStack() as stack:
             sinks = _sinks(stack, args, config)
-            network = _build(stack, args, config, progress, sinks=sinks)
+            network = _build(stack, args, config, progress, sinks=sinks, saved=saved)
             for name, arguments in session:
                 try:
                     result = announced(network, COMMANDS[name], arguments)
@@ -318,6 +360,7 @@ def _serve(args) -> int:
         raise UsageError("--http-token needs --http HOST:PORT")
     _check_exposure("control socket", args.control, args)
     keys = security.load(args.curve_dir)
+    saved = _restored(args)
     config = _config(args)
     with contextlib.ExitStack() as stack:
         listener = None
@@ -325,7 +368,7 @@ def _serve(args) -> int:
             listener = web.bind(*args.http, args.http_token)
             stack.callback(listener.close)
         sinks = _sinks(stack, args, config)  # first: closed after the network, so they see its end
-        network = stack.enter_context(Network(config))
+        network = stack.enter_context(Network(config, keys=keys))
         for sink in sinks:
             sink.attach(network.events)
         server = ControlServer(network, args.control, keys)  # bound before the build: a busy port fails at once
@@ -341,7 +384,7 @@ def _serve(args) -> int:
             print(f"Control socket listening on {server.endpoint}", file=sys.stderr, flush=True)
             if not rendezvous.await_workers(network, server.stopped, expected, args.expect_timeout):
                 return EXIT_OK  # told to die while waiting
-        _build(stack, args, config, network=network)
+        _build(stack, args, config, network=network, saved=saved)
         network.on_progress = None  # only the creation: the control socket's commands report to their own caller
         if not expected:
             server.start()
@@ -372,12 +415,12 @@ def _sinks(stack: contextlib.ExitStack, args, config: Config) -> list:
 
 
 def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, network: Network | None = None,
-           sinks: list = ()):
+           sinks: list = (), saved: snapshot.Snapshot | None = None):
     """A network of ``args.n`` peers (in ``network``, else a new one, fed to ``sinks``), spread over
-    ``args.workers`` local worker processes if asked; ``stack`` stops the network and then reaps the workers when
-    it closes."""
+    ``args.workers`` local worker processes if asked, or the network ``saved`` restored; ``stack`` stops the
+    network and then reaps the workers when it closes."""
     if network is None:
-        network = stack.enter_context(Network(config, progress=progress))
+        network = stack.enter_context(Network(config, progress=progress, keys=security.load(args.curve_dir)))
         for sink in sinks:
             sink.attach(network.events)
     if args.workers:
@@ -387,7 +430,10 @@ def _build(stack: contextlib.ExitStack, args, config: Config, progress=None, net
         stack.callback(network.die)  # first, so that the workers are told to stop before they are waited for
         for endpoint in launched.endpoints:
             network.attach(endpoint)
-    network.events.command("create", {"n": args.n}, lambda: network.create(args.n))
+    if saved is not None:
+        network.events.command("restore", {"path": args.from_snapshot}, lambda: network.restore(saved))
+    else:
+        network.events.command("create", {"n": args.n}, lambda: network.create(args.n))
     return network
 
 

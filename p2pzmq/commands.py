@@ -30,6 +30,7 @@ from . import addresses, graph, plot
 from .churn import ChurnPlan
 from .errors import UsageError
 from .ids import ID_BITS, parse_id
+from .paths import check_path
 from .status import ROUTINGS
 
 #: Integers in requests must fit in 64 bits (what most JSON readers keep exactly); ids travel as strings.
@@ -351,7 +352,7 @@ def _pixels(value: int) -> None:
 
 def _file_name(value: str) -> None:
     try:
-        graph.check_path(value)
+        check_path(value)
     except UsageError:
         raise UsageError(f"must be a path (not empty, no NUL, encodable here), not {value!r:.80}") from None
 
@@ -421,6 +422,8 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             f"edges=E edges (default {plot.EDGE_BUDGET:,}; a sample drawn with seed=S above that), and over them "
             f"peer=ID's contacts and route=FROM,TO (lookup's greedy route); the result says what was left out",
             check=_writes(("png",))),
+    Command("output_snapshot", (_path("path"),), "write the whole network (ids, tables, protocol, settings, seed, "
+            "random streams) to PATH, for run|serve --from-snapshot PATH"),
     Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
                        Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "

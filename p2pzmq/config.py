@@ -74,16 +74,22 @@ class Config:
     # Up to this many peers bootstrap at the same time during create (1 = the original's sequential build, which
     # the message-free oracle reproduces exactly; more is faster but tables then depend on scheduling).
     join_concurrency: int = 1
-    # net_status routes all N² pairs up to this N; above it, it samples status_sample targets per peer by default.
-    status_exact_limit: int = 2000
+    # net_status routes all N² pairs while their work fits this budget, counted in greedy routes (the original's 2,000
+    # peers: 2,000²), each pair costing one route plus what its protocol's status adds (its descriptor's
+    # status_cost); beyond, it samples status_sample targets per peer by default (see status_exact).
+    status_budget: int = 2000 * 2000
     status_sample: int = 100
     # net_status's "auto" routing drives routes by messages up to this N, and routes locally on fetched tables above.
     status_local_above: int = 256
     # Events a subscriber of the event stream's PUB socket may have queued unread; beyond, events are dropped and
     # counted (docs/EVENTS.md).
     events_hwm: int = 10_000
-    # Directory of the network's CURVE keys (p2p-network keys); None: plain ZeroMQ, loopback only.
-    curve_dir: str | None = None
+    # Simulated time (docs/DESIGN.md §12): the words of --latency, --jitter and --loss, and the clock the network
+    # runs on, "real" or "virtual" (one process only). Today's network: none, 0, 0, real.
+    latency: str = "none"
+    jitter: float = 0.0
+    loss: float = 0.0
+    network_clock: str = "real"
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE
@@ -106,8 +112,12 @@ class Config:
             raise UsageError("join_concurrency must be at least 1")
         if self.events_hwm < 1:
             raise UsageError("events_hwm must be at least 1")
-        if self.status_sample < 1 or self.status_exact_limit < 1:
-            raise UsageError("status_sample and status_exact_limit must be at least 1")
+        if not 0 <= self.jitter < 1 or not 0 <= self.loss < 1:
+            raise UsageError("jitter and loss must be from 0 to below 1")
+        if self.network_clock not in ("real", "virtual"):
+            raise UsageError(f"unknown clock {self.network_clock!r}; choose virtual or real")
+        if self.status_sample < 1 or self.status_budget < 1:
+            raise UsageError("status_sample and status_budget must be at least 1")
 
     def _check_protocol(self) -> None:
         """The protocol is known (importing ``protocol_module`` first), its settings are valid as its descriptor
@@ -122,6 +132,13 @@ class Config:
                     raise UsageError(f"{name} is a setting of the {other.name} protocol, not of {self.protocol}")
         if descriptor.check is not None:
             descriptor.check(self)
+
+    def status_exact(self, n: int) -> bool:
+        """Whether a default ``net_status`` of ``n`` alive peers routes all pairs: their work, n² pairs of one greedy
+        route and the protocol's ``status_cost`` each, fits ``status_budget``. So a status that would take minutes
+        (Kademlia's iterative lookups, about 40 routes' worth a pair: 2,000² of them took 209 s) is sampled, with
+        its confidence interval, where the original's greedy routes alone are still exact."""
+        return n * n * (1 + protocols.of(self).status_cost) <= self.status_budget
 
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""

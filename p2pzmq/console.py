@@ -52,7 +52,7 @@ def _format_lookup(result: dict) -> Iterator[str]:
 
 
 def _format_ping(result: dict) -> Iterator[str]:
-    yield f"{result['n']} peers"
+    yield f"{result['n']} peers" + (f" at {result['now']:.6f} s of simulated time" if "now" in result else "")
     for member in result.get("workers", ()):
         state = "alive" if member["alive"] else "gone"
         yield f"worker {member['endpoint']} pid {member['pid']}: {member['peers']} peers, {state}"
@@ -76,6 +76,7 @@ FORMATTERS: dict[str, Callable[[dict], Iterator[str]]] = {
     # the caption too, when the picture leaves links out: the console then says so as the picture does
     "output_png": lambda result: iter([f"Drawing the network to {result['path']}"]
                                       + ([result["caption"]] if result.get("edges_left_out") else [])),
+    "output_snapshot": lambda result: iter([f"Writing network snapshot to {result['path']}"]),
     "lookup": _format_lookup,
     "time_lapse": lambda result: iter([f"Doing {len(result['files'])} step time-lapse"]),
     "ping": lambda result: _format_ping(result),

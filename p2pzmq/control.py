@@ -49,7 +49,8 @@ def handle(network, raw: bytes) -> tuple[dict, bool]:
 def announced(network, command: Command, arguments: dict, run: Callable[[], dict] | None = None) -> dict:
     """Run ``command`` (or ``run``, the server's own way of doing it) between the ``command`` events of the
     network's stream (docs/EVENTS.md)."""
-    return network.events.command(command.name, arguments, run or (lambda: command.run(network, **arguments)))
+    with network.engine_busy():  # on the virtual clock, timers fire while a command runs (docs/DESIGN.md §12)
+        return network.events.command(command.name, arguments, run or (lambda: command.run(network, **arguments)))
 
 
 def execute(name: str, run: Callable[[], dict]) -> dict:

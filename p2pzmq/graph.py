@@ -23,23 +23,11 @@ from typing import Iterable, Iterator
 
 from .errors import OutputError, UsageError
 from .contact import TableView
+from .ids import parse_id
+from .paths import check_path
 
 #: Output formats, and the file extension each is written with.
 FORMATS = {"tgf": "tgf", "graphml": "graphml", "gexf": "gexf", "dot": "dot", "json": "json"}
-
-
-def check_path(path, what: str = "path") -> str:
-    """``path`` if it can name a file on this system: a non-empty string without NUL that the file system can
-    encode; else :class:`UsageError` (``open`` would raise ValueError or UnicodeEncodeError, not OSError)."""
-    if type(path) is not str or not path:
-        raise UsageError(f"{what} must be a non-empty file name, not {path!r:.80}")
-    try:
-        if "\0" in path:
-            raise ValueError("it holds a NUL character")
-        os.fsencode(path)
-    except ValueError as exc:  # UnicodeEncodeError is a ValueError
-        raise UsageError(f"{what} {path!r:.80} cannot be a file name: {exc}") from None
-    return path
 
 
 def output_file(path, fmt: str | None, formats: Iterable[str]) -> tuple[str, str]:
@@ -100,7 +88,7 @@ def read_tgf(text: str) -> tuple[list[int], list[tuple[int, int]]]:
         number, _, peer_id = line.partition(" ")
         if int(number) != expected:
             raise ValueError(f"TGF node {number} is out of order")
-        ids.append(int(peer_id))
+        ids.append(parse_id(peer_id))
     pairs = [tuple(int(part) for part in line.split()) for line in edges.splitlines() if line]
     return ids, pairs
 

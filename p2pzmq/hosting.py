@@ -1,5 +1,5 @@
 """Where peers live: this process (:class:`LocalHost`) or a worker process reached over the link
-(:class:`RemoteHost`, see :mod:`p2pzmq.link`), and what a process has room for.
+(:class:`RemoteHost`, see :mod:`p2pzmq.link`); what a process has room for is :mod:`p2pzmq.resources`'.
 
 The supervisor draws every id and bootstrap choice itself and only asks a host to *create* peers with given ids; all
 other traffic goes to the peers' own endpoints. So a network spread over processes is the same network as one in a
@@ -11,9 +11,7 @@ heartbeats go out from the :class:`Watch` greenlet on a socket of its own, so a 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import resource
 import time
 from typing import Callable
 
@@ -21,7 +19,9 @@ from . import link
 from .config import Config
 from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
+from .resources import peer_room
 from .rpc import Channel, Counters, Liveness, Request
+from .snapshot import SnapshotError
 from .contact import Contact
 from .endpoints import Endpoints
 from .supervision import Group
@@ -29,45 +29,8 @@ from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
 
-#: Every peer holds two sockets (server and client), one fd each (their mailboxes, docs/DESIGN.md §3); over tcp
-#: each socket also holds its listening socket.
-FDS_PER_PEER = {"inproc": 2, "tcp": 4}
-#: Fds kept free for connections: a walking client's LRU (both ends when in one process), the supervisor's command
-#: window, control and link sockets, logs.
-FD_HEADROOM = 768
-
-
-def open_fds() -> int:
-    """Open file descriptors of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
-
-
-def rss_bytes() -> int:
-    """Resident memory of this process (Linux /proc; 0 where unavailable)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def process_usage() -> dict:
-    """This process's resident memory (now and peak), open fds and CPU seconds (user + system) so far."""
-    usage, rss = resource.getrusage(resource.RUSAGE_SELF), rss_bytes()
-    # ru_maxrss (KiB) and statm count slightly differently: the peak is never shown below the current figure
-    return {"rss_bytes": rss, "peak_rss_bytes": max(usage.ru_maxrss * 1024, rss), "fds": open_fds(),
-            "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3)}
-
-
-def peer_room(transport: str) -> int:
-    """How many more peers on ``transport`` this process can hold within its fd limit (RLIMIT_NOFILE, soft)."""
-    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if limit == resource.RLIM_INFINITY:
-        limit = 1 << 20
-    return max(0, (limit - open_fds() - FD_HEADROOM) // FDS_PER_PEER[transport])
+#: Contacts a worker is sent per install message: about 110 bytes each on the link, far below its message size.
+INSTALL_CONTACTS = 4000
 
 
 class LocalHost:
@@ -78,8 +41,9 @@ class LocalHost:
     alive = True
 
     def __init__(self, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec, counters: Counters) -> None:
+                 codec, counters: Counters, engine=None) -> None:
         self._ctx = ctx
+        self._engine = engine  # simulated time: every peer here is under it (p2pzmq.simtime)
         self._endpoints = endpoints
         self.config = config
         self._cookies = cookies
@@ -102,10 +66,28 @@ class LocalHost:
         for peer_id in ids:
             peer = Peer(peer_id, ctx=self._ctx, endpoints=self._endpoints, config=self.config,
                         cookies=self._cookies, codec=self._codec, counters=self._counters,
-                        on_crash=self.on_crash).start()
+                        on_crash=self.on_crash, engine=self._engine).start()
             self.peers[peer_id] = peer  # at once: if a later bind fails, stop() still stops this one
             started.append(peer)
         return started
+
+    def install(self, directory: list[Contact], tables: list[tuple[int, list[int]]]) -> None:
+        """Give each peer ``(id, table)`` of ``tables`` its table, as indexes into ``directory`` (a restored
+        snapshot, docs/DESIGN.md §17). Raises :class:`UsageError` for a peer not held here or a protocol that cannot
+        install tables, :class:`SnapshotError` for an index out of range or a table its protocol refuses."""
+        for peer_id, table in tables:
+            peer = self.peers.get(peer_id)
+            if peer is None:
+                raise UsageError(f"no peer with id {peer_id} lives here")
+            install = getattr(peer.protocol, "install", None)
+            if install is None:
+                raise UsageError(f"the {self.config.protocol} protocol cannot install a snapshot's tables")
+            if any(type(index) is not int or not 0 <= index < len(directory) for index in table):
+                raise SnapshotError(f"the table of peer {peer_id} names a peer outside the directory")
+            try:
+                install([directory[index] for index in table])
+            except ValueError as exc:
+                raise SnapshotError(f"cannot install the table of peer {peer_id}: {exc}") from exc
 
     def kill(self, ids: list[int]) -> None:
         """Stop the peers with these ids (greenlets killed, sockets closed: their fds are free again); refuses,
@@ -153,6 +135,7 @@ class RemoteHost:
         self.host = ""
         self._room = 0
         self._liveness = Liveness(lambda _: self.alive, config.heartbeat_interval)
+        self._directory: list[Contact] | None = None  # the contacts this worker last received for install
 
     def hello(self, index: int) -> dict:
         """Hand the worker the network's settings and its ``index`` (0, 1, ... in the order workers were taken on);
@@ -172,6 +155,19 @@ class RemoteHost:
             raise ProtocolError(f"worker {self.name} created other peers than asked")
         self._room = reply["room"]
         return [RemotePeer(contact, self) for contact in contacts]
+
+    def install(self, directory: list[Contact], tables: list[tuple[int, list[int]]]) -> None:
+        """As :meth:`LocalHost.install`, over the link: the directory first (once, in messages of
+        :data:`INSTALL_CONTACTS` contacts), then the tables in one request (keep it under the link's message size:
+        the caller sends waves)."""
+        if self._directory is not directory:
+            for start in range(0, len(directory), INSTALL_CONTACTS):
+                self.request(link.INSTALL, start=start, contacts=[link.pack_contact(contact) for contact in
+                                                                  directory[start:start + INSTALL_CONTACTS]])
+            self._directory = directory
+        reply = self.request(link.INSTALL, tables=[[str(peer_id), *table] for peer_id, table in tables])
+        if reply.get("installed") != len(tables):
+            raise ProtocolError(f"worker {self.name} installed other tables than asked")
 
     def kill(self, ids: list[int]) -> None:
         """Have the worker stop these peers (one link request). Peers of a worker that is gone, or goes while

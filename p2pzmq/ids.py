@@ -30,13 +30,15 @@ def discovery_targets(own_id: int) -> list[int]:
     return [own_id ^ (1 << k) for k in range(ID_BITS - 2, -1, -1)] + [own_id]
 
 
-def parse_id(value: int | str) -> int:
-    """An id given as an int or a string of decimal digits (ASCII); ``ValueError`` unless it is in [0, 2**160)."""
-    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 49:  # 2**160 has 49 digits
-        value = int(value)
-    if type(value) is not int or not 0 <= value < 1 << ID_BITS:
-        raise ValueError(f"an id is an integer in [0, 2**{ID_BITS}), in decimal digits")
-    return value
+def parse_id(text: str) -> int:
+    """The id a text names: ASCII decimal digits only (no sign, no space, no other script's digits), below 2**160.
+    The one parser of ids wherever they arrive as text (control, command line, link, files); ``ValueError`` for
+    anything else, an int included."""
+    if type(text) is str and text.isascii() and text.isdigit() and len(text) <= 49:  # 2**160 has 49 digits
+        value = int(text)
+        if value < 1 << ID_BITS:
+            return value
+    raise ValueError(f"an id is an integer in [0, 2**{ID_BITS}), in decimal digits")
 
 
 def id_to_bytes(peer_id: int) -> bytes:

@@ -13,7 +13,8 @@ import json
 from typing import NamedTuple
 
 from .errors import ProtocolError
-from .ids import MAX_COOKIE
+from .addresses import check_peer_endpoint
+from .ids import MAX_COOKIE, parse_id
 from .contact import Contact
 
 #: Hand the worker the network's settings (``config``); it answers with ``pid``, ``host`` and ``room``.
@@ -22,20 +23,26 @@ HELLO = "hello"
 SPAWN = "spawn"
 #: Stop the peers with the given ``ids`` (all of them or, if one is not held there, none); answered with ``room``.
 KILL = "kill"
+#: Restore peers' tables from a snapshot (docs/DESIGN.md §17): ``contacts`` (optional) extends the worker's directory
+#: of every peer's contact from position ``start`` (0 starts a new one); ``tables`` is ``[[id, index, ...], ...]``,
+#: each table as indexes into that directory; answered with how many tables were ``installed``.
+INSTALL = "install"
 #: Are you there? (sent every ``heartbeat_interval``).
 BEAT = "beat"
 #: The worker's counters, memory, fds and CPU seconds.
 STATS = "stats"
 #: Stop every peer and end.
 STOP = "stop"
-OPS = (HELLO, SPAWN, KILL, BEAT, STATS, STOP)
+OPS = (HELLO, SPAWN, KILL, INSTALL, BEAT, STATS, STOP)
 
 #: Settings the supervisor hands to its workers, so every peer in the network follows the same rules (the seed too:
 #: a Kademlia peer draws its refresh targets from a stream of the seed and its id; the protocol's module too: a
-#: worker imports it, so a protocol registered outside the package is known there, docs/DESIGN.md §11).
+#: worker imports it, so a protocol registered outside the package is known there, docs/DESIGN.md §11; the network
+#: model too: a worker holds its peers' messages for their delays, docs/DESIGN.md §12).
 WORKER_SETTINGS = ("seed", "protocol", "protocol_module", "metric", "table_capacity", "k", "alpha", "max_hops",
                    "client_timeout", "refresh_interval", "max_connections", "shutdown_timeout", "max_message_bytes",
-                   "tcp_backlog", "heartbeat_interval", "heartbeat_timeout", "evict_after")
+                   "tcp_backlog", "heartbeat_interval", "heartbeat_timeout", "evict_after", "latency", "jitter",
+                   "loss", "network_clock")
 MAX_REQUEST_ID = 2**63 - 1
 
 
@@ -122,8 +129,12 @@ def pack_contact(contact: Contact) -> list[str]:
 
 
 def unpack_contact(item) -> Contact:
-    """A contact from the link; raises :class:`ProtocolError` unless it is ``[decimal id, server, client]``."""
-    if not isinstance(item, list) or len(item) != 3 or not all(isinstance(part, str) for part in item) \
-            or not item[0].isdecimal():
+    """A contact from the link; raises :class:`ProtocolError` unless it is ``[decimal id, server, client]`` with an
+    id and endpoints the wire codec would carry too (:func:`~p2pzmq.ids.parse_id`,
+    :func:`~p2pzmq.addresses.check_peer_endpoint`)."""
+    if not isinstance(item, list) or len(item) != 3:
         raise ProtocolError("a contact on the link is [id, server, client]")
-    return Contact(int(item[0]), item[1], item[2])
+    try:
+        return Contact(parse_id(item[0]), check_peer_endpoint(item[1]), check_peer_endpoint(item[2]))
+    except ValueError as exc:
+        raise ProtocolError(f"a contact on the link is [id, server, client]: {exc}") from None

@@ -171,17 +171,6 @@ def parse_clock(text: str) -> str:
     return text
 
 
-def check_available(latency: Latency, jitter: float, loss: float, clock: str | None) -> None:
-    """Refuse, as a usage error, every setting that needs simulated time: this version parses the model but holds
-    no message for a delay, and a model accepted and then ignored would report times that were never simulated.
-    ``--latency none`` with no jitter, no loss and the wall clock is today's network."""
-    refused = ((latency.kind != "none", f"--latency {latency.text}"), (jitter != 0, f"--jitter {jitter:g}"),
-               (loss != 0, f"--loss {loss:g}"), (clock == "virtual", "--clock virtual"))
-    for asked, words in refused:
-        if asked:
-            raise UsageError(f"{words}: simulated time is not available in this version")
-
-
 def _unit(seed_text: str) -> float:
     """A uniform draw in [0, 1) that depends on ``seed_text`` alone (53 bits of its BLAKE2b digest)."""
     digest = hashlib.blake2b(seed_text.encode(), digest_size=8).digest()

@@ -51,7 +51,8 @@ class Peer:
     """A peer with id ``peer_id``; sockets are bound on construction so others can reach it as soon as it exists."""
 
     def __init__(self, peer_id: int, *, ctx: Context, endpoints: Endpoints, config: Config, cookies: random.Random,
-                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None) -> None:
+                 codec: m.Codec, counters: Counters, on_crash: Callable[["Peer"], None] | None = None,
+                 engine=None) -> None:
         self.config = config
         self._codec = codec
         self.counters = counters
@@ -66,6 +67,11 @@ class Peer:
             self._close_sockets()
             raise
         self.contact = Contact(peer_id, server, client)
+        self._engine = engine  # simulated time (p2pzmq.simtime): both sockets' peer messages go through it
+        if engine is not None:
+            self._server_sock.model(engine, peer_id)
+            self._client_sock.model(engine, peer_id)
+            engine.register(peer_id, (server, client))
         self._rpc = Caller(self._client_sock, codec, counters, cookies, where="client", on_unmatched=self._keep)
         descriptor = protocols.of(config)
         self.protocol = descriptor.start(config, self, cookies)
@@ -105,6 +111,8 @@ class Peer:
         self._group.kill()
         self._idle.close()
         self._close_sockets()
+        if self._engine is not None:
+            self._engine.unregister(self.id, (self.contact.server, self.contact.client))
 
     def _close_sockets(self) -> None:
         self._server_sock.close()

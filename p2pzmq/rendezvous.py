@@ -19,6 +19,7 @@ import time
 
 import gevent
 
+from .addresses import parse_endpoint
 from .errors import RpcTimeout, TransportError, UsageError
 
 
@@ -51,13 +52,12 @@ def address_towards(endpoint: str | None) -> str:
     beside a supervisor on this host."""
     if endpoint is None:
         raise UsageError("--host auto needs --supervisor (the address is the one that reaches it)")
-    scheme, _, rest = endpoint.partition("://")
-    host, _, port = rest.rpartition(":")
+    scheme, host, port = parse_endpoint(endpoint)
     host = host.strip("[]")
-    if scheme != "tcp" or not host or not port.isdigit():
+    if scheme != "tcp":
         raise UsageError(f"--host auto needs a tcp://HOST:PORT supervisor endpoint, not {endpoint!r}")
     try:
-        candidates = socket.getaddrinfo(host, int(port), type=socket.SOCK_DGRAM)
+        candidates = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         # IPv4 first: ZeroMQ sockets here speak IPv4 unless told otherwise.
         family, _, _, _, address = sorted(candidates, key=lambda candidate: candidate[0] != socket.AF_INET)[0]
         with socket.socket(family, socket.SOCK_DGRAM) as probe:

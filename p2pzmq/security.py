@@ -15,7 +15,7 @@ import os
 
 from .addresses import is_loopback
 from .errors import OutputError, UsageError
-from .graph import check_path
+from .paths import check_path
 from .transport import GreenSocket, curve_keypair
 
 PUBLIC_FILE = "network.key"

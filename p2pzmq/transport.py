@@ -9,6 +9,7 @@ never leaves this module: it becomes a :class:`TransportError`.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import itertools
 import os
@@ -20,7 +21,7 @@ import zmq.backend
 from gevent.hub import Waiter, get_hub
 from zmq.utils.monitor import parse_monitor_message
 
-from .errors import ClosedError, TransportError
+from .errors import ClosedError, ProtocolError, TransportError
 from .routes import Routes
 from .serving import Served, wait_for, wait_on
 
@@ -187,6 +188,16 @@ class GreenSocket(Served):
         self._bound: list[str] = []
         self._pollin = [(zsock, _POLLIN)]  # zmq_poll's argument, made once
         self._expect = False  # a reply was probably just queued for us by a server we ran (see RouterSocket.send_to)
+        # Simulated time (see model): the engine, the peer this socket belongs to, and what the engine has handed
+        # back for a time the socket was not served. None: today's socket, which pays nothing for the model.
+        self._engine = None
+        self._owner: int | None = None
+        self._arrived: collections.deque | None = None
+
+    def model(self, engine, owner: int) -> None:
+        """Put this socket of peer ``owner`` under simulated time (:mod:`p2pzmq.simtime`): every message that
+        arrives with a header frame is given to ``engine``, which hands it back through :meth:`_arrive` when due."""
+        self._engine, self._owner, self._arrived = engine, owner, collections.deque()
 
     def bind(self, endpoint: str) -> str:
         """Bind and return the actual endpoint (``tcp://host:0`` becomes the chosen port)."""
@@ -248,7 +259,7 @@ class GreenSocket(Served):
         deadline = None
         try:
             while True:
-                if likely or _poll(self._pollin, 0):
+                if likely or self._arrived or _poll(self._pollin, 0):
                     frames = self._take()
                     if frames is not None:
                         return frames
@@ -264,7 +275,53 @@ class GreenSocket(Served):
     def _take(self) -> list[bytes] | None:
         """The message at the head of the queue, or None if there is none, found without asking first (§7.1): its
         frames arrive together, so only the first receive can find nothing. A ROUTER's routing frame, always
-        followed by more, is received as bytes (cheaper than a frame object)."""
+        followed by more, is received as bytes (cheaper than a frame object). Under simulated time, what the engine
+        handed back comes first, and a message with a header goes to the engine instead."""
+        if self._arrived is not None:
+            return self._take_modelled()
+        return self._take_raw()
+
+    def _take_modelled(self) -> list[bytes] | None:
+        arrived = self._arrived
+        while not arrived:
+            frames = self._take_raw()
+            if frames is None or len(frames) != 3:  # a peer message with its header: [route, header, body]
+                return frames
+            try:
+                sender = self._engine.received(self, self._owner, frames)
+            except ProtocolError as exc:
+                self._engine.counts[f"bad_{exc.reason}"] += 1
+                continue
+            self._received_from(frames[0], sender)
+        return arrived.popleft()
+
+    def _received_from(self, route: bytes, sender: int) -> None:
+        """A modelled message from peer ``sender`` came in on ``route`` (a server remembers whom it answers)."""
+
+    def _arrive(self, frames: list[bytes]) -> None:
+        """The engine hands back a message that is due now: to the handler if the socket is served and free, else
+        queued for whoever takes next (a greenlet parked on the socket is woken)."""
+        handler = self._handler
+        if handler is not None and not self._draining:
+            self._draining = True
+            try:
+                handler(frames)
+            except Exception as exc:  # the handler's owner decides what a failure means; the engine must go on
+                self._failed(exc)
+            finally:
+                self._draining = False
+            return
+        self._arrived.append(frames)
+        if handler is not None:
+            self._drain_soon()
+        elif self._waiter is not None:
+            get_hub().loop.run_callback(self._wake_parked)
+
+    def _wake_parked(self) -> None:
+        if self._waiter is not None:
+            self._waiter.switch(None)
+
+    def _take_raw(self) -> list[bytes] | None:
         zsock = self._zsock
         try:
             parts = [_recv(zsock, _NOBLOCK)] if self._routed else []
@@ -279,6 +336,8 @@ class GreenSocket(Served):
             raise _error("cannot receive", exc, self) from exc
 
     def _queued(self) -> bool:  # (zmq_poll: see docs/DESIGN.md §7.1 for why not EVENTS)
+        if self._arrived:
+            return True
         try:
             return bool(_poll(self._pollin, 0))
         except zmq.ZMQError as exc:
@@ -313,6 +372,8 @@ class GreenSocket(Served):
         self._handler = None
         self._watcher.close()
         self._zsock.close(0)
+        if self._engine is not None:
+            self._engine.closed(self._owner)
 
 
 class PubSocket(GreenSocket):
@@ -353,6 +414,12 @@ class RouterSocket(GreenSocket):
         self.fail_fast = False
         self.handshake_timeout = 2.0
         self.max_connections = 32
+        #: Under simulated time: route -> the peer at its other end (None: in another process), for every route a
+        #: modelled message goes out on: the client's connections to servers, and the server's senders.
+        self._route_peer: dict[bytes, int | None] = {}
+
+    def _received_from(self, route: bytes, sender: int) -> None:
+        self._route_peer[route] = sender
 
     def route(self, endpoint: str) -> bytes:
         """The routing id for ``endpoint``, connecting (and evicting the least recently used) if needed."""
@@ -371,6 +438,8 @@ class RouterSocket(GreenSocket):
             self._zsock.setsockopt(zmq.CONNECT_ROUTING_ID, route)
             self._zsock.connect(endpoint)
         self._routes.add(endpoint, route, local)
+        if self._engine is not None:
+            self._route_peer[route] = self._engine.peer_at(endpoint)
         return route
 
     def _failures(self) -> None:
@@ -419,7 +488,9 @@ class RouterSocket(GreenSocket):
 
     def forget(self, endpoint: str | None) -> None:
         """Drop the connection to ``endpoint`` (if any)."""
-        if self._routes.pop(endpoint) is not None:
+        route = self._routes.pop(endpoint)
+        if route is not None:
+            self._route_peer.pop(route, None)
             with contextlib.suppress(zmq.ZMQError):  # already gone: disconnecting is best effort by nature
                 self._zsock.disconnect(endpoint)
 
@@ -448,8 +519,24 @@ class RouterSocket(GreenSocket):
         (its peer closed), a new one refused or not up in time (``fail_fast``): :class:`TransportError`. A served
         socket in this context at the other end handles the message before this returns (run to completion, §7.1).
         """
-        if self._monitor is not None and self._routes.coming_up(route) and not self._connection(route, timeout):
+        engine = self._engine
+        if self._monitor is not None and self._routes.coming_up(route):
+            if engine is None:
+                if not self._connection(route, timeout):
+                    return False
+            else:
+                with engine.wall_wait():
+                    if not self._connection(route, timeout):
+                        return False
+        if engine is not None:  # simulated time: the header in front, and a hold until the receiver has it
+            frames = [engine.stamp(self._owner), *frames]
+            if self._send_to(route, frames, timeout):
+                engine.sent(self._route_peer.get(route))
+                return True
             return False
+        return self._send_to(route, frames, timeout)
+
+    def _send_to(self, route: bytes, frames: list[bytes], timeout: float | None) -> bool:
         delay = _BUSY_RETRY
         give_up = None
         zsock = self._zsock
@@ -478,6 +565,15 @@ class RouterSocket(GreenSocket):
 
     def reply(self, route: bytes, frames: list[bytes]) -> None:
         """Answer the sender of a received message; a sender that has gone away is not an error worth raising."""
+        engine = self._engine
+        if engine is not None and route in self._route_peer:  # a peer's request: the reply is modelled too
+            frames = [engine.stamp(self._owner), *frames]
+            self._send_reply(route, frames)
+            engine.sent(self._route_peer[route])
+            return
+        self._send_reply(route, frames)
+
+    def _send_reply(self, route: bytes, frames: list[bytes]) -> None:
         zsock = self._zsock
         try:
             _send(zsock, route, _MORE_NOBLOCK)

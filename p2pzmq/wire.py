@@ -26,14 +26,13 @@ from __future__ import annotations
 import struct
 from typing import Callable, NamedTuple
 
+from .addresses import MAX_PEER_ENDPOINT_CHARS, check_peer_endpoint
 from .errors import ProtocolError
 from .ids import ID_BYTES, id_from_bytes, id_to_bytes
 from .contact import Contact
 
-MAX_ENDPOINT_CHARS = 256
 #: UTF-8 needs at most 4 bytes a character, so a longer endpoint is refused before it is decoded.
-MAX_ENDPOINT_BYTES = 4 * MAX_ENDPOINT_CHARS
-ENDPOINT_SCHEMES = ("inproc://", "tcp://")
+MAX_ENDPOINT_BYTES = 4 * MAX_PEER_ENDPOINT_CHARS
 #: Contacts a cache holds at most (about 200 bytes each with its key); beyond that it starts afresh.
 MAX_SHARED_CONTACTS = 200_000
 
@@ -116,14 +115,13 @@ def _new_contact(interned: dict[bytes, Contact], raw: bytes, offset: int, end: i
 
 def _endpoint(encoded: bytes) -> str:
     if len(encoded) > MAX_ENDPOINT_BYTES:
-        raise ProtocolError(f"an endpoint is at most {MAX_ENDPOINT_CHARS} characters")
+        raise ProtocolError(f"an endpoint is at most {MAX_PEER_ENDPOINT_CHARS} characters")
     try:
-        endpoint = encoded.decode()
+        return check_peer_endpoint(encoded.decode())
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"an endpoint is UTF-8 text: {exc}") from exc
-    if len(endpoint) > MAX_ENDPOINT_CHARS or not endpoint.startswith(ENDPOINT_SCHEMES):
-        raise ProtocolError(f"an endpoint is an inproc:// or tcp:// URL of at most {MAX_ENDPOINT_CHARS} characters")
-    return endpoint
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _remember(cache: dict, key, value) -> None:

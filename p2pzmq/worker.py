@@ -21,12 +21,14 @@ import gevent
 import gevent.event
 import gevent.subprocess
 
-from . import link
+from . import link, simtime
 from . import messages as m
 from .config import Config
+from .contact import Contact
 from .errors import P2PError, TransportError
-from .hosting import LocalHost, peer_room, process_usage
-from .ids import ID_BITS
+from .hosting import LocalHost
+from .resources import peer_room, process_usage
+from .ids import parse_id
 from .rpc import Counters
 from .supervision import Group
 from .endpoints import Endpoints
@@ -50,6 +52,7 @@ class Worker:
         replicas started from one command line on one host then do not share one address's ports.
         """
         self._spread_loopback = spread_loopback
+        self._engine = None  # simulated time, once the supervisor said which (hello)
         self.config = (config or Config()).replace(transport="tcp", host=host)
         self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
@@ -64,12 +67,13 @@ class Worker:
         self._codec = link.LinkCodec()
         self.counters = Counters()
         self.peers: LocalHost | None = None
+        self._directory: list[Contact] = []  # every peer's contact, while a snapshot is being restored
         self.stopped = gevent.event.Event()
         #: Why the worker stopped by itself, if it did: no word from its supervisor in time (None otherwise).
         self.gave_up: str | None = None
         self._group = Group(self._crashed, self.config.shutdown_timeout)
         self._handlers = {link.BEAT: lambda fields: {}, link.HELLO: self._hello, link.SPAWN: self._spawn,
-                          link.KILL: self._kill, link.STATS: self._stats, link.STOP: lambda fields: {}}
+                          link.KILL: self._kill, link.INSTALL: self._install, link.STATS: self._stats, link.STOP: lambda fields: {}}
 
     def start(self) -> "Worker":
         self._group.spawn("worker's link serving", self._serve)
@@ -128,22 +132,44 @@ class Worker:
                 raise ValueError(f"a worker index is a non-negative integer, not {index!r}")
             host = local_hosts(self.config.host, index + 1)[index] if self._spread_loopback else self.config.host
             self.config = self.config.replace(**settings, host=host)
+            if self.config.network_clock == "virtual":
+                raise ValueError("a worker runs on the real clock only (docs/DESIGN.md §12)")
+            self._engine = simtime.engine_for(self.config)
             endpoints = Endpoints("tcp", self._ctx.namespace, host)
             self.peers = LocalHost(ctx=self._ctx, endpoints=endpoints, config=self.config,
                                    cookies=random.Random(), codec=m.Codec(self.config.max_message_bytes),
-                                   counters=self.counters)
+                                   counters=self.counters, engine=self._engine)
         return {"pid": os.getpid(), "host": self.config.host, "room": peer_room("tcp")}
 
     def _spawn(self, fields: dict) -> dict:
         peers = self._hosted().spawn(_ids(fields["ids"]))
         return {"contacts": [link.pack_contact(peer.contact) for peer in peers], "room": peer_room("tcp")}
 
+    def _install(self, fields: dict) -> dict:
+        """A directory of contacts (in parts), then tables as indexes into it (docs/DESIGN.md §17)."""
+        if "contacts" in fields:
+            start = fields.get("start")
+            if start == 0:
+                self._directory = []
+            if type(start) is not int or start != len(self._directory):
+                raise ValueError(f"install contacts start at {len(self._directory)}, not {start!r}")
+            self._directory.extend(link.unpack_contact(item) for item in fields["contacts"])
+        tables = fields.get("tables", [])
+        if not isinstance(tables, list) or not all(isinstance(item, list) and item for item in tables):
+            raise ValueError("install tables are a list of [id, index, ...]")
+        self._hosted().install(self._directory, list(zip(_ids([item[0] for item in tables]),
+                                                         (item[1:] for item in tables))))
+        return {"installed": len(tables)}
+
     def _kill(self, fields: dict) -> dict:
         self._hosted().kill(_ids(fields["ids"]))
         return {"room": peer_room("tcp")}
 
     def _stats(self, fields: dict) -> dict:
-        return {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+        result = {**self.counters.summary(), **process_usage(), "peers": len(self.peers.peers) if self.peers else 0}
+        if self._engine is not None:
+            result["network"] = self._engine.summary()
+        return result
 
     def _hosted(self) -> LocalHost:
         if self.peers is None:
@@ -168,12 +194,9 @@ class Worker:
 
 def _ids(texts) -> list[int]:
     """Peer ids sent on the link as decimal strings; raises ValueError for anything else."""
-    if not isinstance(texts, list) or not all(isinstance(text, str) and text.isdecimal() for text in texts):
+    if not isinstance(texts, list):
         raise ValueError("ids are a list of decimal strings")
-    ids = [int(text) for text in texts]
-    if any(peer_id >> ID_BITS for peer_id in ids):
-        raise ValueError(f"an id is below 2**{ID_BITS}")
-    return ids
+    return [parse_id(text) for text in texts]
 
 
 class Launched:

@@ -111,6 +111,9 @@ class RandomGraph:
     def depart(self) -> int:
         return 0
 
+    def install(self, contacts: list[Contact]) -> None:
+        self.table = table_from_wire(None, contacts)
+
     def _ask(self, contact: Contact) -> None:
         try:
             reply = self._node.call(contact.server, Gossip, (self._me,), GossipReply, self._timeout)

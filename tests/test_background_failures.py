@@ -40,7 +40,8 @@ def test_a_churn_that_dies_of_an_error_shows_in_stats_and_ping(make_network, cap
     net._churn._add = broken
     with caplog.at_level(logging.ERROR, logger="p2pzmq"):
         net.churn(join_rate=50.0, leave_rate=0.0, duration=5.0, seed=1)
-        wait_until(lambda: not net.churned["running"])
+        # the churn's greenlet ends before its link records the failure: wait for the record, not the end
+        wait_until(lambda: not net.churned["running"] and net.ping().get("failures"))
     failure = {"what": "churn", "error": "RuntimeError('cannot add')"}
     assert net.stats()["failures"] == [failure] and net.ping()["failures"] == [failure]
     assert sum("churn stopped by an error" in record.getMessage() for record in caplog.records) == 1

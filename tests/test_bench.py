@@ -167,3 +167,19 @@ def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
         assert run["after_kill"]["alive"] == run["n"] - run["n"] // 5
         assert ("lookups" in run["status"]) == (run["protocol"] == "kademlia")
     assert all(run["status"]["lookups"] == 1.0 for run in figures if run["protocol"] == "kademlia")
+
+
+@pytest.mark.slow  # a worker process and a bind-floor subprocess; restoring over workers is in the default suite
+def test_snapshot_bench_quick_restores_and_saves_the_same_file(tmp_path):
+    tool = os.path.join(TOOLS, "snapshot_bench.py")
+    figures_path = tmp_path / "figures.json"
+    done = subprocess.run([sys.executable, tool, "--quick", "--json", str(figures_path)], capture_output=True,
+                          text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].startswith("| 200 | 1 | ")
+    (figures,) = json.loads(figures_path.read_text())
+    assert figures["same_file"] is True and figures["n"] == 200
+    # 200 peers of 160 entries: the header, 20 bytes of id and 4 of length each, 4 an entry, the checksum
+    assert figures["bytes"] > 200 * (20 + 4 + 160 * 4) + 32
+    assert figures["bind_floor"]["binds"] == 400 and figures["bind_floor"]["seconds"] > 0
+    assert all(figures[key] > 0 for key in ("write_s", "read_s", "restore_s", "save_s"))

@@ -17,7 +17,7 @@ from p2pzmq import messages as m
 from p2pzmq.config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import ProtocolError, RpcTimeout
-from p2pzmq.hosting import rss_bytes
+from p2pzmq.resources import rss_bytes
 from p2pzmq.contact import Contact
 
 pytestmark = pytest.mark.timeout(120)

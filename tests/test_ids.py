@@ -7,7 +7,8 @@ import random
 import pytest
 
 from p2pzmq.ids import (
-    ID_BITS, ID_BYTES, MAX_COOKIE, discovery_targets, id_from_bytes, id_to_bytes, new_cookie, new_id, xor_distance,
+    ID_BITS, ID_BYTES, MAX_COOKIE, discovery_targets, id_from_bytes, id_to_bytes, new_cookie, new_id, parse_id,
+    xor_distance,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -140,3 +141,15 @@ def test_discovery_targets_of_the_extremes():
     assert discovery_targets(0)[-3:] == [2, 1, 0]
     assert discovery_targets(TOP)[0] == TOP - 2**158
     assert discovery_targets(TOP)[-2:] == [TOP - 1, TOP]
+
+
+@pytest.mark.parametrize("text, expected", [("0", 0), ("7", 7), ("007", 7), (str(TOP), TOP)])
+def test_parse_id_reads_ascii_decimal_text(text, expected):
+    assert parse_id(text) == expected
+
+
+@pytest.mark.parametrize("value", [str(TOP + 1), "1" * 50, "", "-1", "+1", " 1", "1 ", "1.0", "1e3", "0x10",
+                                   "\u0663", "\uff11", "1_000", 5, 5.0, None, b"5", ["5"]])
+def test_parse_id_refuses_everything_else(value):
+    with pytest.raises(ValueError):
+        parse_id(value)

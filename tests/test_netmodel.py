@@ -113,18 +113,6 @@ def test_clocks():
         netmodel.parse_clock("wall")
 
 
-def test_only_todays_network_is_available():
-    netmodel.check_available(netmodel.NONE, 0.0, 0.0, None)
-    netmodel.check_available(netmodel.NONE, 0.0, 0.0, "real")
-    for arguments, words in (((parse_latency("constant:5ms"), 0.0, 0.0, None), "--latency constant:5ms"),
-                             ((netmodel.NONE, 0.1, 0.0, None), "--jitter 0.1"),
-                             ((netmodel.NONE, 0.0, 0.02, None), "--loss 0.02"),
-                             ((netmodel.NONE, 0.0, 0.0, "virtual"), "--clock virtual")):
-        with pytest.raises(UsageError) as caught:
-            netmodel.check_available(*arguments)
-        assert str(caught.value) == f"{words}: simulated time is not available in this version"
-
-
 # -- placements and draws --------------------------------------------------------------------------------------
 
 

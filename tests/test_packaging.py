@@ -1,4 +1,5 @@
 """The project's front door: README commands, CI script, launcher and exported names stay in step."""
+import ast
 import configparser
 import fnmatch
 import os
@@ -61,10 +62,29 @@ def test_setup_cfg_declares_the_console_script_and_extras():
     cfg = configparser.ConfigParser()
     cfg.read(os.path.join(ROOT, "setup.cfg"))
     assert "p2p-network = p2pzmq.cli:main" in cfg["options.entry_points"]["console_scripts"]
-    assert {"gevent", "pyzmq", "msgpack"} <= {re.split(r"[<>=!~\[ ]", req)[0]
-                                              for req in cfg["options"]["install_requires"].split()}
+    required = {re.split(r"[<>=!~\[ ]", req)[0] for req in cfg["options"]["install_requires"].split()}
+    # exactly what the package imports beyond the standard library (pyzmq is imported as zmq)
+    assert {"zmq" if name == "pyzmq" else name for name in required} == third_party_imports()
+    assert "msgpack" in cfg["options.extras_require"]["test"]  # tools/codec_bench.py, smoke-run by the tests
     assert "pytest-timeout" in cfg["options.extras_require"]["test"]
     assert "pytest-xdist" in cfg["options.extras_require"]["test"]  # the README's test command says -n auto
+
+
+def third_party_imports() -> set[str]:
+    """The top-level modules the package imports that are neither its own nor the standard library's, minus the
+    optional ones each extra brings (matplotlib: plot) and greenlet, which gevent requires."""
+    found = set()
+    for directory, _, names in os.walk(os.path.join(ROOT, "p2pzmq")):
+        for name in names:
+            if name.endswith(".py"):
+                with open(os.path.join(directory, name)) as source:
+                    tree = ast.parse(source.read())
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Import):
+                        found.update(alias.name.partition(".")[0] for alias in node.names)
+                    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                        found.add(node.module.partition(".")[0])
+    return found - set(sys.stdlib_module_names) - {"p2pzmq", "__future__", "matplotlib", "greenlet"}
 
 
 def test_bin_launcher_is_the_cli():

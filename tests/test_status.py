@@ -6,6 +6,7 @@ import pytest
 
 from model import ModelNetwork
 from p2pzmq import cli, commands
+from p2pzmq.config import Config
 from p2pzmq.control import handle
 from p2pzmq.errors import UsageError
 from p2pzmq.status import DEAD, all_pairs, estimate, route_counts, route_steps
@@ -93,7 +94,7 @@ def test_sampled_status_is_the_same_by_messages_and_locally_and_brackets_the_exa
 
 
 def test_large_networks_sample_by_default_and_sample_zero_forces_all_pairs(make_network):
-    net = make_network(12, seed=2, status_exact_limit=10, status_sample=5, status_local_above=4)
+    net = make_network(12, seed=2, status_budget=100, status_sample=5, status_local_above=4)
     result = net.net_status()
     assert result["sample"] == 5 and set(result) >= {"n", "connectivity", "peers", "hops", "estimate", "ci95"}
     assert set(net.net_status(sample=0)) == {"n", "connectivity", "peers", "hops", "alive", "dead", "failed_hops"}
@@ -101,6 +102,24 @@ def test_large_networks_sample_by_default_and_sample_zero_forces_all_pairs(make_
         net.net_status(sample=-1)
     with pytest.raises(UsageError):
         net.net_status(routing="telepathy")
+
+
+def test_exact_or_sampled_follows_the_work_it_costs():
+    original, kademlia = Config(), Config(protocol="kademlia")
+    assert original.status_exact(2000) and not original.status_exact(2001)
+    assert kademlia.status_exact(312) and not kademlia.status_exact(313)  # 313² x 41 > 2,000²
+    assert not kademlia.status_exact(2000)
+    assert Config(status_budget=41 * 500 * 500, protocol="kademlia").status_exact(500)
+    assert not Config(status_budget=41 * 500 * 500 - 1, protocol="kademlia").status_exact(500)
+    assert Config(status_budget=100).status_exact(10) and not Config(status_budget=99).status_exact(10)
+
+
+def test_a_kademlia_status_over_its_budget_is_sampled_with_its_interval(make_network):
+    net = make_network(12, seed=2, protocol="kademlia", status_budget=41 * 11 * 11, status_sample=5)
+    result = net.net_status()
+    assert result["sample"] == 5 and result["lookups"]["sample"] == 5 and len(result["ci95"]) == 2
+    exact = make_network(12, seed=2, protocol="kademlia", status_budget=41 * 12 * 12).net_status()
+    assert "sample" not in exact and exact["lookups"]["lookups"] == 12 * 11
 
 
 def test_join_concurrency_one_is_the_sequential_build_and_more_builds_a_working_network(make_network):

@@ -11,7 +11,7 @@ from conftest import wait_until
 
 from p2pzmq.errors import ClosedError, RpcTimeout, TransportError
 from p2pzmq.endpoints import Endpoints
-from p2pzmq.hosting import open_fds
+from p2pzmq.resources import open_fds
 from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,7 +17,7 @@ from model import ModelNetwork
 from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
 from p2pzmq.errors import TransportError, UsageError
-from p2pzmq.hosting import peer_room
+from p2pzmq.resources import peer_room
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -5,8 +5,8 @@ same status after a crash of a fifth of the peers, before any refresh.
 Each (protocol, N) builds in a fresh subprocess, inproc, one join at a time (the network then equals the message-free
 model's), and reports: build seconds (wall and CPU), protocol requests per join, table sizes, net_status's greedy
 connectivity and mean hops, under kademlia its iterative lookups (success, mean rounds and requests), and the time
-the status took. net_status is exact (all pairs) up to 2,000 peers and samples 100 targets per peer above, as by
-default. It prints one Markdown table row per run, and the figures as JSON with ``--json``.
+the status took. net_status is exact (all pairs) while its work fits the status budget (Config.status_exact) and
+samples 100 targets per peer beyond, as by default. It prints one Markdown table row per run, and the figures as JSON with ``--json``.
 
     python tools/kademlia_bench.py -n 100 300 1000 3000 --json figures.json
     python tools/kademlia_bench.py -n 9000 --protocol kademlia       # one process holds at most about 9,600 peers

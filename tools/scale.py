@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from p2pzmq import worker  # noqa: E402
 from p2pzmq import protocols  # noqa: E402
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.hosting import peer_room  # noqa: E402
+from p2pzmq.resources import peer_room  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 MB = 1 << 20

@@ -34,7 +34,7 @@ import greenlet
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from p2pzmq.config import Config  # noqa: E402
-from p2pzmq.hosting import open_fds, rss_bytes  # noqa: E402
+from p2pzmq.resources import open_fds, rss_bytes  # noqa: E402
 from p2pzmq.network import Network  # noqa: E402
 
 GREENLET_MARGIN = 4

@@ -24,6 +24,9 @@ from .workforce import Workforce
 
 #: Peers are started this many at a time (sockets bound, one link message per worker), then joined one by one.
 SPAWN_BATCH = 64
+#: A restore gives tables to this many peers of one host per request (about 1.2 KB each on a worker's link, so a
+#: request stays well under its message size) and reports its progress between them.
+INSTALL_WAVE = 400
 
 
 class Builder:
@@ -53,11 +56,7 @@ class Builder:
             raise UsageError(f"the number of peers must be a positive integer, not {n!r}")
         concurrency = concurrency_of(concurrency, self.config)
         hosts = self._workforce.builders(hosts)
-        for slot, host in enumerate(hosts):
-            share = len(range(slot, n, len(hosts)))
-            if share > host.room():
-                raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
-                                 f"limit, not {share}; add workers")
+        self._check_room(n, hosts)
         with self._channel.exclusive(), self._seconds.measure("create"):
             batches = self._draw(n, concurrency)
             plan = [item for batch in batches for item in batch]
@@ -82,6 +81,50 @@ class Builder:
                 self._stop_unlisted(spawned)
                 raise
         return {"n": len(self._members), "created": n}
+
+    def restore(self, ids: list[int], tables: list[list[int]]) -> dict:
+        """Start a peer for each of ``ids`` (newest first) with the table ``tables`` gives it (indexes into ``ids``,
+        in its protocol's wire order) and no join: a snapshot restored (docs/DESIGN.md §17). Peers go round-robin
+        to the hosts, oldest first, as ``create`` places them; they are started ``SPAWN_BATCH`` at a time, then
+        given their tables ``INSTALL_WAVE`` at a time per host, then listed. If anything fails, every peer started
+        is stopped again and none is listed."""
+        n = len(ids)
+        if len(self._members):
+            raise UsageError("a snapshot is restored into an empty network only")
+        hosts = self._workforce.builders(None)
+        self._check_room(n, hosts)
+        oldest_first = [(peer_id, None) for peer_id in reversed(ids)]
+        spawned: list = []
+        with self._channel.exclusive(), self._seconds.measure("create"):
+            try:
+                for offset in range(0, n, SPAWN_BATCH):
+                    spawned.extend(self._spawn(oldest_first[offset:offset + SPAWN_BATCH], hosts, offset))
+                    self._report("start", len(spawned), n)
+                directory = [spawned[n - 1 - index].contact for index in range(n)]  # snapshot index -> contact
+                shares: dict[int, list[tuple[int, list[int]]]] = collections.defaultdict(list)
+                for position, (peer_id, _) in enumerate(oldest_first):
+                    shares[position % len(hosts)].append((peer_id, tables[n - 1 - position]))
+                installed = 0
+                for slot, share in shares.items():
+                    for start in range(0, len(share), INSTALL_WAVE):
+                        wave = share[start:start + INSTALL_WAVE]
+                        hosts[slot].install(directory, wave)
+                        installed += len(wave)
+                        self._report("install", installed, n)
+            except Exception:
+                self._stop_unlisted(spawned)
+                raise
+            self._members.add(spawned)
+        self._joined += n  # restored peers did not join: no joined events, but later joins count after them
+        return {"n": len(self._members), "restored": n}
+
+    def _check_room(self, n: int, hosts: list) -> None:
+        """Refuse, before any peer is made, if a host has no room for its round-robin share of ``n`` peers."""
+        for slot, host in enumerate(hosts):
+            share = len(range(slot, n, len(hosts)))
+            if share > host.room():
+                raise UsageError(f"{host.name} has room for {host.room()} more peers within its file descriptor "
+                                 f"limit, not {share}; add workers")
 
     def _announce(self, fresh: list) -> None:
         """A ``joined`` event for each peer that has just joined (oldest first), numbered in the order of joining."""

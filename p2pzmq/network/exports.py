@@ -11,9 +11,11 @@ import json
 import os
 from typing import Callable
 
-from .. import graph, protocols
+from .. import graph, protocols, snapshot
+from ..addresses import host_of
 from .. import messages as m
 from ..config import Config
+from ..errors import OutputError, UsageError
 from ..contact import Contact, TableView
 from .channel import CommandChannel
 from .members import Members
@@ -46,9 +48,40 @@ class Exporter:
         while churn runs."""
         with self._channel.exclusive():
             listed = list(self._members.listed)
-            extras = [{"alive": peer.alive, "host": _host(peer.contact.server),
+            extras = [{"alive": peer.alive, "host": host_of(peer.contact.server),
                        "process": peer.host.pid if hasattr(peer, "host") else os.getpid()} for peer in listed]
             return [peer.id for peer in listed], self.tables(listed), extras
+
+    def output_snapshot(self, path: str, streams: Callable[[], dict]) -> dict:
+        """Write the whole network to ``path`` as a snapshot (docs/DESIGN.md §17): every peer's id and table in list
+        order, the protocol and its settings, the seed, and ``streams()`` (the random streams' states, read in the
+        same hold of the command channel as the tables). Refused when a table names a peer that is no longer in the
+        network (killed, departed) or a peer did not answer: the file could not restore that network."""
+        path = os.path.abspath(path)
+        with self._channel.exclusive():
+            listed = list(self._members.listed)
+            states = streams()  # before the reads below draw their cookies
+            results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed], strict=True)
+        position = {peer.id: index for index, peer in enumerate(listed)}
+        tables = []
+        for peer, result in zip(listed, results):
+            if not result.replied:
+                raise UsageError(f"cannot snapshot the network: peer {peer.id} did not answer")
+            try:
+                tables.append([position[contact.id] for contact in result.reply.table])
+            except KeyError as exc:
+                raise UsageError(f"cannot snapshot the network: peer {peer.id}'s table names {exc.args[0]}, which "
+                                 f"is no longer in it") from None
+        descriptor = protocols.of(self.config)
+        saved = snapshot.Snapshot(protocol=self.config.protocol,
+                                  settings={name: getattr(self.config, name) for name in descriptor.settings},
+                                  metric=self.config.metric, seed=self.config.seed, ids=list(position),
+                                  tables=tables, streams=states)
+        try:
+            size = self._offload(snapshot.write, path, saved)
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        return {"path": path, "peers": len(listed), "entries": sum(map(len, tables)), "bytes": size}
 
     def peer_list(self) -> dict:
         """Every peer with its endpoints, whether it is alive (answers its client within ``client_timeout``), its
@@ -142,8 +175,3 @@ def _peer_row(contact: Contact, state: str, tree_size: int | None) -> dict:
     return {"id": str(contact.id), "server": contact.server, "client": contact.client, "alive": state == "alive",
             "state": state, "tree_size": tree_size}
 
-
-def _host(endpoint: str) -> str:
-    """``inproc`` for an inproc endpoint, else the host part of ``tcp://host:port``."""
-    scheme, _, rest = endpoint.partition("://")
-    return "inproc" if scheme == "inproc" else rest.rsplit(":", 1)[0]

@@ -43,8 +43,8 @@ class Router:
         ``unresponsive``, ``unreachable`` or ``crashed``); ``n`` and ``connectivity`` are over the alive ones
         (``alive`` = ``n``). A route whose next hop is a dead peer fails; ``failed_hops`` counts them.
 
-        ``sample``: None routes all N² pairs up to ``status_exact_limit`` peers and samples ``status_sample``
-        targets per peer above; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
+        ``sample``: None routes all N² pairs while their work fits ``status_budget`` (``Config.status_exact``) and
+        samples ``status_sample`` targets per peer beyond; 0 forces all pairs; K > 0 samples K seeded random targets per peer and adds
         ``sample``, ``estimate`` and ``ci95`` (percent) to the result. ``routing``: ``messages`` drives every route
         with ``find_peer`` commands; ``local`` fetches each table once and routes on them (same result);
         ``auto`` uses messages up to ``status_local_above`` peers.
@@ -62,7 +62,7 @@ class Router:
             dead += [{"id": str(contact.id), "state": state} for contact, state in self._members.departed]
             n = len(alive)
             if sample is None:
-                sample = 0 if n <= self.config.status_exact_limit else self.config.status_sample
+                sample = 0 if self.config.status_exact(n) else self.config.status_sample
             ids = [peer.id for _, peer, _ in alive]
             targets = [ids] * n if sample == 0 else self._offload(status.sample_targets, self._status_rng, ids,
                                                                    sample)

@@ -7,20 +7,23 @@ record of who is in. The methods return data; callers format it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import random
 from typing import Callable
 
 from .. import messages as m
-from .. import security
+from .. import simtime
 from ..churn import ChurnPlan
 from ..commands import COMMANDS
 from ..config import Config
 from ..errors import ClosedError, UsageError
 from ..events import Events
-from ..hosting import LocalHost, process_usage
+from ..hosting import LocalHost
+from ..resources import process_usage
 from ..rpc import Counters
+from ..snapshot import Snapshot
 from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
@@ -57,7 +60,8 @@ class Network:
 
     ``Network(config)`` builds an empty network from a :class:`Config` (add peers with :meth:`create`);
     ``Network(n, seed=1, metric="xor")`` takes the config's fields as keywords and creates ``n`` peers at once
-    (both forms take keywords that override the config). Every control command has a method of the same name
+    (both forms take keywords that override the config). ``keys`` (:class:`~p2pzmq.security.Keys`, read from their
+    files by the caller): the worker link speaks CURVE with them. Every control command has a method of the same name
     (``peers``: :meth:`peer_list`) returning the same data, made from the command's declaration in
     :data:`p2pzmq.commands.COMMANDS`: it checks its arguments as the control socket does, then calls the unit that
     runs it (``UNITS``) or the method of that name written here.
@@ -66,7 +70,7 @@ class Network:
     #: The units commands run on: the attribute holding each, and its class.
     UNITS = {"_builder": Builder, "_router": Router, "_exporter": Exporter}
 
-    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None,
+    def __init__(self, config: Config | int | None = None, *, progress: Progress | None = None, keys=None,
                  **options) -> None:
         n = None
         if isinstance(config, int) and not isinstance(config, bool):
@@ -90,18 +94,25 @@ class Network:
         codec = m.Codec(config.max_message_bytes)
         self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
         self.members = Members()
+        #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
+        #: today's network (no model, the wall clock).
+        self.engine = simtime.engine_for(config)
         self.local = LocalHost(ctx=self._ctx, endpoints=Endpoints(config.transport, self._ctx.namespace, config.host),
-                               config=config, cookies=cookies, codec=codec, counters=self.counters)
+                               config=config, cookies=cookies, codec=codec, counters=self.counters,
+                               engine=self.engine)
         self.local.on_crash = self._peer_crashed
-        self._workforce = Workforce(self._ctx, config, self.local, self.counters, security.load(config.curve_dir),
+        self._workforce = Workforce(self._ctx, config, self.local, self.counters, keys,
                                     on_failure=self._background_failed)
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members)
         self._offload = Offloader(config.shutdown_timeout)
         report = self._tracker.report
-        self._builder = Builder(config, random.Random(seed), self.members, self._channel, self._workforce, report,
+        ids = random.Random(seed)
+        status_rng = random.Random(None if seed is None else seed ^ _STATUS_STREAM)
+        #: Every random stream of the supervisor, by the name a snapshot saves its state under.
+        self._streams = {"ids": ids, "cookies": cookies, "status": status_rng}
+        self._builder = Builder(config, ids, self.members, self._channel, self._workforce, report,
                                 self.seconds, self.events)
-        self._router = Router(config, self.members, self._channel, self._offload,
-                              random.Random(None if seed is None else seed ^ _STATUS_STREAM), report, self.seconds)
+        self._router = Router(config, self.members, self._channel, self._offload, status_rng, report, self.seconds)
         self._exporter = Exporter(config, self.members, self._channel, self._offload, report)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
@@ -155,6 +166,30 @@ class Network:
         self._builder.create(n)
         return {"added": [str(peer.id) for peer in self.members.listed[:n]], "n": len(self.members)}
 
+    def restore(self, saved: Snapshot) -> dict:
+        """Restore the network ``saved`` into this empty one, without a single join: its peers, with their ids and
+        tables, spread over the workers as ``create`` spreads them, and the state of every random stream, so that
+        it goes on as the saved one would have (docs/DESIGN.md §17). The network's config must be the snapshot's
+        protocol, settings and seed. If anything fails, no peer is left started."""
+        expected = {"protocol": saved.protocol, "seed": saved.seed, "metric": saved.metric, **saved.settings}
+        differing = [name for name, value in expected.items() if getattr(self.config, name, None) != value]
+        if differing:
+            raise UsageError(f"the snapshot was saved with other settings ({', '.join(differing)})")
+        unknown = set(saved.streams) - set(self._streams)
+        if unknown:
+            raise UsageError(f"the snapshot has random streams this network does not ({', '.join(sorted(unknown))})")
+        with self.operation("restore"):
+            result = self._builder.restore(saved.ids, saved.tables)
+        for name, state in saved.streams.items():  # after the peers: starting them drew their secrets as cookies
+            self._streams[name].setstate(state)
+        return result
+
+    def output_snapshot(self, path: str) -> dict:
+        return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
+                                                             for name, stream in self._streams.items()})
+
+    output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
+
     def attach(self, endpoint: str, peers: int) -> dict:
         """The result's ``index`` numbers the workers 0, 1, ... in the order they were taken on."""
         worker = self._workforce.attach(endpoint)
@@ -182,6 +217,8 @@ class Network:
         """With workers, also each worker and how many peers are unreachable (worker gone); ``crashed`` (peers whose
         greenlets died) and ``failures`` (background greenlets that died) when any."""
         result = {"n": len(self.members), **self._troubles()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
         if self.workers:
             result.update(workers=self._workforce.describe(self.members), unreachable=self.members.unreachable())
         return result
@@ -194,9 +231,16 @@ class Network:
                   "seconds": {phase: round(seconds, 6) for phase, seconds in self.seconds.items()},
                   "churn": dict(self.churned), "dead": len(self.members.departed),
                   "crashed": self.counters["crashed"], "failures": self._failures(), "events": self.events.summary()}
+        if self.engine is not None:
+            result["now"] = round(self.engine.now(), 9)
+            result["network"] = self.engine.summary()
         if self.workers:
             result["workers"] = self._workforce.stats(self.members)
         return result
+
+    def engine_busy(self):
+        """A block in which a command runs: on the virtual clock, timers may fire (docs/DESIGN.md §12)."""
+        return self.engine.busy() if self.engine is not None else contextlib.nullcontext()
 
     def net_status(self, sample: int | None, routing: str) -> dict:
         result = self._router.net_status(sample, routing)
@@ -243,10 +287,13 @@ class Network:
 
     # -- long operations and stopping ------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
     def operation(self, name: str):
         """A context manager around long operation ``name``: :meth:`progress` shows how far it is, :meth:`cancel`
-        stops it at its next safe point (see :mod:`.tracking`)."""
-        return self._tracker.operation(name)
+        stops it at its next safe point (see :mod:`.tracking`); on the virtual clock, timers may fire meanwhile
+        (:meth:`engine_busy`)."""
+        with self._tracker.operation(name), self.engine_busy():
+            yield
 
     def progress(self) -> dict:
         """``running`` (its name), ``seconds``, its innermost ``phase`` with ``done`` of ``total``, every ``phases``
@@ -270,6 +317,8 @@ class Network:
             self._offload.stop()
             self._channel.close()
             self.sockets_left_open = self._ctx.term()
+            if self.engine is not None:
+                self.engine.stop()
             if self.sockets_left_open:
                 log.warning("%d sockets were still open at shutdown", self.sockets_left_open)
         return {"stopping": True}

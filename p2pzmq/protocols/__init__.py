@@ -19,7 +19,9 @@ A protocol instance is one peer's brain: its table, what its server answers and 
 - ``query(msg)``: the answer to a client read of one of the descriptor's ``queries`` (only if it has some);
 - ``join(contact)``, ``refresh()``, ``depart()``: client operations, run by the peer's runner (they may block);
 - ``contacts()``: the table's wire form (what ``ClientPeers`` returns);
-- ``closest(target)``: one greedy-routing step, the table's closest entry to ``target`` (the owner included).
+- ``closest(target)``: one greedy-routing step, the table's closest entry to ``target`` (the owner included);
+- ``install(contacts)`` (optional): take a table in its wire form as the peer's own, as a restored snapshot does
+  (``ValueError`` for one that breaks the protocol's rules); a protocol without it cannot be snapshot.
 
 A protocol asks other peers through its node (:class:`~p2pzmq.peer.Peer`): ``node.call(endpoint, kind, args,
 reply_kind, timeout)``, ``node.call_many(calls, window)``, ``node.forget(endpoint)``, ``node.contact``,
@@ -60,7 +62,11 @@ class Descriptor:
     - ``status(offload, config, ids, wires, targets, sample, report)``: fields ``net_status`` adds, computed on
       the fetched tables (None: none);
     - ``lookup(channel, config, start, target)``: fields ``lookup FROM ID`` adds beside the greedy route, by
-      reading peers without changing a table (None: none).
+      reading peers without changing a table (None: none);
+    - ``status_cost``: the work ``status`` adds for one (source, target) pair, in greedy routes (0: none), which
+      ``Config.status_exact`` weighs to choose an exact or a sampled default ``net_status``;
+    - ``capacity(config)``: the most entries one table may hold, the owner included (None: no bound), which a
+      snapshot's tables are checked against.
     """
 
     name: str
@@ -72,6 +78,8 @@ class Descriptor:
     queries: tuple[type, ...] = ()
     status: Callable[..., dict] | None = None
     lookup: Callable[..., dict] | None = None
+    capacity: Callable[[Any], int] | None = None
+    status_cost: float = 0.0
 
 
 _registry: dict[str, Descriptor] = {}

@@ -73,6 +73,14 @@ class Kademlia:
         for target in self.table.refresh_targets(self._rng):
             self.lookup(target)
 
+    def install(self, contacts: list[Contact]) -> None:
+        """Take ``contacts`` (:meth:`contacts`' form: the owner, then the buckets) as the table, as a snapshot saved
+        it (docs/DESIGN.md §17); replacement caches and suspects are not part of it. Raises ``ValueError`` for a
+        table that does not start with its owner or breaks the buckets' rules."""
+        if not contacts or contacts[0].id != self._me.id:
+            raise ValueError(f"the table of peer {self._me.id} does not start with it")
+        self.table = KBuckets.from_wire(self._me.id, contacts[1:], self._k)
+
     def refresh(self) -> None:
         """Ping the suspects, then refresh every bucket from our closest neighbour's on (a lookup in each)."""
         self._ping_suspects()

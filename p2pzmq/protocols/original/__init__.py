@@ -34,4 +34,5 @@ DESCRIPTOR = register(Descriptor(
     table_from_wire=configured,
     requests=(m.GetPeers, m.FindClosest, m.UpdatePeers, m.Leave),
     lookup=supervisor.walk,
+    capacity=lambda config: config.table_capacity,
 ))

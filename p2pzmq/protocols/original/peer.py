@@ -63,6 +63,14 @@ class Original:
         self.table = configured(self.config, contacts)
         return True
 
+    def install(self, contacts: list[Contact]) -> None:
+        """Take ``contacts`` (preorder) as the table, as a snapshot saved it (docs/DESIGN.md §17): the same entries
+        in the same shape. Raises ``ValueError`` for a table without its owner, over capacity or naming a peer
+        twice."""
+        if all(contact.id != self._me.id for contact in contacts):
+            raise ValueError(f"the table of peer {self._me.id} does not hold it")
+        self.table = configured(self.config, contacts)
+
     def _forget_leaver(self, sender: Contact) -> None:
         """Remove a peer that says it leaves, only if our entry for it is exactly the contact it names."""
         if sender.id != self._me.id and self.table.get(sender.id) == sender:
