@@ -41,6 +41,7 @@ def test_serve_stops_after_a_worker_was_killed(tmp_path, how):
         assert time.monotonic() - started < WITHIN
         psutil.wait_procs(workers[1:], timeout=WITHIN)
         assert not workers[1].is_running()
-        assert server.proc.stderr.read().count("did not confirm stop") == 1  # the dead one only
+        # The dead one only, if the heartbeats had not declared it gone before the stop (PILE_UP > 5 s usually has)
+        assert server.proc.stderr.read().count("did not confirm stop") <= 1
     finally:
         server.close()
