@@ -22,7 +22,6 @@ import signal
 import socket
 import sys
 import textwrap
-from typing import Iterator
 
 import gevent
 

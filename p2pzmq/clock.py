@@ -1,13 +1,13 @@
-"""The network's one clock (docs/DESIGN.md §15): every timeout, timer, sleep, interval and deadline in the package
+"""The network's one clock (docs/DESIGN.md §16): every timeout, timer, sleep, interval and deadline in the package
 asks a :class:`Clock`, so that tests run on a :class:`FakeClock` and a virtual clock can stand behind the same seam.
 
 A clock is two primitives, :meth:`Clock.now` and :meth:`Clock.timer`; everything else (:meth:`~Clock.sleep`,
 :meth:`~Clock.timeout`, :meth:`~Clock.call_later`, :meth:`~Clock.wait`, :meth:`~Clock.wait_any`) is built on them
 here, and a clock may override any of them with a faster equivalent (:data:`REAL` does). A timer is what
 ``gevent.get_hub().loop.timer`` returns, or anything that behaves like one: ``start(callback, *args)`` (the callback
-runs in the hub, so it must not block), ``stop()``, ``close()``, and ``active`` / ``pending`` (scheduled / fired but
-not yet run). No ZeroMQ here, and no greenlet but :class:`FakeClock`'s autojump driver, which its owner stops with
-:meth:`FakeClock.close`.
+runs in the hub, so it must not block), ``again(callback, *args)`` (due ``repeat`` seconds from now), ``stop()``,
+``close()``, and ``active`` / ``pending`` (scheduled / fired but not yet run). No ZeroMQ here, and no greenlet but
+:class:`FakeClock`'s autojump driver, which its owner stops with :meth:`FakeClock.close`.
 """
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ class Timer(Protocol):
     pending: bool
 
     def start(self, callback: Callable[..., Any], *args: Any, update: bool | None = None) -> None: ...
+
+    def again(self, callback: Callable[..., Any], *args: Any, update: bool = True) -> None:
+        """libev's ``ev_timer_again``: a repeating timer is due ``repeat`` seconds from now; any other stops."""
 
     def stop(self) -> None: ...
 
@@ -192,7 +195,17 @@ class _FakeTimer:
         self.pending = False
         self._clock._schedule(self, self._clock._now + max(0.0, self.after))
 
+    def again(self, callback: Callable[..., Any], *args: Any, update: bool = True) -> None:
+        self._callback, self._args = callback, args
+        self.pending = False
+        if self.repeat > 0:
+            self._clock._schedule(self, self._clock._now + self.repeat)
+        else:
+            self.stop()
+
     def stop(self) -> None:
+        if self.active:
+            self._clock._abandoned()
         self.active = False
         self.pending = False
         self._seq = -1
@@ -221,6 +234,7 @@ class FakeClock(Clock):
         self._now = 0.0
         self._heap: list[tuple[float, int, _FakeTimer]] = []
         self._seqs = itertools.count()
+        self._stale = 0  # entries of the heap whose timer was stopped or restarted since
         self._started = gevent.event.Event()  # set when a timer is started: wakes an autojump driver without one
         self._driver = gevent.spawn(self._autojump) if autojump else None
 
@@ -231,17 +245,29 @@ class FakeClock(Clock):
         return _FakeTimer(self, after, repeat)
 
     def _schedule(self, timer: _FakeTimer, due: float) -> None:
+        if timer.active:  # restarted: its entry in the heap is stale from now on
+            self._abandoned()
         timer._seq = seq = next(self._seqs)
         timer.active = True
         heapq.heappush(self._heap, (due, seq, timer))
         if not self._started.is_set():
             self._started.set()
 
+    def _abandoned(self) -> None:
+        """One more heap entry is stale; once they are most of the heap, drop them (a peer puts its refresh off
+        on every command: without this the heap would grow with every command of a long run)."""
+        self._stale += 1
+        if self._stale > 64 and self._stale * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if entry[2]._seq == entry[1]]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
     def next_due(self) -> float | None:
         """When the next started timer is due, or None if none is."""
         heap = self._heap
         while heap and heap[0][2]._seq != heap[0][1]:  # stopped or restarted since: a stale entry
             heapq.heappop(heap)
+            self._stale -= 1
         return heap[0][0] if heap else None
 
     def _fire_next(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from . import protocols
+from .clock import REAL, Clock
 from .errors import UsageError
 from .ids import ID_BITS, MAX_COOKIE
 
@@ -90,6 +91,9 @@ class Config:
     jitter: float = 0.0
     loss: float = 0.0
     network_clock: str = "real"
+    # The network's one clock (docs/DESIGN.md §16): every timeout, timer, sleep and deadline of its sockets, peers,
+    # churn, heartbeats and events. Never sent to workers: each process has its own.
+    clock: Clock = dataclasses.field(default=REAL, compare=False, repr=False)
 
     id_bits: int = ID_BITS
     max_cookie: int = MAX_COOKIE

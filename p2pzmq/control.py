@@ -14,13 +14,13 @@ import collections
 import functools
 import json
 import logging
-import time
 from typing import Callable, NamedTuple
 
 import gevent
 import gevent.event
 import gevent.queue
 
+from .clock import REAL, Clock
 from .commands import COMMANDS, Command
 from .config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REPLY_BYTES, MAX_CONTROL_REQUEST_BYTES
 from .errors import Cancelled, ControlError, P2PError, ProtocolError, RpcTimeout, TransportError, UsageError
@@ -258,7 +258,7 @@ class ControlServer:
         try:
             while self._jobs:
                 job = self._job = self._jobs.popleft()
-                self._started = time.monotonic()
+                self._started = REAL.now()
                 reply = execute(job.command.name, lambda: announced(self.network, job.command, job.arguments))
                 self._job = None
                 self._reply(job.deliver, reply)
@@ -285,7 +285,7 @@ class ControlServer:
         except UsageError:
             if self._job is None:
                 raise UsageError("nothing is running: no long command is under way") from None
-            result = {"running": self._job.command.name, "seconds": round(time.monotonic() - self._started, 3),
+            result = {"running": self._job.command.name, "seconds": round(REAL.now() - self._started, 3),
                       "phase": None, "done": None, "total": None, "phases": [], "cancelling": False}
         return {**result, "queued": [job.command.name for job in self._jobs]}
 
@@ -337,12 +337,14 @@ class ControlClient:
     and a fresh one used next time (the ZeroMQ guide's Lazy Pirate), since a REQ socket cannot send twice in a row.
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, keys=None) -> None:
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, keys=None,
+                 clock: Clock = REAL) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self._clock = clock  # the caller's patience: the wall clock, unless a test owns time
         self._keys = keys  # security.Keys: talk CURVE (a CURVE server never answers a client without them)
         # ZeroMQ drops a message over the limit and the REQ socket then waits for nothing: allow large replies.
-        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_REPLY_BYTES)
+        self._ctx = Context(max_sockets=16, max_message_bytes=MAX_CONTROL_REPLY_BYTES, clock=clock)
         self._sock = None
 
     def __enter__(self) -> "ControlClient":
@@ -360,7 +362,7 @@ class ControlClient:
                 self._keys.dial(self._sock)
             self._sock.connect(self.endpoint)
         try:
-            with gevent.Timeout(self.timeout, RpcTimeout(f"no supervisor answered at {self.endpoint} "
+            with self._clock.timeout(self.timeout, RpcTimeout(f"no supervisor answered at {self.endpoint} "
                                                          f"within {self.timeout:g} s")):
                 self._sock.send([raw])
                 frames = self._sock.recv()

@@ -52,8 +52,9 @@ PROGRESS_INTERVAL = 0.1
 
 
 class Events:
-    """The event stream of one network. ``clock`` gives seconds (monotonic); ``t`` counts from its value at
-    construction, the network's beginning."""
+    """The event stream of one network. ``clock`` gives seconds: the network's clock's ``now`` (docs/DESIGN.md §16),
+    so ``t`` is simulated time on a virtual clock; ``t`` counts from its value at construction, the network's
+    beginning."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock

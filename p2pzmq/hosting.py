@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from typing import Callable
 
 from . import link
@@ -130,7 +129,7 @@ class RemoteHost:
         self.config = config
         self._channel = channel
         self.alive = True
-        self.last_seen = time.monotonic()
+        self.last_seen = config.clock.now()
         self.pid = 0
         self.host = ""
         self._room = 0
@@ -188,7 +187,7 @@ class RemoteHost:
         """What ping and net_status show of this worker; ``silent_s`` is how long ago it was last heard from (its
         heartbeats come every ``heartbeat_interval``: a growing figure is a worker falling behind)."""
         return {"endpoint": self.endpoint, "host": self.host, "pid": self.pid, "peers": peers, "alive": self.alive,
-                "silent_s": round(time.monotonic() - self.last_seen, 3)}
+                "silent_s": round(self.config.clock.now() - self.last_seen, 3)}
 
     def request(self, op: str, timeout: float | None = None, **fields) -> dict:
         """One link request; its reply's fields. Gives up early once the watch declares the worker gone; a reply
@@ -200,7 +199,7 @@ class RemoteHost:
                                        timeout or self.config.worker_timeout, self._liveness)
         except TransportError as exc:
             raise type(exc)(f"worker {self.name} did not answer {op}: {exc}") from exc
-        self.last_seen = time.monotonic()
+        self.last_seen = self.config.clock.now()
         if not reply.ok:
             raise TransportError(f"worker {self.name} failed {op}: {reply.error}")
         return reply.fields
@@ -238,16 +237,17 @@ class Watch:
     def _run(self) -> None:
         sock = self._ctx.router(max_connections=1 << 16)
         beat = self._codec.encode(link.beat())
+        clock = self.config.clock
         try:
             if self._keys is not None:
                 self._keys.dial(sock)
             while True:
-                sent = time.monotonic()
+                sent = clock.now()
                 for host in self.hosts:
                     if host.alive:
                         self._beat(sock, host, beat)
                 self._receive(sock, sent + self.config.heartbeat_interval)
-                now = time.monotonic()
+                now = clock.now()
                 for host in self.hosts:
                     if host.alive and now - host.last_seen > self.config.heartbeat_timeout:
                         host.alive = False
@@ -267,10 +267,11 @@ class Watch:
 
     def _receive(self, sock: RouterSocket, until: float) -> None:
         routes = {sock.route(host.endpoint): host for host in self.hosts if host.alive}
-        while (left := until - time.monotonic()) > 0:
+        now = self.config.clock.now
+        while (left := until - now()) > 0:
             frames = sock.recv(left)
             if frames is not None and frames[0] in routes:
-                routes[frames[0]].last_seen = time.monotonic()
+                routes[frames[0]].last_seen = now()
 
     def stop(self) -> None:
         self._group.kill()

@@ -25,7 +25,6 @@ import random
 from typing import Callable
 
 import gevent
-from gevent.hub import get_hub
 
 from . import messages as m
 from . import protocols
@@ -83,7 +82,7 @@ class Peer:
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
         self._group = Group(lambda what, exc: self._crashed(exc), config.shutdown_timeout)  # the runner, a stopper
-        self._idle = get_hub().loop.timer(config.refresh_interval, config.refresh_interval, ref=False)
+        self._idle = config.clock.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
         self.failure: str | None = None

@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
-
-import gevent
 
 from .addresses import parse_endpoint
 from .errors import RpcTimeout, TransportError, UsageError
@@ -26,8 +23,9 @@ from .errors import RpcTimeout, TransportError, UsageError
 def await_workers(network, stopped, count: int, timeout: float) -> bool:
     """Wait until ``network`` has ``count`` workers, printing ``Waiting for workers: i/count registered`` on stderr
     whenever the number changes. False if ``stopped`` (an Event: the control socket served ``die``) was set first;
-    raises :class:`RpcTimeout` if ``timeout`` seconds pass first."""
-    deadline = time.monotonic() + timeout
+    raises :class:`RpcTimeout` if ``timeout`` seconds of the network's clock pass first."""
+    clock = network.config.clock
+    deadline = clock.now() + timeout
     shown = None
     while True:
         registered = len(network.workers)
@@ -38,11 +36,11 @@ def await_workers(network, stopped, count: int, timeout: float) -> bool:
             return True
         if stopped.is_set():
             return False
-        left = deadline - time.monotonic()
+        left = deadline - clock.now()
         if left <= 0:
             raise RpcTimeout(f"only {registered} of {count} workers registered within {timeout:g} s")
         network.attached.clear()
-        gevent.wait([network.attached, stopped], timeout=left, count=1)
+        clock.wait_any([network.attached, stopped], left)
 
 
 def address_towards(endpoint: str | None) -> str:

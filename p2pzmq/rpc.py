@@ -1,7 +1,9 @@
 """The one request/reply layer of p2pzmq (docs/DESIGN.md §7): a peer's client asking servers, the
 supervisor's commands to peers' clients, and the supervisor's link to its workers all go through a :class:`Caller`.
 
-A caller sends requests over one ROUTER socket that its owner lends it (one greenlet at a time uses a socket).
+A caller sends requests over one ROUTER socket that its owner lends it (one greenlet at a time uses a socket): a
+:class:`p2pzmq.transport.RouterSocket`, or anything else that is a :class:`Socket` (tests use a fake on a fake clock).
+Every deadline is on the socket's clock.
 Each request gets a fresh request id and cookie; a reply counts only if it comes back on the route the request went
 out on, is of the expected kind and echoes both, so a late, forged or misdirected reply is never taken for another.
 Whatever else arrives while a caller waits is offered to its owner (a peer's client keeps supervisor commands for
@@ -21,15 +23,14 @@ import enum
 import itertools
 import logging
 import random
-import time
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Protocol
 
 import gevent
 import gevent.lock
 
+from .clock import Clock
 from .errors import ProtocolError, RpcTimeout, TransportError
 from .ids import new_cookie
-from .transport import RouterSocket
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,40 @@ class Counters(collections.Counter):
 
     def _breakdown(self, prefix: str) -> dict:
         return {key[len(prefix):]: value for key, value in sorted(self.items()) if key.startswith(prefix)}
+
+
+class Socket(Protocol):
+    """What a :class:`Caller` needs of its socket: the seam between the request layer and the transport."""
+
+    #: The clock every wait and deadline of this socket, and of its callers, is on.
+    clock: Clock
+
+    def route(self, endpoint: str) -> bytes:
+        """The routing id of ``endpoint``'s connection, made if needed; :class:`TransportError` if there is no way
+        to it."""
+
+    def send_to(self, route: bytes, frames: list[bytes], timeout: float | None = None) -> bool:
+        """Send ``frames`` on ``route``; False, and nothing sent, if ``timeout`` seconds pass first;
+        :class:`TransportError` if the route is gone or refused."""
+
+    def recv(self, timeout: float | None = None) -> list[bytes] | None:
+        """The next message, its route first; None if none came within ``timeout`` seconds."""
+
+    def forget(self, endpoint: str) -> None:
+        """Drop the connection to ``endpoint``: nothing sent on it before arrives afterwards."""
+
+    def close(self) -> None: ...
+
+
+class ServerSocket(Protocol):
+    """What the answering side of a request needs of its socket (a served peer server, a worker's link socket)."""
+
+    clock: Clock
+
+    def recv(self, timeout: float | None = None) -> list[bytes] | None: ...
+
+    def reply(self, route: bytes, frames: list[bytes]) -> None:
+        """Answer the sender of a message received on ``route``."""
 
 
 class Outcome(enum.Enum):
@@ -122,7 +157,7 @@ class Caller:
     that answers none of the requests awaited; what it declines is dropped and counted as ``unmatched``.
     """
 
-    def __init__(self, sock: RouterSocket, codec, counters: Counters, cookies: random.Random, *, where: str,
+    def __init__(self, sock: Socket, codec, counters: Counters, cookies: random.Random, *, where: str,
                  on_unmatched: Unmatched | None = None) -> None:
         self.sock = sock
         self._codec = codec
@@ -166,8 +201,9 @@ class Caller:
                 if type(msg) is reply_kind and msg.req_id == req_id and msg.cookie == cookie and frames[0] == route:
                     return msg
                 self._offer(frames[0], msg)
-            deadline = deadline or time.monotonic() + timeout  # something else came first: wait no longer in all
-            wait = deadline - time.monotonic()
+            now = sock.clock.now()
+            deadline = deadline or now + timeout  # something else came first: wait no longer in all
+            wait = deadline - now
 
     def call_many(self, requests: list[Request], timeout: float, *, window: int, strict: bool = False,
                   liveness: Liveness | None = None) -> list[Result]:
@@ -212,11 +248,12 @@ class Caller:
             if not self.sock.send_to(route, frames, timeout):
                 raise RpcTimeout("the message could not be sent in time")
             return True
-        deadline = time.monotonic() + liveness.grace + timeout
+        now = self.sock.clock.now
+        deadline = now() + liveness.grace + timeout
         while not self.sock.send_to(route, frames, liveness.every):
             if not liveness.alive(key):
                 return False
-            if time.monotonic() > deadline:
+            if now() > deadline:
                 raise RpcTimeout("the connection did not come up in time")
         return True
 
@@ -227,9 +264,10 @@ class Caller:
         polling = liveness is not None and liveness.every is not None
         if polling:
             timeout += liveness.grace
-        last_progress = time.monotonic()
+        now = self.sock.clock.now
+        last_progress = now()
         while pending:
-            left = last_progress + timeout - time.monotonic()
+            left = last_progress + timeout - now()
             if left <= 0:
                 first = next(iter(pending.values())).request.endpoint
                 exc = RpcTimeout(f"{len(pending)} request(s) to {first} and others got no reply" if len(pending) > 1
@@ -240,7 +278,7 @@ class Caller:
             frames = self.sock.recv(min(left, liveness.every) if polling else left)
             if frames is not None:
                 if self._match(frames, pending, results):
-                    last_progress = time.monotonic()
+                    last_progress = now()
             elif polling:
                 for req_id in [req_id for req_id, item in pending.items() if not liveness.alive(item.request.key)]:
                     results[pending.pop(req_id).index] = GONE

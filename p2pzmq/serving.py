@@ -1,6 +1,6 @@
 """Served sockets: messages handed to a handler from gevent's loop, or at once by a sender in the same context (run
 to completion), with no greenlet (docs/DESIGN.md §7.1); and how a greenlet waits for a socket's fd
-(:func:`wait_for`). No ZeroMQ here: :class:`Served` is mixed into
+(:func:`wait_on`, on the socket's clock). No ZeroMQ here: :class:`Served` is mixed into
 :class:`p2pzmq.transport.GreenSocket`, whose primitives it uses: ``_take()`` (the message at the head of the queue,
 or None), ``_queued()`` (is one there? which, as an empty answer puts libzmq's reader to sleep, costs the next message
 a wake-up), ``_watcher`` (the io watcher on the socket's fd) and ``closed``.
@@ -14,40 +14,21 @@ from __future__ import annotations
 
 from typing import Callable
 
-import gevent
 from gevent.hub import Waiter, get_hub
+
+from .clock import Clock
 
 #: A served socket hands at most this many messages to its handler in one go, then lets other greenlets run.
 DRAIN_BATCH = 256
 
 
-def wait_for(waiter: Waiter, timeout: float | None) -> bool:
-    """Park until ``waiter`` is switched to; False if ``timeout`` passed first. A fresh timer each time: a reused
-    gevent.Timeout can deliver a stale expiration into a later wait."""
-    if timeout is not None and timeout <= 0:
-        return False
-    timer = None if timeout is None else gevent.Timeout(timeout)
-    try:
-        if timer is not None:
-            timer.start()
-        waiter.get()
-    except gevent.Timeout as expired:
-        if expired is not timer:
-            raise
-        return False
-    finally:
-        if timer is not None:
-            timer.close()
-    return True
-
-
-def wait_on(watcher, timeout: float | None) -> bool:
-    """Park until the io ``watcher`` (of an fd no other greenlet waits on) signals; False if ``timeout`` passed
-    first. The watcher runs only meanwhile."""
+def wait_on(watcher, timeout: float | None, clock: Clock) -> bool:
+    """Park until the io ``watcher`` (of an fd no other greenlet waits on) signals; False if ``timeout`` seconds of
+    ``clock`` passed first. The watcher runs only meanwhile."""
     waiter = Waiter()
     watcher.start(waiter.switch, None)
     try:
-        return wait_for(waiter, timeout)
+        return clock.wait(waiter, timeout)
     finally:
         watcher.stop()
 

@@ -13,7 +13,6 @@ import collections
 import contextlib
 import itertools
 import os
-import time
 from typing import Iterator
 
 import zmq
@@ -21,9 +20,10 @@ import zmq.backend
 from gevent.hub import Waiter, get_hub
 from zmq.utils.monitor import parse_monitor_message
 
+from .clock import REAL, Clock
 from .errors import ClosedError, ProtocolError, TransportError
 from .routes import Routes
-from .serving import Served, wait_for, wait_on
+from .serving import Served, wait_on
 
 #: Sockets one context may hold; must be set before the first socket (libzmq's default is 1023).
 MAX_SOCKETS = 32768
@@ -89,14 +89,16 @@ class Context:
     """One ZeroMQ context per process or per simulated network (inproc endpoints live inside one context).
 
     It keeps every socket it made (strongly, see :data:`_OPEN_CONTEXTS`) so that :meth:`term` can close whatever an
-    owner left open and never hang.
+    owner left open and never hang. Every wait of its sockets, and every deadline, is on ``clock`` (their
+    ``clock`` attribute: the request layer's deadlines use it too).
     """
 
     _namespaces = itertools.count(1)
 
     def __init__(self, *, max_sockets: int = MAX_SOCKETS, max_message_bytes: int = 1 << 20,
-                 tcp_backlog: int = 4096) -> None:
+                 tcp_backlog: int = 4096, clock: Clock = REAL) -> None:
         self._zctx = zmq.Context(1)
+        self.clock = clock
         self._zctx.set(zmq.MAX_SOCKETS, max_sockets)
         self.max_message_bytes = max_message_bytes
         self.tcp_backlog = tcp_backlog
@@ -151,7 +153,7 @@ class Context:
             zsock.setsockopt(zmq.BACKLOG, self.tcp_backlog)
             if kind == zmq.ROUTER:
                 zsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        sock = cls(zsock)
+        sock = cls(zsock, self.clock)
         sock._inproc_bound = self._inproc_bound
         sock._siblings = self._sockets
         self._sockets.add(sock)
@@ -178,9 +180,10 @@ class GreenSocket(Served):
 
     _routed = False  # whether every message starts with a routing frame (a ROUTER's)
 
-    def __init__(self, zsock: zmq.Socket) -> None:
+    def __init__(self, zsock: zmq.Socket, clock: Clock = REAL) -> None:
         super().__init__()
         self._zsock = zsock
+        self.clock = clock
         self._watcher = get_hub().loop.io(zsock.getsockopt(zmq.FD), _READ)
         self.closed = False
         self._inproc_bound: dict[str, GreenSocket] = {}  # the context's registry (see Context)
@@ -264,8 +267,9 @@ class GreenSocket(Served):
                     if frames is not None:
                         return frames
                 if timeout is not None:
-                    deadline = deadline or time.monotonic() + timeout
-                    timeout = deadline - time.monotonic()
+                    now = self.clock.now()
+                    deadline = deadline or now + timeout
+                    timeout = deadline - now
                 if not self._park(timeout):
                     return None
                 likely = True
@@ -350,7 +354,7 @@ class GreenSocket(Served):
         self._waiter = Waiter()
         self._listen()
         try:
-            return wait_for(self._waiter, timeout)
+            return self.clock.wait(self._waiter, timeout)
         finally:
             self._waiter = None
 
@@ -406,8 +410,8 @@ class RouterSocket(GreenSocket):
 
     _routed = True
 
-    def __init__(self, zsock: zmq.Socket) -> None:
-        super().__init__(zsock)
+    def __init__(self, zsock: zmq.Socket, clock: Clock = REAL) -> None:
+        super().__init__(zsock, clock)
         self._routes = Routes()
         self._monitor: zmq.Socket | None = None
         self._reports = None  # the io watcher of the monitor's fd
@@ -469,7 +473,7 @@ class RouterSocket(GreenSocket):
 
     def _connection(self, route: bytes, timeout: float | None) -> bool:
         """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class)."""
-        now = time.monotonic()
+        now = self.clock.now()
         handshake = now + self.handshake_timeout
         give_up = now + (self.handshake_timeout if timeout is None else timeout)
         with _translated("cannot read the monitor", self):
@@ -483,8 +487,8 @@ class RouterSocket(GreenSocket):
                     raise TransportError("connection refused" if refused else "connection did not come up in time")
                 if now >= give_up:
                     return False
-                wait_on(self._reports, min(handshake, give_up) - now)
-                now = time.monotonic()
+                wait_on(self._reports, min(handshake, give_up) - now, self.clock)
+                now = self.clock.now()
 
     def forget(self, endpoint: str | None) -> None:
         """Drop the connection to ``endpoint`` (if any)."""
@@ -553,7 +557,7 @@ class RouterSocket(GreenSocket):
                     self._expect = True
                 return True
             except zmq.Again:
-                now = time.monotonic()
+                now = self.clock.now()
                 give_up = give_up or (now + timeout if timeout is not None else None)
                 if give_up is not None and now >= give_up:
                     return False

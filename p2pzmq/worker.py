@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import sys
-import time
 
 import gevent
 import gevent.event
@@ -23,6 +22,7 @@ import gevent.subprocess
 
 from . import link, simtime
 from . import messages as m
+from .clock import REAL
 from .config import Config
 from .contact import Contact
 from .errors import P2PError, TransportError
@@ -54,7 +54,8 @@ class Worker:
         self._spread_loopback = spread_loopback
         self._engine = None  # simulated time, once the supervisor said which (hello)
         self.config = (config or Config()).replace(transport="tcp", host=host)
-        self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog)
+        self._ctx = Context(max_message_bytes=self.config.max_message_bytes, tcp_backlog=self.config.tcp_backlog,
+                            clock=self.config.clock)
         self._endpoints = Endpoints("tcp", self._ctx.namespace, host)
         self._sock = self._ctx.router()
         try:
@@ -209,10 +210,10 @@ class Launched:
     def reap(self, timeout: float) -> None:
         """Wait up to ``timeout`` in all for the processes to end (they stop on ``die``, at the same time); kill
         what is left."""
-        deadline = time.monotonic() + timeout
+        deadline = REAL.now() + timeout  # real processes: the wall clock whatever the network's
         for process in self.processes:
             try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=max(0.0, deadline - REAL.now()))
             except gevent.subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop: killing it", process.pid)
                 process.kill()
@@ -257,7 +258,7 @@ def launch(hosts: list[str], config: Config, extra_args: tuple[str, ...] = ()) -
                                                      start_new_session=True))
         for process in processes:
             line = ""
-            with gevent.Timeout(config.control_timeout, False):
+            with REAL.timeout(config.control_timeout, False):
                 line = process.stdout.readline()
             if not line.startswith(READY):
                 raise TransportError(f"worker pid {process.pid} did not start (it said {line.strip()!r})")

@@ -152,6 +152,22 @@ def test_codec_bench_quick_compares_both_codecs_in_one_run():
         assert old > 0 and new > 0 and ratio.endswith("x") and low - 0.05 <= float(ratio[:-1]) <= high + 0.05
 
 
+def test_clock_bench_quick_compares_each_wait_and_read_with_the_direct_call_in_one_run():
+    tool = os.path.join(TOOLS, "clock_bench.py")
+    done = subprocess.run([sys.executable, tool, "--quick", "--repeat", "1"], capture_output=True, text=True,
+                          timeout=100)
+    assert done.returncode == 0, done.stderr
+    rows = {row[1].strip(): (float(row[2]), row[3].strip()) for row in
+            (line.split("|") for line in done.stdout.splitlines()) if len(row) == 5 and row[2].strip()[:1].isdigit()}
+    assert set(rows) == {"fresh gevent.Timeout", "REAL.wait", "FakeClock.wait", "time.monotonic()", "REAL.now()"}
+    assert rows["fresh gevent.Timeout"][1] == rows["time.monotonic()"][1] == "1.00x"
+    for name, base in (("REAL.wait", "fresh gevent.Timeout"), ("REAL.now()", "time.monotonic()")):
+        cost, ratio = rows[name]
+        assert cost > 0 and ratio.endswith("x")
+        # the tool divides unrounded figures, printed rounded: allow that rounding
+        assert abs(float(ratio[:-1]) - cost / rows[base][0]) < 0.1
+
+
 @pytest.mark.slow  # four builds in subprocesses; the protocols themselves are tested in the default suite
 def test_kademlia_bench_quick_measures_both_protocols(tmp_path):
     tool = os.path.join(os.path.dirname(BENCH), "kademlia_bench.py")

@@ -3,13 +3,17 @@ waits with deadlines, autojump), checked against a model on seeded schedules; an
 its durations."""
 import itertools
 import random
+import socket
 
 import gevent
 import gevent.event
 import pytest
 from gevent.hub import Waiter
 
+from p2pzmq import link
 from p2pzmq.clock import REAL, Clock, FakeClock, RealClock
+from p2pzmq.config import Config
+from p2pzmq.transport import Context
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -135,6 +139,36 @@ def test_a_restarted_timer_counts_from_its_restart(clock):
     timer.start(lambda: times.append(clock.now()))
     clock.advance(5)
     assert times == [3]
+
+
+def test_again_puts_a_repeating_timer_a_whole_interval_ahead_and_stops_a_single_one(clock):
+    times = []
+    timer = clock.timer(5, 5)
+    timer.start(lambda: times.append(("start", clock.now())))
+    clock.advance(3)
+    timer.again(lambda: times.append(("again", clock.now())))  # as a peer does on each command
+    clock.advance(7)
+    assert times == [("again", 8)] and timer.active
+    timer.close()
+    once = clock.timer(1)
+    once.start(times.append, "once")
+    once.again(times.append, "once")
+    clock.advance(5)
+    assert times == [("again", 8)] and not once.active
+
+
+def test_timers_put_off_again_and_again_leave_no_pile_of_stale_entries(clock):
+    fired = []
+    timers = [clock.timer(10, 10) for _ in range(3)]
+    for index, timer in enumerate(timers):
+        timer.start(fired.append, index)
+    for _ in range(5000):  # as peers do on every command
+        for timer in timers:
+            timer.again(fired.append, timers.index(timer))
+    assert len(clock._heap) < 200
+    timers[1].stop()
+    clock.advance(10)
+    assert fired == [0, 2]
 
 
 def test_next_due_names_the_next_live_timer(clock):
@@ -401,3 +435,55 @@ def test_the_generic_timeout_on_the_real_clock_is_a_gevent_timeout():
         with timeout:
             gevent.event.Event().wait()
     assert raised.value is timeout
+
+
+
+def test_a_networks_clock_is_no_setting_of_the_wire_and_no_part_of_its_identity():
+    assert Config().clock is REAL
+    assert Config(clock=FakeClock()) == Config() and "clock" not in link.WORKER_SETTINGS
+
+
+def test_a_contexts_sockets_wait_on_its_clock():
+    clock = FakeClock()
+    ctx = Context(clock=clock)
+    try:
+        sock = ctx.router()
+        assert sock.clock is clock and ctx.pub(10).clock is clock
+        waiting = gevent.spawn(sock.recv, 2.5)
+        gevent.idle()
+        clock.advance(2.4)
+        assert not waiting.ready()
+        clock.advance(0.1)
+        assert waiting.get(block=False) is None
+    finally:
+        assert ctx.term() == 2
+
+
+def test_a_networks_events_are_stamped_with_its_clock(make_network):
+    clock = FakeClock()
+    net = make_network(seed=3, clock=clock)
+    seen = []
+    net.events.subscribe(seen.append)
+    clock.advance(12.5)
+    net.create(2)
+    assert {event["t"] for event in seen} == {12.5}
+
+
+def test_a_control_clients_patience_is_on_the_clock_it_is_handed():
+    """Nobody listens at the endpoint: the request gives up exactly at its timeout, which on a fake clock that jumps
+    takes no wall time, and the next request gets a fresh socket (Lazy Pirate)."""
+    from p2pzmq.control import ControlClient
+    from p2pzmq.errors import RpcTimeout
+
+    clock = FakeClock(autojump=True)
+    with socket.socket() as probe:  # a port that nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    try:
+        with ControlClient(endpoint, timeout=30.0, clock=clock) as client:
+            for attempt in (1, 2):
+                with pytest.raises(RpcTimeout, match="within 30 s"):
+                    client.call("ping")
+                assert clock.now() == 30.0 * attempt
+    finally:
+        clock.close()

@@ -5,6 +5,8 @@ import pytest
 from conftest import wait_until
 from model import ModelNetwork
 
+from p2pzmq import churn
+from p2pzmq.clock import FakeClock
 from p2pzmq.errors import UsageError
 
 pytestmark = pytest.mark.timeout(120)
@@ -153,6 +155,28 @@ def test_churn_runs_in_the_background_while_status_and_snapshots_work(make_netwo
         assert peer.id in table and len(table) <= 160
     assert net.churn(join_rate=0.0, leave_rate=0.0, duration=0.1, wait=True) == \
         {"joined": 0, "killed": 0, "left": 0, "running": False}
+
+
+def test_churn_on_a_fake_clock_happens_exactly_on_its_schedule(make_network):
+    """Joins and departures at the times the pure schedule gives (joins take no time on a fake clock), with events
+    stamped with the network's clock; hours of churn take no wall time."""
+    clock = FakeClock(autojump=True)
+    try:
+        net = make_network(16, seed=13, clock=clock)
+        seen = []
+        net.events.subscribe(lambda event: seen.append((event["t"], event["type"])))
+        ids = [peer.id for peer in net.peers]
+        arguments = {"join_rate": 0.01, "leave_rate": 0.001, "duration": 3600.0, "crash_fraction": 0.5, "seed": 4}
+        churned = net.churn(**arguments, wait=True)
+        expected = [(round(when, 6), "joined" if kind == "join" else "crashed" if fate == "killed" else "left")
+                    for when, kind, _, fate in churn.events(churn.ChurnPlan(**arguments), ids)]
+        assert [item for item in seen if item[1] in ("joined", "crashed", "left")] == expected
+        assert len(expected) > 20 and clock.now() == 3600.0
+        assert churned == {"joined": sum(kind == "joined" for _, kind in expected),
+                           "killed": sum(kind == "crashed" for _, kind in expected),
+                           "left": sum(kind == "left" for _, kind in expected), "running": False}
+    finally:
+        clock.close()
 
 
 def test_die_stops_running_churn(make_network):

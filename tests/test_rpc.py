@@ -1,16 +1,19 @@
 """The request/reply layer (p2pzmq/rpc.py) against hand-driven servers: matching, windows, deadlines, liveness,
-what is offered to the owner, and the counters; and the worker link's codec (p2pzmq/link.py)."""
+what is offered to the owner, and the counters; and the worker link's codec (p2pzmq/link.py). Matching runs over real
+inproc sockets; timing (deadlines, windows, progress, liveness) runs through the socket seam on a fake clock
+(tests/fakes.py), where every time is exact."""
 import itertools
 import random
 import re
-import time
 
 import gevent
 import gevent.event
 import pytest
 
 from conftest import wait_until
-from p2pzmq import link, rpc
+from fakes import FakeNet
+from p2pzmq import link
+from p2pzmq.clock import FakeClock
 from p2pzmq import messages as m
 from p2pzmq.errors import ProtocolError, RpcTimeout, TransportError
 from p2pzmq.rpc import GONE, SILENT, Caller, Channel, Counters, Liveness, Outcome, Request
@@ -144,35 +147,6 @@ def test_silence_is_a_timeout_strict_raises_and_the_connection_is_dropped(wire):
     assert counters["timeouts"] == 2
 
 
-def test_a_call_that_gets_something_else_first_still_gives_up_after_its_timeout_in_all(wire):
-    caller, server, counters, _ = wire
-    chatty = server(lambda route, request: [m.encode(m.Done(request.req_id + 1, request.cookie))])
-    started = time.monotonic()
-    with pytest.raises(RpcTimeout):
-        caller.call(chatty.endpoint, m.Leave, (ME,), m.Done, 0.1)
-    assert 0.1 <= time.monotonic() - started < 0.9 and counters["dropped_reason.unmatched"] == 1
-
-
-def test_a_call_that_finds_its_deadline_passed_while_messages_keep_coming_gives_up_at_once(wire, monkeypatch):
-    """Two unmatched messages queued together; by the time the first is handled the clock has passed the deadline
-    (made so by a clock that jumps): the second is taken without waiting and the call then ends, not a moment
-    later."""
-    caller, server, counters, _ = wire
-    chatty = server(lambda route, request: [m.encode(m.Done(request.req_id + 1, request.cookie))] * 2)
-    readings = iter([1000.0])  # the first reading sets the deadline; every later one is past it
-
-    class JumpingClock:
-        @staticmethod
-        def monotonic():
-            return next(readings, 1000.0 + 0.1 + 5.0)
-
-    monkeypatch.setattr(rpc, "time", JumpingClock)
-    with gevent.Timeout(5.0, AssertionError("the call waited after its deadline")):
-        with pytest.raises(RpcTimeout):
-            caller.call(chatty.endpoint, m.Leave, (ME,), m.Done, 0.1)
-    assert counters["dropped_reason.unmatched"] == 2
-
-
 def test_a_strict_window_that_times_out_says_how_many_requests_got_no_reply(wire):
     caller, server, _, _ = wire
     silent = server(lambda route, request: [])
@@ -199,26 +173,6 @@ def test_a_late_reply_is_never_taken_for_the_next_request(wire):
     assert counters["timeouts"] == 2
 
 
-def test_a_window_sends_at_most_window_requests_before_collecting(wire):
-    caller, server, counters, _ = wire
-    gate = gevent.event.Event()
-
-    def when_open(route, request):
-        gate.wait()
-        return echo_done(route, request)
-
-    peers = [server(when_open) for _ in range(5)]
-    arrived = lambda: sum(len(peer.seen) for peer in peers)  # noqa: E731
-    running = gevent.spawn(caller.call_many, [Request(peer.endpoint, m.Leave, (ME,), m.Done) for peer in peers],
-                           5.0, window=2)
-    wait_until(lambda: arrived() == 2)
-    gevent.sleep(0.02)  # time for a third request to go out if the window let it: none may
-    assert arrived() == 2
-    gate.set()
-    assert [result.outcome for result in running.get(timeout=10)] == [Outcome.REPLIED] * 5
-    assert arrived() == 5 and counters["requests"] == 5
-
-
 def test_results_come_back_in_request_order_with_their_replies(wire):
     caller, server, counters, _ = wire
     peers = [server(echo_done) for _ in range(4)]
@@ -226,24 +180,6 @@ def test_results_come_back_in_request_order_with_their_replies(wire):
                                 for index, peer in enumerate(peers)], 2.0, window=3)
     assert [result.outcome for result in results] == [Outcome.REPLIED] * 4
     assert [result.reply.cookie for result in results] == [peer.seen[0].cookie for peer in peers]
-
-
-def test_a_reply_is_progress_that_gives_the_rest_of_the_window_another_timeout(wire):
-    """Replies 0.6 s and 1.2 s after a window of two was sent, with a timeout of 1 s: the second comes within 1 s of
-    the first, so both count."""
-    caller, server, _, _ = wire
-    peers = {}
-
-    def after(delay):
-        def answer(route, request):
-            reply = m.encode(m.Done(request.req_id, request.cookie))
-            gevent.spawn_later(delay, peers[delay].sock.reply, route, reply)
-            return []
-        peers[delay] = server(answer)
-        return Request(peers[delay].endpoint, m.Leave, (ME,), m.Done)
-
-    results = caller.call_many([after(0.6), after(1.2)], 1.0, window=2)
-    assert [result.outcome for result in results] == [Outcome.REPLIED, Outcome.REPLIED]
 
 
 def test_call_many_takes_the_requests_and_timeout_by_name_too_and_the_window_only_by_name(wire):
@@ -254,36 +190,6 @@ def test_call_many_takes_the_requests_and_timeout_by_name_too_and_the_window_onl
     assert result.replied
     with pytest.raises(TypeError):
         caller.call_many([request], 2.0, 1)
-
-
-def test_liveness_skips_the_gone_and_stops_waiting_for_them(wire):
-    caller, server, counters, _ = wire
-    alive = {"answers": True, "silent": True, "gone": False}
-    answering, silent = server(echo_done), server(lambda route, request: [])
-
-    def later():
-        gevent.sleep(0.05)  # the silent one is declared gone while the caller waits
-        alive["silent"] = False
-
-    gevent.spawn(later)
-    liveness = Liveness(alive.get, every=0.01, grace=5.0)
-    requests = [Request(answering.endpoint, m.Leave, (ME,), m.Done, "answers"),
-                Request(silent.endpoint, m.Leave, (ME,), m.Done, "silent"),
-                Request("inproc://nobody", m.Leave, (ME,), m.Done, "gone")]
-    results = caller.call_many(requests, 10.0, window=8, liveness=liveness)
-    assert [result.outcome for result in results] == [Outcome.REPLIED, Outcome.GONE, Outcome.GONE]
-    assert results[1:] == [GONE, GONE] and counters["requests"] == 2 and counters["timeouts"] == 0
-    with pytest.raises(TransportError, match="is gone"):
-        caller.call("inproc://nobody", m.Leave, (ME,), m.Done, 1.0, liveness, "gone")
-
-
-def test_liveness_without_a_grace_waits_the_whole_timeout_for_a_reply_and_no_longer(wire):
-    caller, server, counters, _ = wire
-    silent = server(lambda route, request: [])
-    started = time.monotonic()
-    assert caller.call_many([Request(silent.endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1,
-                            liveness=Liveness(lambda key: True, every=0.01)) == [SILENT]
-    assert 0.1 <= time.monotonic() - started < 1.0 and counters["timeouts"] == 1  # a grace of 1 s would show
 
 
 def test_without_an_owner_whatever_answers_nothing_is_dropped_and_counted(wire):
@@ -339,15 +245,6 @@ def test_a_destination_declared_gone_while_its_message_waits_to_leave_is_gone(bl
     assert caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done, "far")], 5.0, window=1,
                             liveness=liveness) == [GONE]
     assert checks == ["far"] * 3 and counters["requests"] == 0 and counters["timeouts"] == 0
-
-
-def test_with_liveness_a_message_that_cannot_leave_is_silent_after_the_timeout_and_the_grace(blocked):
-    caller, endpoint, counters, _ = blocked
-    liveness = Liveness(lambda key: True, every=0.01, grace=0.2)
-    started = time.monotonic()
-    assert caller.call_many([Request(endpoint, m.Leave, (ME,), m.Done)], 0.1, window=1, liveness=liveness) == [SILENT]
-    assert time.monotonic() - started >= 0.3
-    assert counters["timeouts"] == 1 and counters["undeliverable"] == 0 and counters["requests"] == 0
 
 
 def test_a_dead_inproc_endpoint_is_undeliverable_at_once(wire):
@@ -526,3 +423,166 @@ def test_a_call_with_liveness_raises_on_silence_and_returns_a_reply(wire):
     assert caller.call(peer.endpoint, m.Leave, (ME,), m.Done, 2.0, liveness, "answers") == m.Done(
         peer.seen[0].req_id, peer.seen[0].cookie)
     assert counters["timeouts"] == 1 and counters["requests"] == 2
+
+
+# -- timing, exactly: the socket seam on a fake clock ------------------------------------------------------------
+
+
+@pytest.fixture
+def fake():
+    """A caller on a fake socket whose clock jumps whenever nothing can run; the net to put servers on."""
+    clock = FakeClock(autojump=True)
+    net = FakeNet(clock)
+    counters = Counters()
+    caller = Caller(net.socket(), m.Codec(), counters, random.Random(3), where="client")
+    yield caller, net, clock, counters
+    clock.close()
+
+
+def done_after(*delays, shift=0):
+    """A server answering each request with a ``Done`` after each of ``delays`` seconds (for request id + shift: 0
+    is the reply awaited, anything else answers nothing)."""
+    def answer(frames):
+        request = m.decode(frames)
+        return [(delay, m.encode(m.Done(request.req_id + shift, request.cookie))) for delay in delays]
+    return answer
+
+
+def leave(endpoint, key=None):
+    return Request(endpoint, m.Leave, (ME,), m.Done, key)
+
+
+def test_fake_a_reply_in_time_is_taken_at_its_arrival(fake):
+    caller, net, clock, counters = fake
+    assert caller.call(net.serve("fake://a", done_after(0.75)), m.Leave, (ME,), m.Done, 1.0).req_id == 1
+    assert clock.now() == 0.75 and counters["requests"] == 1 and counters["timeouts"] == 0
+
+
+def test_fake_silence_is_a_timeout_exactly_at_the_timeout(fake):
+    caller, net, clock, counters = fake
+    silent = net.serve("fake://silent", lambda frames: [])
+    with pytest.raises(RpcTimeout, match="no reply from fake://silent"):
+        caller.call(silent, m.Leave, (ME,), m.Done, 0.5)
+    assert clock.now() == 0.5 and caller.sock.forgotten == [silent]
+    assert caller.call_many([leave(silent)], 0.25, window=4) == [SILENT] and clock.now() == 0.75
+    assert counters["timeouts"] == 2
+
+
+def test_fake_a_reply_due_with_the_deadline_counts_if_it_was_on_its_way_first(fake):
+    """A reply and the deadline due at one instant: the reply was scheduled when the request went out, before the
+    wait's timer, so it is taken (ties go in order of scheduling)."""
+    caller, net, clock, counters = fake
+    assert caller.call(net.serve("fake://tie", done_after(1.0)), m.Leave, (ME,), m.Done, 1.0).req_id == 1
+    assert clock.now() == 1.0 and counters["timeouts"] == 0
+
+
+def test_fake_a_late_reply_is_a_timeout_and_never_taken_later(fake):
+    caller, net, clock, counters = fake
+    late = net.serve("fake://late", done_after(1.25))
+    with pytest.raises(RpcTimeout):
+        caller.call(late, m.Leave, (ME,), m.Done, 1.0)
+    assert clock.now() == 1.0
+    clock.advance(5)  # its connection was dropped: the late reply is lost with it
+    assert caller.sock.recv(0) is None and counters["timeouts"] == 1
+
+
+def test_fake_a_call_that_gets_something_else_first_gives_up_a_timeout_after_it(fake):
+    """Something unmatched at 0.25 s: from then on the call waits at most its timeout in all, not afresh per
+    message."""
+    caller, net, clock, counters = fake
+    chatty = net.serve("fake://chatty", done_after(0.25, 0.5, 0.75, shift=1))
+    with pytest.raises(RpcTimeout):
+        caller.call(chatty, m.Leave, (ME,), m.Done, 1.0)
+    assert clock.now() == 1.25 and counters["dropped_reason.unmatched"] == 3
+
+
+def test_fake_a_message_arriving_at_the_deadline_is_read_and_the_call_ends_then(fake):
+    """Unmatched messages keep coming; one arrives exactly at the deadline (1.5 s): it is read, and the call ends at
+    that instant, without waiting for the next one due at that same instant or a moment later."""
+    caller, net, clock, counters = fake
+    chatty = net.serve("fake://chatty", done_after(0.5, 1.5, 1.5, 1.75, shift=1))
+    with pytest.raises(RpcTimeout):
+        caller.call(chatty, m.Leave, (ME,), m.Done, 1.0)
+    assert clock.now() == 1.5 and counters["dropped_reason.unmatched"] == 2
+
+
+def test_fake_a_window_sends_at_most_window_requests_before_collecting(fake):
+    caller, net, clock, counters = fake
+    peers = [net.serve(f"fake://{index}", done_after(1.0)) for index in range(5)]
+    results = caller.call_many([leave(peer) for peer in peers], 5.0, window=2)
+    assert [result.outcome for result in results] == [Outcome.REPLIED] * 5
+    assert [when for _, _, when in caller.sock.sent] == [0, 0, 1, 1, 2] and clock.now() == 3
+
+
+@pytest.mark.parametrize("second, outcome, ends", [(1.5, Outcome.REPLIED, 1.5), (1.75, Outcome.SILENT, 1.5)])
+def test_fake_a_reply_is_progress_that_gives_the_rest_of_the_window_another_timeout(fake, second, outcome, ends):
+    """A window of two, replies due at 0.5 s and at ``second``, a timeout of 1 s: the first reply moves the deadline
+    to 1.5 s, so a second reply by then counts and a later one does not."""
+    caller, net, clock, counters = fake
+    results = caller.call_many([leave(net.serve("fake://first", done_after(0.5))),
+                                leave(net.serve("fake://second", done_after(second)))], 1.0, window=2)
+    assert [result.outcome for result in results] == [Outcome.REPLIED, outcome] and clock.now() == ends
+
+
+def test_fake_liveness_skips_the_gone_and_stops_waiting_for_them(fake):
+    """Checked every 0.25 s, the silent peer is declared gone at 1 s: the window ends then, not at its timeout
+    (10 s) or its grace (5 s more)."""
+    caller, net, clock, counters = fake
+    alive = {"answers": True, "silent": True, "gone": False}
+    clock.call_later(1.0, alive.__setitem__, "silent", False)
+    requests = [leave(net.serve("fake://answers", done_after(0.5)), "answers"),
+                leave(net.serve("fake://silent", lambda frames: []), "silent"), leave("fake://nobody", "gone")]
+    results = caller.call_many(requests, 10.0, window=8, liveness=Liveness(alive.get, every=0.25, grace=5.0))
+    assert results[0].replied and results[1:] == [GONE, GONE] and clock.now() == 1.0
+    assert counters["requests"] == 2 and counters["timeouts"] == 0
+    with pytest.raises(TransportError, match="is gone"):
+        caller.call("fake://nobody", m.Leave, (ME,), m.Done, 1.0, Liveness(alive.get), "gone")
+
+
+@pytest.mark.parametrize("grace, ends", [(0.0, 0.5), (1.0, 1.5)])
+def test_fake_liveness_waits_the_timeout_and_its_grace_for_a_reply_and_no_longer(fake, grace, ends):
+    caller, net, clock, counters = fake
+    silent = net.serve("fake://silent", lambda frames: [])
+    assert caller.call_many([leave(silent)], 0.5, window=1,
+                            liveness=Liveness(lambda key: True, every=0.125, grace=grace)) == [SILENT]
+    assert clock.now() == ends and counters["timeouts"] == 1
+
+
+def test_fake_a_request_that_cannot_leave_is_a_timeout_at_its_timeout(fake):
+    caller, net, clock, counters = fake
+    stuck = net.serve("fake://stuck", done_after(0))
+    caller.sock.stalled.add(stuck)
+    with pytest.raises(RpcTimeout, match="could not send"):
+        caller.call(stuck, m.Leave, (ME,), m.Done, 0.5)
+    assert clock.now() == 0.5 and caller.sock.forgotten == [stuck] and counters["requests"] == 0
+
+
+def test_fake_with_liveness_a_message_that_cannot_leave_is_silent_after_the_timeout_and_the_grace(fake):
+    """Sent in slices of ``every`` (0.25 s) between liveness checks, given up once past timeout + grace (1.5 s):
+    at the end of the slice that passes it."""
+    caller, net, clock, counters = fake
+    stuck = net.serve("fake://stuck", done_after(0))
+    caller.sock.stalled.add(stuck)
+    checks = []
+    liveness = Liveness(lambda key: checks.append(clock.now()) or True, every=0.25, grace=0.5)
+    assert caller.call_many([leave(stuck)], 1.0, window=1, liveness=liveness) == [SILENT]
+    assert clock.now() == 1.75 and checks == [0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert counters["timeouts"] == 1 and counters["undeliverable"] == 0 and counters["requests"] == 0
+
+
+def test_fake_a_server_on_the_other_side_of_the_seam_answers_through_reply(fake):
+    """The answering side through the same seam: a bound fake socket receives the request with the route to
+    answer on."""
+    caller, net, clock, counters = fake
+    server = net.bind("fake://bound")
+
+    def answer():
+        route, *frames = server.recv()
+        clock.sleep(0.25)
+        request = m.decode(frames)
+        server.reply(route, m.encode(m.Done(request.req_id, request.cookie)))
+
+    answering = gevent.spawn(answer)
+    assert caller.call("fake://bound", m.Leave, (ME,), m.Done, 1.0).req_id == 1 and clock.now() == 0.25
+    answering.get()
+

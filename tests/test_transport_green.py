@@ -4,6 +4,7 @@ import gevent
 import pytest
 from conftest import wait_until
 
+from p2pzmq.clock import FakeClock
 from p2pzmq.endpoints import Endpoints
 from test_transport import ctx  # noqa: F401  (the fixture: a fresh context that must end with no socket open)
 
@@ -93,18 +94,22 @@ def test_a_full_queue_parks_the_sender_until_the_receiver_drains_it(inproc_pair)
             client.send_to(route, [b"%d" % i])
             sent[0] += 1
 
-    sender = gevent.spawn(send_all)
-    # The sender runs until the queue is full (the two high-water marks, 8 + 8) and then parks, retrying with a
-    # back-off of at most 50 ms. A sender that dropped or failed instead would be dead by now.
-    wait_until(lambda: sent[0] >= 8, timeout=10)
-    held = sent[0]
-    assert not sender.dead and held < 100, held
-    # Letting time pass is the behaviour under test: in 0.2 s the sender retries at least four more times, and
-    # with nobody receiving it must still be parked, having sent nothing more.
-    gevent.sleep(0.2)
-    assert not sender.dead and sent[0] == held
-    with gevent.Timeout(20):
-        received = [server.recv()[1] for _ in range(total)]
-    sender.join(timeout=5)
-    assert sender.successful() and sent[0] == total
-    assert received == [b"%d" % i for i in range(total)]  # in order, none lost
+    client.clock = clock = FakeClock(autojump=True)  # the sender's back-off, on a clock that jumps when all wait
+    try:
+        sender = gevent.spawn(send_all)
+        # The sender runs until the queue is full (the two high-water marks, 8 + 8) and then parks, retrying with a
+        # back-off of at most 50 ms. A sender that dropped or failed instead would be dead by now.
+        wait_until(lambda: sent[0] >= 8, timeout=10)
+        held = sent[0]
+        assert not sender.dead and held < 100, held
+        # Letting time pass is the behaviour under test: in 2 s of its clock the sender retries dozens of times, and
+        # with nobody receiving it must still be parked, having sent nothing more.
+        clock.sleep(2.0)
+        assert not sender.dead and sent[0] == held and clock.next_due() is not None  # parked on its next retry
+        with gevent.Timeout(20):
+            received = [server.recv()[1] for _ in range(total)]
+        sender.join(timeout=5)
+        assert sender.successful() and sent[0] == total
+        assert received == [b"%d" % i for i in range(total)]  # in order, none lost
+    finally:
+        clock.close()

@@ -10,8 +10,6 @@ import collections
 import random
 from typing import Callable
 
-import gevent
-
 from .. import messages as m
 from ..config import Config
 from ..errors import UsageError
@@ -76,7 +74,7 @@ class Builder:
                     done += len(batch)
                     self._report("create", done, n)  # a safe point: cancel stops the build here
                     if self.config.pace:
-                        gevent.sleep(self.config.pace)
+                        self.config.clock.sleep(self.config.pace)
             except Exception:  # cancelled, or a join failed: the peers started ahead of their batch must not linger
                 self._stop_unlisted(spawned)
                 raise

@@ -5,12 +5,12 @@ and shows in ``stats`` (``churn.error``)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
 import gevent
 
 from ..churn import ChurnPlan, Schedule
+from ..clock import REAL, Clock
 from ..errors import UsageError
 from ..events import Events
 from ..supervision import Group
@@ -22,8 +22,10 @@ class ChurnDriver:
     """Runs one churn at a time; ``state`` says what the last one did so far."""
 
     def __init__(self, add: Callable[[int], dict], kill: Callable[..., dict], leave: Callable[..., dict],
-                 peer_ids: Callable[[], list[int]], shutdown_timeout: float, events: Events) -> None:
+                 peer_ids: Callable[[], list[int]], shutdown_timeout: float, events: Events,
+                 clock: Clock = REAL) -> None:
         self._add, self._kill, self._leave, self._peer_ids = add, kill, leave, peer_ids
+        self._clock = clock  # the schedule's times are the network's
         self._events = events
         self._group = Group(self._failed, shutdown_timeout)
         self._greenlet: gevent.Greenlet | None = None
@@ -42,12 +44,13 @@ class ChurnDriver:
     def _run(self, plan: ChurnPlan) -> None:
         self._tell("started", plan)
         try:
-            schedule = Schedule(plan, self._peer_ids(), time.monotonic())
-            while (event := schedule.next()) is not None and time.monotonic() < schedule.end:
+            clock = self._clock
+            schedule = Schedule(plan, self._peer_ids(), clock.now())
+            while (event := schedule.next()) is not None and clock.now() < schedule.end:
                 when, kind, peer_id = event
-                gevent.sleep(max(0.0, when - time.monotonic()))
+                clock.sleep(max(0.0, when - clock.now()))
                 if kind == "join":
-                    schedule.arrived(int(self._add(1)["added"][0]), time.monotonic())
+                    schedule.arrived(int(self._add(1)["added"][0]), clock.now())
                     self.state["joined"] += 1
                     continue
                 fate = plan.fate()
@@ -56,7 +59,7 @@ class ChurnDriver:
                 except UsageError:
                     continue  # a command killed it or made it leave in the meantime
                 self.state[fate] += 1
-            gevent.sleep(max(0.0, schedule.end - time.monotonic()))
+            clock.sleep(max(0.0, schedule.end - clock.now()))
         finally:
             self.state["running"] = False
             self._tell("finished", plan)

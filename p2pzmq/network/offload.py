@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import gevent
 from gevent.threadpool import ThreadPool
+
+from ..clock import REAL
 
 
 def _outcome(function: Callable, args: tuple) -> tuple[bool, object]:
@@ -43,5 +44,5 @@ class Offloader:
         to end with the process."""
         if self._pool is not None:
             self._pool.kill()
-            with gevent.Timeout(self._shutdown_timeout, False):
+            with REAL.timeout(self._shutdown_timeout, False):  # a native thread: wall time
                 self._pool.join()

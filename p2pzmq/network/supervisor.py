@@ -24,7 +24,6 @@ from ..hosting import LocalHost
 from ..resources import process_usage
 from ..rpc import Counters
 from ..snapshot import Snapshot
-from ..contact import TableView
 from ..endpoints import Endpoints
 from ..transport import Context
 from .building import Builder
@@ -81,7 +80,7 @@ class Network:
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
         #: The network's event stream (docs/EVENTS.md): subscribe to watch it; nobody subscribed costs nothing.
-        self.events = Events()
+        self.events = Events(config.clock.now)
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)
@@ -92,7 +91,8 @@ class Network:
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
         self.sockets_left_open = 0
         codec = m.Codec(config.max_message_bytes)
-        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog)
+        self._ctx = Context(max_message_bytes=config.max_message_bytes, tcp_backlog=config.tcp_backlog,
+                            clock=config.clock)
         self.members = Members()
         #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
         #: today's network (no model, the wall clock).
@@ -117,7 +117,7 @@ class Network:
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
                                   lambda: [peer.id for peer in self.members.listed], config.shutdown_timeout,
-                                  self.events)
+                                  self.events, config.clock)
         if n is not None:
             try:
                 self.create(n)

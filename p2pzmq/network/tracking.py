@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 import gevent
 
+from ..clock import REAL
 from ..errors import Cancelled, UsageError
 
 #: What a phase counts, for the one-line error of a cancelled operation.
@@ -31,7 +32,7 @@ class Operation:
     def __init__(self, name: str, greenlet) -> None:
         self.name = name
         self.greenlet = greenlet
-        self.started = time.monotonic()
+        self.started = REAL.now()  # how long the caller has waited: wall time (docs/DESIGN.md §16)
         self.phases: dict[str, tuple[int, int]] = {}
         self.cancelling = False
 
@@ -40,7 +41,7 @@ class Operation:
         the first report), every ``phases`` under way, and whether it is ``cancelling``."""
         phases = [{"phase": phase, "done": done, "total": total} for phase, (done, total) in self.phases.items()]
         innermost = phases[-1] if phases else {"phase": None, "done": None, "total": None}
-        return {"running": self.name, "seconds": round(time.monotonic() - self.started, 3), **innermost,
+        return {"running": self.name, "seconds": round(REAL.now() - self.started, 3), **innermost,
                 "phases": phases, "cancelling": self.cancelling}
 
     def completed(self) -> str:
