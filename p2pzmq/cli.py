@@ -31,18 +31,19 @@ from .commands import COMMANDS, absolute_paths, parse_request, parse_session
 from .config import Config, TRANSPORTS
 from .console import print_result
 from .control import DEFAULT_ENDPOINT, ControlClient, ControlServer, announced
-from .errors import ControlError, P2PError, RpcTimeout, UsageError
+from .errors import ControlError, Crashed, P2PError, RpcTimeout, UsageError
 from .graph import output_file, read_graph
 from .interrupts import Signalled, stopping_on
 from .network import ROUTINGS, Network
 from .progress import TerminalProgress
 from .protocols.original.table import METRICS
 from .publishing import Publisher, Recorder, Subscriber
+from .supervision import Group
 
 PROG = "p2p-network"
 #: The original's session, run by ``run`` when no command is given.
 DEFAULT_SESSION = ["net_status", "refresh_peers", "net_status", "output_tgf", "network.tgf"]
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SUPERVISOR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NO_SUPERVISOR, EXIT_CRASHED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 _HOST_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
@@ -467,14 +468,15 @@ def _attach(member, supervisor: str, peers: int, keys) -> dict:
         except P2PError as exc:
             return exc
 
-    attaching = gevent.spawn(call)
+    group = Group(kill_timeout=member.config.shutdown_timeout)
+    attaching = group.spawn("attach request", call)
     try:
         gevent.wait([attaching, member.stopped], count=1)
         if not attaching.ready():
             raise RpcTimeout(f"no supervisor answered at {supervisor} within {member.config.control_timeout:g} s")
         result = attaching.get()
     finally:
-        attaching.kill()
+        group.kill()
     if isinstance(result, P2PError):
         raise result
     return result
@@ -582,6 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     except RpcTimeout as exc:
         asked_a_supervisor = args is not None and args.action in ("ctl", "worker", "events")
         return _fail(str(exc), EXIT_NO_SUPERVISOR if asked_a_supervisor else EXIT_FAILED)
+    except Crashed as exc:  # a part of the process broke (a bug): everything was stopped on the way out
+        return _fail(str(exc), EXIT_CRASHED)
     except P2PError as exc:
         return _fail(str(exc), EXIT_FAILED)
     except Signalled as exc:  # SIGTERM asks serve and worker to stop: that is a success

@@ -24,6 +24,7 @@ from .clock import REAL, Clock
 from .commands import COMMANDS, Command
 from .config import MAX_CONTROL_MESSAGE_BYTES, MAX_CONTROL_REPLY_BYTES, MAX_CONTROL_REQUEST_BYTES
 from .errors import Cancelled, ControlError, P2PError, ProtocolError, RpcTimeout, TransportError, UsageError
+from .supervision import Group
 from .transport import Context
 
 log = logging.getLogger(__name__)
@@ -170,15 +171,21 @@ class ControlServer:
         self._job: _Job | None = None  # the one the worker runs
         self._started = 0.0  # when it began
         self._worker: gevent.Greenlet | None = None
-        self._greenlet: gevent.Greenlet | None = None
+        self._group = Group(self._crashed, network.config.shutdown_timeout)  # the server greenlet and the worker
         self._paused = False  # the inbox is full: ZeroMQ's queue holds what comes next
         self._own = {"progress": self._progress, "cancel": self._cancel, "die": self._die}
         self.stopped = gevent.event.Event()
 
     def start(self) -> "ControlServer":
         self._sock.serve(self._arrived, self._failed)
-        self._greenlet = gevent.spawn(self._serve)
+        self._group.spawn("control server", self._serve)
         return self
+
+    def _crashed(self, what: str, exc: BaseException) -> None:
+        """The server greenlet or the worker died of a bug: the supervisor cannot serve on, so :meth:`wait` returns
+        and raises (its owner then stops everything, and ``serve`` exits with code 4)."""
+        log.error("the %s stopped: %r", what, exc)
+        self.stopped.set()
 
     def _arrived(self, frames: list[bytes]) -> None:
         """The socket's handler: to the inbox; when the server lags far behind, leave the rest in ZeroMQ's queue."""
@@ -239,7 +246,7 @@ class ControlServer:
         if not command.quick:
             self._jobs.append(_Job(command, arguments, deliver))
             if self._worker is None:
-                self._worker = gevent.spawn(self._work)
+                self._worker = self._group.spawn("control worker", self._work)
             return False
         own = self._own.get(command.name)
         reply = execute(command.name, lambda: announced(self.network, command, arguments, own))
@@ -300,7 +307,7 @@ class ControlServer:
         running, queued = self._job, list(self._jobs)
         self._jobs.clear()
         if self._worker is not None:
-            self._worker.kill(block=True, timeout=self.network.config.shutdown_timeout)
+            self._group.kill(self._worker)
             self._job = self._worker = None  # also when it was killed before it ever ran
         if running is not None:
             self._reply(running.deliver, error(f"{running.command.name} stopped: {reason}"))
@@ -310,14 +317,14 @@ class ControlServer:
     def wait(self) -> None:
         """Block until ``die`` was served (or :meth:`stop` was called)."""
         self.stopped.wait()
+        self._group.raise_failure()
 
     def stop(self) -> None:
         """Stop serving (from another greenlet, e.g. a signal handler) and release the socket; a long command
         running or queued gets an error reply first."""
         if not self._sock.closed:
             self._abort("the supervisor is stopping")
-        if self._greenlet is not None:
-            self._greenlet.kill(timeout=self.network.config.shutdown_timeout)
+        self._group.kill()
         self._sock.close()
         self._ctx.term()
         self.stopped.set()

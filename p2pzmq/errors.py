@@ -8,10 +8,11 @@
     ├── ControlError            the supervisor answered a control command with an error reply
     ├── OutputError             a file could not be written (the command ran and failed)
     ├── Cancelled               a long operation was cancelled; it stopped at a safe point
+    ├── Crashed                 a part of the process broke (a background greenlet died of a bug)
     └── UsageError              the caller asked for something that cannot be done (bad arguments)
 
 The command line maps them to exit codes (README.md): UsageError found before anything ran is 2, RpcTimeout while
-asking a supervisor is 3, every other P2PError is 1.
+asking a supervisor is 3, Crashed is 4, every other P2PError is 1.
 """
 
 
@@ -56,6 +57,11 @@ class Cancelled(P2PError):
     def __init__(self, message: str, phases: list[dict] | None = None) -> None:
         super().__init__(message)
         self.phases = phases or []
+
+
+class Crashed(P2PError):
+    """A greenlet the process cannot do without (the control server's, the worker's serving one) died of an error
+    (:mod:`p2pzmq.supervision`): the process stopped everything and ends with exit code 4."""
 
 
 class UsageError(P2PError):

@@ -14,17 +14,16 @@ import logging
 import random
 from typing import Callable
 
-import gevent
-
 from . import link
 from .config import Config
 from .errors import ClosedError, ProtocolError, TransportError, UsageError
 from .peer import Peer
 from .resources import peer_room
-from .rpc import Channel, Counters, Liveness
+from .rpc import Channel, Counters, Liveness, Request
 from .snapshot import SnapshotError
 from .contact import Contact
 from .endpoints import Endpoints
+from .supervision import Group
 from .transport import Context, RouterSocket
 
 log = logging.getLogger(__name__)
@@ -184,15 +183,6 @@ class RemoteHost:
     def stats(self) -> dict:
         return self.request(link.STATS)
 
-    def stop(self) -> None:
-        """Ask the worker to stop its peers and exit; a worker that is already gone is just left alone."""
-        if self.alive:
-            try:
-                self.request(link.STOP, timeout=self.config.shutdown_timeout)
-            except TransportError as exc:
-                log.warning("worker %s did not confirm stop: %s", self.name, exc)
-        self.alive = False
-
     def describe(self, peers: int) -> dict:
         """What ping and net_status show of this worker; ``silent_s`` is how long ago it was last heard from (its
         heartbeats come every ``heartbeat_interval``: a growing figure is a worker falling behind)."""
@@ -215,6 +205,22 @@ class RemoteHost:
         return reply.fields
 
 
+def stop_workers(channel: Channel, workers: list[RemoteHost], timeout: float) -> None:
+    """Ask every worker still thought alive to stop its peers and exit, all at once on the link ``channel``, and
+    wait up to ``timeout`` for their answers. At once, because a worker that died unnoticed (killed a moment ago)
+    never answers: asked in turn, the live ones behind it would wait past their own patience with a silent
+    supervisor and stop unasked, and ``die`` would take a timeout per worker."""
+    live = [worker for worker in workers if worker.alive]
+    requests = [Request(worker.endpoint, link.request, (link.STOP, {}), link.LinkReply) for worker in live]
+    results = channel.call_many(requests, timeout, window=max(1, len(requests))) if requests else []
+    for worker, result in zip(live, results):
+        if not result.replied or not result.reply.ok:
+            log.warning("worker %s did not confirm stop: %s", worker.name,
+                        result.reply.error if result.replied else f"no reply within {timeout:g} s")
+    for worker in workers:
+        worker.alive = False
+
+
 class Watch:
     """Heartbeats to every worker from one greenlet that owns its own link socket; a worker that has not answered
     for ``heartbeat_timeout`` is marked gone (its peers then count as unreachable and no command waits for them)."""
@@ -225,9 +231,8 @@ class Watch:
         self._keys = keys  # security.Keys of the network, or None
         self.hosts: list[RemoteHost] = []
         self._codec = link.LinkCodec()
-        self._greenlet = gevent.spawn(self._run)
-        if on_failure is not None:
-            self._greenlet.link_exception(on_failure)
+        self._group = Group(on_failure, config.shutdown_timeout)
+        self._group.spawn("heartbeat watch", self._run)
 
     def _run(self) -> None:
         sock = self._ctx.router(max_connections=1 << 16)
@@ -269,4 +274,4 @@ class Watch:
                 routes[frames[0]].last_seen = now()
 
     def stop(self) -> None:
-        self._greenlet.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._group.kill()

@@ -3,6 +3,12 @@
 Python's default raises KeyboardInterrupt in whatever code runs when SIGINT arrives, in a gevent program often some
 peer's greenlet, which dies printing a traceback before the interrupt reaches the main greenlet. Here the signal
 handler only schedules the stop; no other greenlet ever sees it.
+
+The handlers are gevent's loop's own signal watchers, not Python's ``signal.signal``. Python's C handler only sets a
+flag that the interpreter checks between bytecodes of the main thread: when the signal lands while the hub is
+blocked in the loop's poll (with nothing due for seconds, as in a quiet ``worker``), nothing runs that bytecode, and
+the stop waited for the next timer (a worker told SIGTERM just after its ready line did not stop in 20 s, 4 runs in
+11). The loop's watcher wakes the loop itself, whatever it is blocked on.
 """
 from __future__ import annotations
 
@@ -33,19 +39,24 @@ def stopping_on(signums: tuple[int, ...]) -> Iterator[None]:
         return
     main, hub, fired = greenlet.getcurrent(), gevent.get_hub(), []
 
-    def stop(signum: int) -> None:
-        if fired == [signum]:  # still inside this block: the main greenlet is where it should stop
-            main.throw(Signalled(signum))
-
-    def handler(signum: int, frame) -> None:
+    def stop(signum: int) -> None:  # run by the loop: the hub, never some other greenlet
         if not fired:
             fired.append(signum)
-            hub.loop.run_callback(stop, signum)
+            main.throw(Signalled(signum))
 
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    watchers = []
     try:
+        for signum in signums:
+            watcher = hub.loop.signal(signum, ref=False)  # ref=False: a watcher alone does not keep the loop running
+            watcher.start(stop, signum)
+            watchers.append(watcher)
         yield
     finally:
-        fired.append(None)  # a stop still scheduled must not reach code after this block
+        fired.append(None)  # a signal now, while the handlers come back, must not reach code after this block
+        for watcher in watchers:
+            watcher.stop()  # libev puts the system's default back ...
+            watcher.close()
         for signum, handler_before in previous.items():
-            signal.signal(signum, handler_before)
+            if handler_before is not None:  # None: not Python's; libev's default stands
+                signal.signal(signum, handler_before)  # ... and Python's handler from before comes back over it

@@ -36,6 +36,7 @@ from .errors import ProtocolError, TransportError
 from .rpc import Caller, Counters, Request, Result
 from .contact import Contact
 from .endpoints import Endpoints
+from .supervision import Group
 from .transport import Context
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class Peer:
         self._walks = {m.Join: 0, m.Refresh: 0, m.Depart: 0}
         self._pending: collections.deque = collections.deque()  # (route or None, command) for the runner
         self._runner: gevent.Greenlet | None = None
+        self._group = Group(lambda what, exc: self._crashed(exc), config.shutdown_timeout)  # the runner, a stopper
         self._idle = config.clock.timer(config.refresh_interval, config.refresh_interval, ref=False)
         self.alive = False
         #: Why this peer crashed, if it did (None while healthy or after a clean stop).
@@ -109,8 +111,7 @@ class Peer:
     def stop(self) -> None:
         """Stop the runner (if any, with its socket), the timer and the peer's socket. Idempotent."""
         self.alive = False
-        if self._runner is not None:
-            self._runner.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._group.kill()
         self._idle.close()
         self._sock.close()
         if self._rpc.sock is not None:  # kept between walks under simulated time (see _run)
@@ -134,7 +135,7 @@ class Peer:
         log.error("peer %s crashed: %s", self.id, self.failure)
         if self._on_crash is not None:
             self._on_crash(self)
-        gevent.spawn(self.stop)  # not from inside the failing callback or greenlet
+        self._group.spawn("peer's stop", self.stop)  # not from inside the failing callback or greenlet
 
     # -- what protocols use ---------------------------------------------------------------------------------------
 
@@ -213,8 +214,7 @@ class Peer:
 
     def _wake(self) -> None:
         if self._runner is None and self.alive:
-            self._runner = gevent.spawn(self._run)
-            self._runner.link_exception(lambda runner: self._crashed(runner.exception))
+            self._runner = self._group.spawn("peer's runner", self._run)
 
     def _run(self) -> None:
         """The runner: give the client a socket, handle what is pending, then close that socket (with its

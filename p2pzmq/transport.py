@@ -486,14 +486,27 @@ class RouterSocket(GreenSocket):
     def _failures(self) -> None:
         """Start the monitor, or hand the routes all it reported (then its fd signals the next report, §7.1)."""
         if self._monitor is None:
-            self._monitor = self._zsock.get_monitor_socket(_REPORTED, f"inproc://p2pzmq-monitor-{next(_MONITORS)}")
-            self._monitor.setsockopt(zmq.LINGER, 0)
+            self._monitor = self._monitor_socket()
             self._reports = get_hub().loop.io(self._monitor.getsockopt(zmq.FD), _READ)
             return
         with contextlib.suppress(zmq.Again):
             while True:
                 report = parse_monitor_message(self._monitor.recv_multipart(_NOBLOCK))
                 self._routes.reported(report["endpoint"].decode(), report["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED)
+
+    def _monitor_socket(self) -> zmq.Socket:
+        """The receiving end of a new monitor, its queue unbounded. libzmq's I/O thread sends each report with a
+        blocking send while it holds the socket's monitor lock: with a high-water mark, reports nobody read (a dead
+        peer's reconnect attempts, ~7 a second each) fill the queue, that thread waits for ever, and so does closing
+        the socket (``die`` hung so). An inproc pipe's limit in that direction is unbounded when the connecting
+        end's RCVHWM is 0, hence connecting ourselves instead of pyzmq's ``get_monitor_socket``."""
+        endpoint = f"inproc://p2pzmq-monitor-{next(_MONITORS)}"
+        self._zsock.monitor(endpoint, _REPORTED)
+        monitor = self._zsock.context.socket(zmq.PAIR)
+        for option in (zmq.LINGER, zmq.RCVHWM, zmq.SNDHWM):
+            monitor.setsockopt(option, 0)
+        monitor.connect(endpoint)
+        return monitor
 
     def _connection(self, route: bytes, timeout: float | None) -> bool:
         """Wait until the new connection of ``route`` is up; False if ``timeout`` passes first (see the class). On

@@ -31,6 +31,7 @@ from .hosting import LocalHost
 from .resources import peer_room, process_usage
 from .ids import parse_id
 from .rpc import Counters
+from .supervision import Group
 from .endpoints import Endpoints
 from .transport import Context
 
@@ -72,13 +73,18 @@ class Worker:
         self.stopped = gevent.event.Event()
         #: Why the worker stopped by itself, if it did: no word from its supervisor in time (None otherwise).
         self.gave_up: str | None = None
-        self._greenlet: gevent.Greenlet | None = None
+        self._group = Group(self._crashed, self.config.shutdown_timeout)
         self._handlers = {link.BEAT: lambda fields: {}, link.HELLO: self._hello, link.SPAWN: self._spawn,
                           link.KILL: self._kill, link.INSTALL: self._install, link.STATS: self._stats, link.STOP: lambda fields: {}}
 
     def start(self) -> "Worker":
-        self._greenlet = gevent.spawn(self._serve)
+        self._group.spawn("worker's link serving", self._serve)
         return self
+
+    def _crashed(self, what: str, exc: BaseException) -> None:
+        """The serving greenlet died of a bug (its ``finally`` stopped the peers): :meth:`wait` raises."""
+        log.error("the %s stopped: %r", what, exc)
+        self.stopped.set()
 
     def _serve(self) -> None:
         sock = self._sock
@@ -177,13 +183,14 @@ class Worker:
         return self.peers
 
     def wait(self) -> None:
-        """Block until the supervisor said stop (or went silent), or :meth:`stop` was called."""
+        """Block until the supervisor said stop (or went silent), or :meth:`stop` was called; raises
+        :class:`~p2pzmq.errors.Crashed` if the worker stopped because its serving greenlet died of an error."""
         self.stopped.wait()
+        self._group.raise_failure()
 
     def stop(self) -> None:
         """Stop the serving greenlet (its peers stop with it) and release every socket. Idempotent."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=self.config.shutdown_timeout)
+        self._group.kill()
         self._sock.close()
         left = self._ctx.term()
         if left:

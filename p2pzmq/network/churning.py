@@ -1,7 +1,8 @@
 """Background churn: turns the random schedule of :mod:`p2pzmq.churn` into ``add_peers``, ``kill_peers`` and
 ``leave_peers`` from one greenlet that the network owns (docs/DESIGN.md §8). Other commands keep
-working meanwhile, each in between churn events. If it dies of an error, that is logged once and shows in ``stats``
-(``churn.error``), both before ``running`` turns false, so whoever sees it stopped sees why.
+working meanwhile, each in between churn events. If it dies of an error, that shows in ``stats``
+(``churn.error``) before ``running`` turns false, so whoever sees it stopped sees why, and its owner's hook logs it
+once.
 
 Time is the network's clock: on a virtual clock a churn of hours takes the CPU its joins, departures and lookups
 take, and one seed repeats it."""
@@ -17,6 +18,7 @@ import gevent
 from ..churn import ChurnPlan, Intervals, Schedule
 from ..errors import TransportError, UsageError
 from ..events import Events
+from ..supervision import Group
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class ChurnDriver:
         self._lookup = lookup
         self._draw = draw
         self._events = events
-        self._shutdown_timeout = shutdown_timeout
+        self._group = Group(self._failed, shutdown_timeout)
         self._greenlet: gevent.Greenlet | None = None
         self.state: dict = {"joined": 0, "killed": 0, "left": 0, "running": False}
 
@@ -53,7 +55,7 @@ class ChurnDriver:
         if self._greenlet is not None and not self._greenlet.dead:
             raise UsageError("churn is already running")
         self.state = {"joined": 0, "killed": 0, "left": 0, "lookups": 0, "running": True}
-        self._greenlet = gevent.spawn(self._run, plan, workload or Workload())
+        self._greenlet = self._group.spawn("churn", self._run, plan, workload or Workload())
         if wait:
             self._greenlet.join()
             return dict(self.state)
@@ -88,10 +90,9 @@ class ChurnDriver:
             intervals.close(len(self._peer_ids()), schedule.end)
             if workload.png is not None:
                 self.state["png"] = self._draw(workload.png, intervals.reports)
-        except Exception as exc:  # told before it stops running, so whoever sees it stopped sees why
+        except Exception as exc:  # recorded before it stops running, so whoever sees it stopped sees why
             self.state["error"] = repr(exc)
-            log.error("churn stopped by an error: %s", self.state["error"])
-            raise
+            raise  # to the group's hook, which logs it
         finally:
             self.state["running"] = False
             self._tell("finished", plan)
@@ -133,9 +134,14 @@ class ChurnDriver:
             self._events.emit("churn", phase=phase, joined=self.state["joined"], killed=self.state["killed"],
                               left=self.state["left"], duration=plan.duration)
 
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """The group's hook: the churn's greenlet died of ``exc`` (which ``_run`` recorded before it stopped
+        running): log it, once."""
+        self.state.setdefault("error", repr(exc))
+        log.error("churn stopped by an error: %s", self.state["error"])
+
     def stop(self) -> None:
         """Stop background churn now (if any)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=self._shutdown_timeout)
-            self._greenlet = None
+        self._group.kill()
+        self._greenlet = None
         self.state["running"] = False  # also when it was killed before it ever ran

@@ -13,8 +13,6 @@ import logging
 import random
 from typing import Callable, Iterator
 
-import gevent
-
 from .. import messages as m
 from .. import netmodel, plot, simtime
 from ..churn import plan_of
@@ -397,9 +395,9 @@ class Network:
         """A peer of this process whose greenlets died: a ``crashed`` event (it stays listed, marked crashed)."""
         self.events.emit("crashed", id=str(peer.id), reason="failed", error=peer.failure)
 
-    def _background_failed(self, greenlet: gevent.Greenlet) -> None:
+    def _background_failed(self, what: str, exc: BaseException) -> None:
         """A background greenlet of the network died of an error: logged once, shown in ``stats``."""
-        failure = {"what": "heartbeat watch", "error": repr(greenlet.exception)}
+        failure = {"what": what, "error": repr(exc)}
         self.failures.append(failure)
         log.error("the %s stopped: %s", failure["what"], failure["error"])
 

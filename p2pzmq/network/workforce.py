@@ -12,7 +12,7 @@ import gevent.event
 from .. import link
 from ..config import Config
 from ..errors import UsageError
-from ..hosting import LocalHost, RemoteHost, Watch
+from ..hosting import LocalHost, RemoteHost, Watch, stop_workers
 from ..rpc import Caller, Channel, Counters
 from ..transport import Context
 from .members import Members
@@ -68,11 +68,11 @@ class Workforce:
                 for worker in self.workers]
 
     def stop(self) -> None:
-        """Stop the heartbeats, every worker (they stop their peers) and this process's peers."""
+        """Stop the heartbeats, every worker at once (they stop their peers) and this process's peers."""
         if self._watch is not None:
             self._watch.stop()
-        for worker in self.workers:
-            worker.stop()
+        if self._link is not None:
+            stop_workers(self._link, self.workers, self.config.shutdown_timeout)
         self.local.stop()
         if self._link is not None:
             self._link.close()
