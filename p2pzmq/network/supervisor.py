@@ -278,7 +278,7 @@ class Network:
         run); on the real clock, that is a wait on the wall clock. Returns the time reached."""
         if self.engine is not None and self.engine.virtual:
             return {"now": round(self.engine.advance(seconds), 9)}
-        gevent.sleep(seconds)
+        self.clock.sleep(seconds)
         return {"now": round(self.engine.now(), 9)} if self.engine is not None else {}
 
     def _engine_for(self, command: str):
