@@ -20,7 +20,7 @@ import gevent
 import gevent.event
 from gevent.hub import Waiter, get_hub
 
-__all__ = ["Clock", "RealClock", "FakeClock", "REAL", "Timer", "Later"]
+__all__ = ["Clock", "RealClock", "FakeClock", "REAL", "Timer", "Later", "ScheduledTimer"]
 
 _EXPIRED = object()  # what a deadline's timer switches into a waiter: no caller's value can be it
 
@@ -173,12 +173,14 @@ class RealClock(Clock):
 REAL = RealClock()
 
 
-class _FakeTimer:
-    """A timer of a :class:`FakeClock`: due at a point of its time, fired through the hub like a loop timer."""
+class ScheduledTimer:
+    """A timer of a clock that keeps its own schedule (:class:`FakeClock`, simulated time's virtual clock): due at a
+    point of that clock's time, fired through the hub like a loop timer. A subclass says what a point of its
+    clock's time is (:meth:`_due`) and how it stops and restarts."""
 
     __slots__ = ("_clock", "after", "repeat", "active", "pending", "_callback", "_args", "_seq")
 
-    def __init__(self, clock: FakeClock, after: float, repeat: float) -> None:
+    def __init__(self, clock: Any, after: float, repeat: float) -> None:
         if after != after or repeat != repeat or repeat < 0:
             raise ValueError(f"a timer needs a number of seconds, not after={after!r} repeat={repeat!r}")
         self._clock = clock
@@ -190,10 +192,36 @@ class _FakeTimer:
         self._args: tuple = ()
         self._seq = -1  # which schedule entry is current: an older one was stopped
 
+    def _due(self, seconds: float) -> Any:
+        """The point of the clock's time ``seconds`` from now."""
+        raise NotImplementedError
+
     def start(self, callback: Callable[..., Any], *args: Any, update: bool | None = None) -> None:
         self._callback, self._args = callback, args
         self.pending = False
-        self._clock._schedule(self, self._clock._now + max(0.0, self.after))
+        self._clock._schedule(self, self._due(max(0.0, self.after)))
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop()
+        self._callback, self._args = None, ()
+
+    def _run(self) -> None:
+        """In the hub: the callback, unless the timer was stopped after it fired."""
+        if self.pending:
+            self.pending = False
+            self._callback(*self._args)
+
+
+class _FakeTimer(ScheduledTimer):
+    """A timer of a :class:`FakeClock`."""
+
+    __slots__ = ()
+
+    def _due(self, seconds: float) -> float:
+        return self._clock._now + seconds
 
     def again(self, callback: Callable[..., Any], *args: Any, update: bool = True) -> None:
         self._callback, self._args = callback, args
@@ -209,17 +237,6 @@ class _FakeTimer:
         self.active = False
         self.pending = False
         self._seq = -1
-
-    def close(self) -> None:
-        self.stop()
-        self._callback, self._args = None, ()
-
-    def _run(self) -> None:
-        """In the hub: the callback, unless the timer was stopped after it fired."""
-        if self.pending:
-            self.pending = False
-            self._callback(*self._args)
-
 
 class FakeClock(Clock):
     """A clock for tests: its time starts at 0 and moves only when :meth:`advance` moves it or, with

@@ -36,7 +36,7 @@ import gevent.event
 from gevent.hub import get_hub
 
 from . import netmodel
-from .clock import Clock, Timer
+from .clock import Clock, ScheduledTimer, Timer
 from .config import Config
 from .errors import ProtocolError, UsageError
 
@@ -206,24 +206,13 @@ class RealEngine(Engine):
         self._hand(sock, frames, self.counts)
 
 
-class _VirtualTimer:
+class _VirtualTimer(ScheduledTimer):
     """A timer of the virtual clock (the interface of gevent's loop timer that :mod:`p2pzmq.clock` uses)."""
 
-    __slots__ = ("_clock", "after", "repeat", "active", "pending", "_callback", "_args", "_seq")
+    __slots__ = ()
 
-    def __init__(self, clock: "VirtualEngine", after: float, repeat: float) -> None:
-        if not (after == after and repeat == repeat and repeat >= 0):
-            raise ValueError(f"a timer needs a number of seconds, not after={after!r} repeat={repeat!r}")
-        self._clock, self.after, self.repeat = clock, after, repeat
-        self.active = self.pending = False
-        self._callback: Callable[..., Any] | None = None
-        self._args: tuple = ()
-        self._seq = -1  # which heap entry is current: an older one was stopped
-
-    def start(self, callback: Callable[..., Any], *args: Any, update: bool | None = None) -> None:
-        self._callback, self._args = callback, args
-        self.pending = False
-        self._clock._schedule(self, self._clock._ticks + netmodel.ticks(max(0.0, self.after)))
+    def _due(self, seconds: float) -> int:
+        return self._clock._ticks + netmodel.ticks(seconds)
 
     def again(self, callback: Callable[..., Any], *args: Any) -> None:
         """Restart from now (as a loop timer's ``again``)."""
@@ -233,15 +222,6 @@ class _VirtualTimer:
     def stop(self) -> None:
         self.active = self.pending = False
         self._seq = -1
-
-    def close(self) -> None:
-        self.stop()
-        self._callback, self._args = None, ()
-
-    def _run(self) -> None:
-        if self.pending:
-            self.pending = False
-            self._callback(*self._args)
 
 
 class VirtualEngine(Engine, Clock):
