@@ -180,11 +180,11 @@ def test_1000_peers_find_each_other_also_after_a_fifth_crashed(make_network):
     crash of 20 % of the peers, before any refresh, lookups between the alive ones still find >= 99 %."""
     net, model = kademlia(make_network, 1000, seed=1)
     assert wires(net) == model.wires()
-    status = net.net_status()
+    status = net.net_status(sample=0)  # all pairs: by its cost, net_status would sample 1,000 Kademlia peers
     assert status["lookups"]["lookups"] == 999_000 and status["lookups"]["success_rate"] >= 0.995
     assert status["hops"]["success_rate"] >= 0.99
     net.kill_peers(count=200, seed=1)
-    assert net.net_status()["lookups"]["success_rate"] >= 0.99
+    assert net.net_status(sample=0)["lookups"]["success_rate"] >= 0.99
 
 
 # -- one peer, message by message -------------------------------------------------------------------------------
