@@ -27,6 +27,7 @@ def soak(seconds: float) -> dict:
     return report
 
 
+@pytest.mark.slow  # 15 s of churn and commands: beside the minute-long one (soak), out of the default suite
 @pytest.mark.timeout(240)
 def test_soak_for_15_seconds_holds_every_invariant():
     soak(15)
