@@ -199,9 +199,11 @@
     }
   }
 
-  // Lookup latency, shown once an event or a net_status reply carries one (only with a latency model): a number of
-  // seconds, or a summary whose mean (else median) is charted.
+  // Lookup latency, shown once an event or a net_status reply carries one under a network model (without one,
+  // net_status still times its routes, in microseconds of CPU: no latency worth a chart): a number of seconds, or a
+  // summary whose mean (else median) is charted.
   function latency(value) {
+    if (!state.modelled) return;
     const seconds = typeof value === "number" ? value : value && (value.mean ?? value.p50 ?? value.median);
     if (typeof seconds !== "number") return;
     $("#latency").hidden = false;
@@ -264,6 +266,7 @@
     const reply = await call("stats").catch(() => null);
     state.asking = false;
     if (reply && reply.ok) {
+      state.modelled = Boolean(reply.result.network); // stats has "network" only under a network model
       const now = performance.now(), requests = reply.result.requests;
       if (state.requests) push(history.requests, ((requests - state.requests.count) * 1000) / (now - state.requests.at));
       state.requests = { count: requests, at: now };
