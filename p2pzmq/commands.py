@@ -124,6 +124,8 @@ class Command:
     (default: the name). ``session``: ``run`` may use it. ``quick``: the control socket answers it at once, even while
     a long command runs (docs/DESIGN.md §6); the others are long, and run one at a time in order. ``cancellable``: a
     long operation that reports progress, so ``progress`` shows it and ``cancel`` stops it at a safe point.
+    ``timed``: its result holds readings of the network's clock (:data:`p2pzmq.timeline.TIMED`), which it shows only
+    where the network's time is simulated (:meth:`~p2pzmq.network.Network.shown`).
     """
 
     name: str
@@ -136,6 +138,7 @@ class Command:
     session: bool = True
     quick: bool = False
     cancellable: bool = False
+    timed: bool = False
 
     @property
     def attribute(self) -> str:
@@ -174,9 +177,11 @@ class Command:
             else:
                 call = functools.partial(getattr(getattr(network, self.unit), self.method or self.name), *values)
             if not self.cancellable:
-                return call()
-            with network.operation(self.name):
-                return call()
+                result = call()
+            else:
+                with network.operation(self.name):
+                    result = call()
+            return network.shown(result) if self.timed else result
 
         implementation = own if self.unit is None else getattr(cls.UNITS[self.unit], self.method or self.name)
         functools.update_wrapper(method, implementation)
@@ -441,10 +446,10 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
                            Param("routing", str, "auto", False, _one_of(ROUTINGS))),
             "table size and greedy-routing reach of every peer (kademlia: also iterative lookups between the same "
             "pairs); sample=K estimates it from K random targets per peer; routing=messages|local|auto", "_router",
-            cancellable=True),
+            cancellable=True, timed=True),
     Command("refresh_peers", (Param("concurrency", int, None, False, _at_least(1)),),
             "one discovery pass of every peer, in list order (concurrency=J: J at a time)", "_builder", "refresh",
-            cancellable=True),
+            cancellable=True, timed=True),
     Command("output_tgf", (_path("path"),), "write the overlay as TGF to PATH (.tgf)", "_exporter",
             check=_writes(("tgf",))),
     Command("output_graph", (_path("path"), Param("format", str, None, False, _one_of(graph.FORMATS))),
@@ -462,7 +467,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
                        Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "
-            "(decimal ids); changes no table", "_router"),
+            "(decimal ids); changes no table", "_router", timed=True),
     Command("time_lapse", (Param("steps", int, check=_at_least(0)), _path("directory", "."),
                            Param("format", str, "tgf", False, _one_of(graph.FORMATS)),
                            Param("status", bool, False, False)),
@@ -480,7 +485,7 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
     Command("peers", (), "every peer: id, server and client endpoints, alive flag, state and table size",
             "_exporter", "peer_list", api="peer_list"),
     Command("add_peers", (Param("n", int, check=_at_least(1)),), "N more peers, each bootstrapped from a random "
-            "alive one", cancellable=True),
+            "alive one", cancellable=True, timed=True),
     Command("kill_peers", _CHOOSE, "crash peers (no goodbye): count=K [seed=S], or ids=ID,ID,...", "_builder",
             "kill", check=_one_choice),
     Command("leave_peers", _CHOOSE, "peers leave gracefully, telling the peers they know: count=K [seed=S], or "

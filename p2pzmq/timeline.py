@@ -18,6 +18,20 @@ from typing import Iterable
 #: Times in timelines are rounded to the nanosecond: the virtual clock's tick (docs/DESIGN.md §12).
 DIGITS = 9
 
+#: The fields of a command's result that are readings of the network's clock: what a result shows only when the
+#: network's time is simulated (a model, the virtual clock or a fake one). On the wall clock with no model they
+#: would be measurements of the machine, not of the network, and the same seed must give the same bytes.
+TIMED = frozenset({"latency", "seconds", "started", "ended", "first_seen", "timeline"})
+
+
+def untimed(result):
+    """``result`` (dicts and lists, nested) without its :data:`TIMED` fields."""
+    if isinstance(result, dict):
+        return {key: untimed(value) for key, value in result.items() if key not in TIMED}
+    if isinstance(result, list):
+        return [untimed(value) for value in result]
+    return result
+
 
 class Timeline:
     """The requests of one lookup or walk that started at ``started`` (seconds on the network's clock)."""

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import live_greenlets
 from p2pzmq import Config, Network, UsageError, cli, commands, control
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import wait_until
 from p2pzmq import messages as m, worker
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -113,3 +113,15 @@ def test_timeout_and_eviction_options_reach_the_network(capsys, monkeypatch):
     assert (built[0].client_timeout, built[0].evict_after, built[0].refresh_interval) == (0.25, 3, 86400.0)
     code, out, _ = run(capsys, "run", "-n", "2", "ping")
     assert (built[1].client_timeout, built[1].evict_after) == (2.0, 0)  # the original's
+
+
+def test_run_json_without_a_model_is_the_same_bytes_run_to_run(tmp_path):
+    """On the wall clock with no model a result carries no clock readings (seconds, latency, timelines), so one seed
+    gives the same bytes every run (docs/DESIGN.md §12)."""
+    import subprocess
+    import sys
+    argv = [sys.executable, "-m", "p2pzmq", "run", "-n", "12", "--seed", "4", "--json", "net_status", "refresh_peers",
+            "add_peers", "2"]
+    first, second = (subprocess.run(argv, capture_output=True, cwd=tmp_path, timeout=60, check=True).stdout
+                     for _ in range(2))
+    assert first == second and b'"refreshed": 12' in first and b'"seconds"' not in first

@@ -7,7 +7,7 @@ import pytest
 
 from p2pzmq import Network, cli, commands, control
 from test_web import http, resolver, served  # noqa: F401 (fixtures)
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(60)
 

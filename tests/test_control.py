@@ -10,7 +10,7 @@ import time
 import pytest
 import zmq
 from hangs import end_process
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

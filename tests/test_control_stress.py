@@ -18,7 +18,7 @@ from p2pzmq import cli
 from p2pzmq import control as control_module
 from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import RpcTimeout
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,7 +8,7 @@ from model import ModelNetwork
 from p2pzmq import churn
 from p2pzmq.clock import FakeClock
 from p2pzmq.errors import UsageError
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

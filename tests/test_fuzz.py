@@ -19,7 +19,7 @@ from p2pzmq.control import ControlClient, ControlServer
 from p2pzmq.errors import ProtocolError, RpcTimeout
 from p2pzmq.resources import rss_bytes
 from p2pzmq.contact import Contact
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

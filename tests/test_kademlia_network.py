@@ -15,7 +15,7 @@ from p2pzmq.protocols.kademlia.peer import KademliaTable
 from p2pzmq.protocols.kademlia.lookup import Simulator
 from p2pzmq.contact import Contact
 from test_protocol import Harness
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

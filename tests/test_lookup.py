@@ -8,7 +8,7 @@ import pytest
 from p2pzmq import control
 from p2pzmq.protocols.original import discovery
 from p2pzmq.errors import UsageError
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -6,7 +6,7 @@ import pytest
 from model import ModelNetwork
 from p2pzmq.errors import OutputError, UsageError
 from p2pzmq.graph import read_tgf
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,7 +10,7 @@ import pytest
 
 from p2pzmq import cli, link, snapshot, worker
 from p2pzmq.errors import OutputError, UsageError
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

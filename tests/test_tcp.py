@@ -2,7 +2,7 @@
 import pytest
 
 from model import ModelNetwork
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 TRANSPORTS = ["inproc", "tcp"]
 

@@ -13,7 +13,7 @@ from p2pzmq.config import Config
 from p2pzmq.contact import Contact
 from p2pzmq.errors import ProtocolError, UsageError
 from p2pzmq.protocols.original.table import CAPACITY
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 MODULE = "random_graph_protocol"

@@ -7,7 +7,7 @@ import pytest
 
 from p2pzmq.network import supervisor
 from p2pzmq.timeline import Timeline
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 

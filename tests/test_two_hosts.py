@@ -11,7 +11,7 @@ from hangs import end_process
 
 from p2pzmq import security
 from p2pzmq.graph import read_tgf
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

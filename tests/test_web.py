@@ -14,7 +14,7 @@ from p2pzmq.config import MAX_CONTROL_REQUEST_BYTES
 from p2pzmq.control import ControlServer, handle
 from p2pzmq.errors import UsageError
 from p2pzmq.web.feed import Feed, Snapshots, thin
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -18,7 +18,7 @@ from p2pzmq import cli, status, worker
 from p2pzmq.config import Config
 from p2pzmq.errors import TransportError, UsageError
 from p2pzmq.resources import peer_room
-from timing import untimed
+from p2pzmq.timeline import untimed
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

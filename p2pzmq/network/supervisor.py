@@ -14,7 +14,7 @@ import random
 from typing import Callable, Iterator
 
 from .. import messages as m
-from .. import netmodel, plot, simtime
+from .. import netmodel, plot, simtime, timeline
 from ..churn import plan_of
 from ..clock import REAL, Clock
 from ..commands import COMMANDS
@@ -118,6 +118,9 @@ class Network:
         #: The network's clock (docs/DESIGN.md §12); measurements are made of its readings, ``now()``.
         self.clock = _clock_of(config, self.engine)
         self.now = (self.engine or self.clock).now  # the engine's: seconds since the network began
+        #: Whether the network's time is simulated (a model, or a clock other than the wall clock): only then do
+        #: results show readings of it (:meth:`shown`).
+        self.timed = self.engine is not None or self.clock is not REAL
         self._channel = CommandChannel(self._ctx, config, codec, self.counters, cookies, self.members, self.now)
         if self.engine is not None:
             engine = self.engine
@@ -172,11 +175,17 @@ class Network:
         """What the last churn did so far."""
         return self._churn.state
 
+    def shown(self, result: dict) -> dict:
+        """``result`` as a command shows it: with its readings of the network's clock (``seconds``, ``latency``,
+        timelines: :data:`p2pzmq.timeline.TIMED`) where the network's time is simulated, without them on the wall
+        clock with no model, where they would measure the machine and differ from run to run of one seed."""
+        return result if self.timed else timeline.untimed(result)
+
     # -- building -------------------------------------------------------------------------------------------------
 
     def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
         with self.operation("create"):
-            return self._builder.create(n, hosts, concurrency)
+            return self.shown(self._builder.create(n, hosts, concurrency))
 
     create.__doc__ = Builder.create.__doc__
 
