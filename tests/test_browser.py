@@ -1,6 +1,7 @@
 """The web view in a real browser (marker ``browser``; ``.ci/run`` installs Debian's chromium first): the page loads
 against a served network without console errors, draws the graph (pixels of a screenshot, not the DOM), redraws it
 within 2 s of ``add_peers 10`` sent over the control socket, and runs a command from its controls."""
+import contextlib
 import os
 import shutil
 import sys
@@ -18,9 +19,10 @@ if not shutil.which("chromium"):
     pytest.skip("needs Debian's chromium (apt-get install -y chromium)", allow_module_level=True)
 
 
-@pytest.fixture
-def page_on_network():
-    served = web_view.Served(32, 1).ready()
+@contextlib.contextmanager
+def opened(*extra):
+    """A page open on ``serve -n 32 --seed 1 EXTRA...``, its graph drawn."""
+    served = web_view.Served(32, 1, *extra).ready()
     try:
         with web_view.browser() as page:
             page.goto(served.url)
@@ -28,6 +30,45 @@ def page_on_network():
             yield served, page
     finally:
         served.close()
+
+
+@pytest.fixture
+def page_on_network():
+    with opened() as both:
+        yield both
+
+
+def reply_of(page, text: str) -> str:
+    """Wait until the controls' reply box shows ``text``; its whole text."""
+    page.wait_for_function("(text) => document.querySelector('#reply').textContent.includes(text)", arg=text)
+    return page.inner_text("#reply")
+
+
+def test_partition_and_heal_run_from_the_page_under_a_model():
+    """The partition row's buttons run partition groups=K, heal and advance through the command declarations: the
+    page colours the peers by group when the partition event comes, and says so."""
+    with opened("--latency", "constant:1ms") as (served, page):
+        page.fill("#partition-k", "3")
+        page.click("button[data-cmd=partition]")
+        groups = __import__("json").loads(reply_of(page, "groups"))["groups"]
+        assert sorted(groups) == [10, 11, 11]
+        page.wait_for_function("() => document.querySelector('#legend').textContent.includes('(3 groups')")
+        assert page.input_value("#colour") == "group"
+        assert "partition: " in page.inner_text("#log")
+        page.fill("#advance-s", "5")
+        page.click("button[data-cmd=advance]")
+        assert __import__("json").loads(reply_of(page, "now"))["now"] >= 5
+        page.click("button[data-cmd=heal]")
+        assert '"healed": true' in reply_of(page, "healed")
+        page.wait_for_function("() => document.querySelector('#log').textContent.includes('partition healed')")
+        assert page.problems == []
+
+
+def test_partition_without_a_model_is_refused_as_the_control_socket_refuses_it(page_on_network):
+    served, page = page_on_network
+    page.click("button[data-cmd=partition]")
+    page.wait_for_function("() => document.querySelector('#reply').className === 'error'")
+    assert page.inner_text("#reply") == served.ask("partition", groups=2)["error"]
 
 
 def test_the_page_draws_the_overlay_and_follows_it(page_on_network):
@@ -62,10 +103,15 @@ def test_a_clicked_peer_shows_its_counts_and_a_lookup_from_it_is_drawn(page_on_n
     peer = served.ask("peers")["result"]["peers"][5]["id"]
     box = page.locator("#graph").bounding_box()
     where = page.evaluate("(id) => window.P2PPage.where(id)", peer)
+    reddish = web_view.red_pixels(page)
     page.mouse.click(box["x"] + where["x"], box["y"] + where["y"])
     page.wait_for_function("() => document.querySelector('#peer-info').textContent.includes('served')")
     info = page.inner_text("#peer-info")
     assert f"id {peer}" in info and "joins 1" in info and "failed" in info
+    deadline = time.monotonic() + 2  # its contacts drawn over the graph in red, as output_png peer=ID draws them
+    while web_view.red_pixels(page) < reddish + 200:
+        assert time.monotonic() < deadline, "the peer's contacts were not drawn"
+        page.wait_for_timeout(50)
     before = web_view.amber_pixels(page)
     page.click("#lookup")
     page.wait_for_function("() => document.querySelector('#lookup-info').textContent.includes('path')")

@@ -137,10 +137,20 @@ def drawn_pixels(page) -> tuple[int, bytes]:
     return sum(1 for pixel in image.get_flattened_data() if pixel != background), shot
 
 
+def _pixels(page, test) -> int:
+    image, _ = graph_image(page)
+    return sum(1 for pixel in image.get_flattened_data() if test(*pixel))
+
+
 def amber_pixels(page) -> int:
     """Pixels of the graph area in the amber the page draws a lookup's path with (#ffb300, give or take blending)."""
-    image, _ = graph_image(page)
-    return sum(1 for r, g, b in image.get_flattened_data() if r > 200 and 140 < g < 210 and b < 80)
+    return _pixels(page, lambda r, g, b: r > 200 and 140 < g < 210 and b < 80)
+
+
+def red_pixels(page) -> int:
+    """Pixels of the graph area in the red the page draws a clicked peer's contacts with (#ef5350, give or take
+    blending)."""
+    return _pixels(page, lambda r, g, b: r > 200 and 60 < g < 110 and 60 < b < 110)
 
 
 class _Overlay:

@@ -16,7 +16,7 @@
     renderLabels: false, hideEdgesOnMove: true, enableEdgeEvents: false, defaultEdgeType: "line",
   });
   const state = { snapshot: null, reading: false, due: null, lastRead: 0, layout: "ring", colour: "size",
-                  joins: 0, departures: 0, path: [], requests: null, asking: false, dirty: false };
+                  joins: 0, departures: 0, path: [], contacts: null, groups: new Map(), requests: null, asking: false, dirty: false };
   const history = { connectivity: [], requests: [], joins: [], departures: [], latency: [] };
 
   async function call(cmd, args) {
@@ -39,8 +39,11 @@
     return { x: Math.cos(angle), y: Math.sin(angle) };
   }
 
-  function colourOf(size, alive, smallest, largest) {
+  const GROUPS = ["#4fc3f7", "#ef5350", "#66bb6a", "#ffca28", "#ab47bc", "#8d6e63", "#26a69a", "#ec407a"];
+
+  function colourOf(id, size, alive, smallest, largest) {
     if (state.colour === "alive") return alive ? "#4caf50" : "#616161";
+    if (state.colour === "group") return state.groups.has(id) ? GROUPS[state.groups.get(id) % GROUPS.length] : "#9e9e9e";
     const share = largest > smallest ? (size - smallest) / (largest - smallest) : 0;
     const red = Math.round(60 + 195 * share), blue = Math.round(255 - 195 * share);
     return `rgb(${red},110,${blue})`;
@@ -61,7 +64,7 @@
     const size = nodeSize(snapshot.ids.length);
     snapshot.ids.forEach((id, i) => {
       graph.addNode(id, { ...ringPosition(id), size, peerSize: snapshot.size[i], alive: snapshot.alive[i],
-                          color: colourOf(snapshot.size[i], snapshot.alive[i], smallest, largest) });
+                          color: colourOf(id, snapshot.size[i], snapshot.alive[i], smallest, largest) });
     });
     const shown = snapshot.edges.length / 2;
     const alpha = Math.max(0.15, Math.min(0.6, 600 / (shown + 1)));
@@ -79,7 +82,10 @@
       (left > 0 ? ` (at most ${snapshot.per_peer} a peer, spread over its table: ${left} left out)` : "") +
       `; tables read in ${snapshot.read_seconds} s, again in ${snapshot.fresh_in} s at the soonest` +
       `; edges dimmed to ${Math.round(alpha * 100)}% by their number; colour: ` +
-      (state.colour === "alive" ? "green answers, grey does not" : `table size, blue ${smallest} to red ${largest}`);
+      ({ alive: "green answers, grey does not",
+         group: state.groups.size ? `partition group (${new Set(state.groups.values()).size} groups, in the order of the partition event)`
+                                  : "partition group (no partition now: every peer grey)" }[state.colour] ||
+       `table size, blue ${smallest} to red ${largest}`);
     chartBars("#chart-tables", histogram(snapshot.size));
   }
 
@@ -194,6 +200,9 @@
       case "lookup":
         latency(event.latency);
         break;
+      case "partition":
+        partitioned(event);
+        break;
       default:
         break;
     }
@@ -209,6 +218,16 @@
     $("#latency").hidden = false;
     push(history.latency, seconds);
     chartLine("#chart-latency", [history.latency]);
+  }
+
+  // A partition (cut: its groups, ids ascending; healed: none) colours the peers by group, which shows the cut.
+  function partitioned(event) {
+    state.groups = new Map();
+    event.groups.forEach((members, group) => members.forEach((id) => state.groups.set(id, group)));
+    note(event.phase === "cut" ? `partition: ${event.groups.map((members) => members.length).join(" / ")} peers`
+                               : "partition healed");
+    if (event.phase === "cut") { state.colour = "group"; $("#colour").value = "group"; }
+    if (state.snapshot) draw(state.snapshot);
   }
 
   // -- charts -----------------------------------------------------------------------------------------------------
@@ -281,6 +300,8 @@
     $("#peer").dataset.id = id;
     try {
       const peer = await read("/feed/peer/" + id);
+      state.contacts = { id, table: peer.table };
+      drawPath();
       const counts = peer.counts
         ? `served ${peer.counts.served} requests, sent ${peer.counts.sent} (${peer.counts.failed} failed); ` +
           `joins ${peer.counts.joins}, refreshes ${peer.counts.refreshes}, departs ${peer.counts.departs}`
@@ -301,15 +322,27 @@
     drawPath();
   }
 
+  // Over the graph: the clicked peer's contacts (every entry of its table, red; the thinned edges may leave some
+  // out) and the last lookup's path (amber, over them), as the static picture (output_png peer= route=) draws them.
   function drawPath() {
-    graph.forEachEdge((edge, attributes) => { if (attributes.path) graph.dropEdge(edge); });
-    for (let i = 0; i + 1 < state.path.length; i += 1) {
-      const [a, b] = [state.path[i], state.path[i + 1]];
-      if (graph.hasNode(a) && graph.hasNode(b)) {
-        if (graph.hasEdge(a, b)) graph.dropEdge(a, b);
-        graph.addEdge(a, b, { color: "#ffb300", size: 3, path: true });
-      }
+    // the last overlay off: an edge of the graph it covered gets its own look back
+    for (const edge of graph.filterEdges((_, attributes) => attributes.path)) {
+      const [a, b] = graph.extremities(edge), base = graph.getEdgeAttribute(edge, "base");
+      graph.dropEdge(edge);
+      if (base) graph.addEdge(a, b, base);
     }
+    const mark = (a, b, look) => {  // drawn last, so over the graph's edges
+      if (!graph.hasNode(a) || !graph.hasNode(b)) return;
+      let base = null;
+      if (graph.hasEdge(a, b)) {
+        const attributes = graph.getEdgeAttributes(a, b);
+        base = attributes.base || (attributes.path ? null : attributes);
+        graph.dropEdge(a, b);
+      }
+      graph.addEdge(a, b, { ...look, path: true, base });
+    };
+    if (state.contacts) for (const to of state.contacts.table) mark(state.contacts.id, to, { color: "#ef5350", size: 1.5 });
+    for (let i = 0; i + 1 < state.path.length; i += 1) mark(state.path[i], state.path[i + 1], { color: "#ffb300", size: 3 });
   }
 
   function show(element, reply) {
