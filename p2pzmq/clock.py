@@ -7,7 +7,8 @@ here, and a clock may override any of them with a faster equivalent (:data:`REAL
 ``gevent.get_hub().loop.timer`` returns, or anything that behaves like one: ``start(callback, *args)`` (the callback
 runs in the hub, so it must not block), ``again(callback, *args)`` (due ``repeat`` seconds from now), ``stop()``,
 ``close()``, and ``active`` / ``pending`` (scheduled / fired but not yet run). No ZeroMQ here, and no greenlet but
-:class:`FakeClock`'s autojump driver, which its owner stops with :meth:`FakeClock.close`.
+:class:`FakeClock`'s autojump driver, in the clock's own :class:`~p2pzmq.supervision.Group` (its death is heard),
+which its owner stops with :meth:`FakeClock.close`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any, Callable, Iterable, Protocol
 import gevent
 import gevent.event
 from gevent.hub import Waiter, get_hub
+
+from .supervision import Group, Hook
 
 __all__ = ["Clock", "RealClock", "FakeClock", "REAL", "Timer", "Later", "ScheduledTimer"]
 
@@ -245,15 +248,20 @@ class FakeClock(Clock):
     Due timers fire in order of their due time, ties in the order they were started; each one's callback runs in
     the hub, and everything it made runnable runs, before time moves on. Autojump is exact only while every wake-up
     comes from this process (inproc sockets, fakes): a message still in libzmq's I/O thread looks like idleness.
+    The driver runs in the clock's :class:`~p2pzmq.supervision.Group`: if it dies of an error, ``on_failure`` (else
+    the log) hears it once and :attr:`failures` records it.
     """
 
-    def __init__(self, *, autojump: bool = False) -> None:
+    def __init__(self, *, autojump: bool = False, on_failure: Hook | None = None) -> None:
         self._now = 0.0
         self._heap: list[tuple[float, int, _FakeTimer]] = []
         self._seqs = itertools.count()
         self._stale = 0  # entries of the heap whose timer was stopped or restarted since
         self._started = gevent.event.Event()  # set when a timer is started: wakes an autojump driver without one
-        self._driver = gevent.spawn(self._autojump) if autojump else None
+        self._group = Group(on_failure)
+        #: ``{"what", "error"}`` of the driver, if it died of an error.
+        self.failures = self._group.failures
+        self._driver = self._group.spawn("fake clock's autojump driver", self._autojump) if autojump else None
 
     def now(self) -> float:
         return self._now
@@ -320,5 +328,5 @@ class FakeClock(Clock):
     def close(self) -> None:
         """Stop the autojump driver, if there is one; time then moves only by :meth:`advance`."""
         if self._driver is not None:
-            self._driver.kill()
+            self._group.kill()
             self._driver = None

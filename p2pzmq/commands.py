@@ -461,9 +461,9 @@ COMMANDS: dict[str, Command] = {command.name: command for command in (
             f"draw the overlay to PATH (.png), width x height pixels (needs the plot extra): every peer, at most "
             f"edges=E edges (default {plot.EDGE_BUDGET:,}; a sample drawn with seed=S above that), and over them "
             f"peer=ID's contacts and route=FROM,TO (lookup's greedy route); the result says what was left out",
-            check=_writes(("png",))),
+            "_exporter", check=_writes(("png",))),
     Command("output_snapshot", (_path("path"),), "write the whole network (ids, tables, protocol, settings, seed, "
-            "random streams) to PATH, for run|serve --from-snapshot PATH"),
+            "random streams) to PATH, for run|serve --from-snapshot PATH", "_exporter"),
     Command("lookup", (Param("from", str, check=_peer_id, loose=_id_text),
                        Param("id", str, check=_peer_id, loose=_id_text)),
             "the greedy route and the discovery walk (kademlia: the iterative lookup's rounds) from peer FROM to ID "

@@ -39,6 +39,7 @@ from . import netmodel
 from .clock import Clock, ScheduledTimer, Timer
 from .config import Config
 from .errors import ProtocolError, UsageError
+from .supervision import Group, Hook
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +76,14 @@ def check_options(latency: netmodel.Latency, jitter: float, loss: float, clock: 
     return chosen
 
 
-def engine_for(config: Config) -> "Engine | None":
+def engine_for(config: Config, on_failure: Hook | None = None) -> "Engine | None":
     """The engine of a network with ``config``; None for today's network (no model, the wall clock): its messages
-    then carry no header and pay nothing."""
+    then carry no header and pay nothing. ``on_failure(what, exc)`` hears of the virtual clock's driver dying of
+    an error (else the log does)."""
     latency = netmodel.parse_latency(config.latency)
     modelled = latency.kind != "none" or config.jitter != 0 or config.loss != 0
     if config.network_clock == "virtual":
-        return VirtualEngine(netmodel.Model(latency, config.jitter, config.loss, config.seed))
+        return VirtualEngine(netmodel.Model(latency, config.jitter, config.loss, config.seed), on_failure)
     if modelled:
         return RealEngine(netmodel.Model(latency, config.jitter, config.loss, config.seed))
     return None
@@ -228,11 +230,15 @@ class VirtualEngine(Engine, Clock):
     """The discrete-event clock of one process (see the module docstring): a :class:`~p2pzmq.clock.Clock` whose
     time moves only when nothing can run and nothing is in flight. While :attr:`running` is False (no command is
     being carried out: the network waits for its user), only deliveries run, never timers: time then moves only as
-    far as the messages already sent take it, and ``advance`` lets more pass."""
+    far as the messages already sent take it, and ``advance`` lets more pass.
+
+    Its driver runs in the engine's :class:`~p2pzmq.supervision.Group`: if it dies of an error (time then stands
+    still for good), ``on_failure`` (else the log) hears it once and :attr:`failures` records it; :meth:`stop`
+    kills it."""
 
     virtual = True
 
-    def __init__(self, model: netmodel.Model) -> None:
+    def __init__(self, model: netmodel.Model, on_failure: Hook | None = None) -> None:
         Engine.__init__(self, model)
         self._ticks = 0
         self._heap: list[tuple] = []
@@ -243,7 +249,10 @@ class VirtualEngine(Engine, Clock):
         self._stirred = gevent.event.Event()  # set by a receipt or a new timer: wakes a waiting driver
         self._until: int | None = None  # advance: timers run up to this tick
         self.running = 0  # commands in progress: timers run while any is
-        self._driver = gevent.spawn(self._drive)
+        self._group = Group(on_failure)
+        #: ``{"what", "error"}`` of the driver, if it died of an error.
+        self.failures = self._group.failures
+        self._driver = self._group.spawn("virtual clock's driver", self._drive)
 
     # -- the Clock seam ----------------------------------------------------------------------------------------
 
@@ -381,5 +390,5 @@ class VirtualEngine(Engine, Clock):
 
     def stop(self) -> None:
         if self._driver is not None:
-            self._driver.kill()
+            self._group.kill()
             self._driver = None

@@ -487,3 +487,27 @@ def test_a_control_clients_patience_is_on_the_clock_it_is_handed():
                 assert clock.now() == 30.0 * attempt
     finally:
         clock.close()
+
+
+def test_a_dead_autojump_driver_is_heard_once_and_close_still_works():
+    heard = gevent.event.Event()
+    failures = []
+    fake = FakeClock(autojump=True, on_failure=lambda what, exc: (failures.append((what, repr(exc))), heard.set()))
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    fake.next_due = broken  # the driver's first look at its timers fails
+    assert heard.wait(5)
+    assert failures == [("fake clock's autojump driver", "RuntimeError('a bug')")]
+    assert fake.failures == [{"what": "fake clock's autojump driver", "error": "RuntimeError('a bug')"}]
+    fake.close()
+    fake.close()
+
+
+def test_close_kills_the_autojump_driver():
+    fake = FakeClock(autojump=True)
+    driver = fake._driver
+    gevent.idle()
+    fake.close()
+    assert driver.dead and not fake.failures

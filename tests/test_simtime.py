@@ -211,3 +211,23 @@ def test_partition_commands_need_a_model_and_one_choice(make_network):
             timed.partition(**arguments)
     with pytest.raises(UsageError, match="at least 0"):
         timed.advance(-1.0)
+
+
+def test_a_dead_virtual_clock_driver_is_reported_not_silent(make_network):
+    network = make_network(2, latency="constant:1ms", network_clock="virtual")
+    died = gevent.event.Event()
+    engine = network.engine
+
+    def broken():
+        died.set()
+        raise RuntimeError("a bug in the driver")
+
+    engine._next = broken  # the driver's next look at its queue fails
+    with engine.busy():
+        receive(engine, FakeSocket([], "s"), 1, 2, b"wake")
+        assert died.wait(5)
+        settle(lambda: network.failures)
+    assert network.failures == [{"what": "virtual clock's driver", "error": "RuntimeError('a bug in the driver')"}]
+    assert network.ping()["failures"] == network.failures and engine.failures == network.failures
+    network.die()  # stopping a network whose driver is dead is quiet
+    assert engine._driver is None

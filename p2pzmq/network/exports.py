@@ -36,9 +36,14 @@ class Entries(NamedTuple):
 
 
 class Exporter:
-    def __init__(self, kit: Kit) -> None:
+    """Reads and writes of the whole network. ``lookup(from, id)``: the network's ``lookup`` (a picture's route is
+    its greedy route); ``streams()``: the states of the network's random streams, which a snapshot saves (it raises
+    :class:`UsageError` for a network that cannot be saved)."""
+
+    def __init__(self, kit: Kit, lookup: Callable[[str, str], dict], streams: Callable[[], dict]) -> None:
         self.config = kit.config
         self._members, self._channel, self._offload = kit.members, kit.channel, kit.offload
+        self._lookup, self._streams = lookup, streams
 
     def tables(self, peers: list | None = None) -> list[TableView]:
         """The current table of each of ``peers`` (default: every listed peer, newest first), fetched from their
@@ -61,15 +66,16 @@ class Exporter:
             extras = _attributes(listed)
             return [peer.id for peer in listed], self.tables(listed), extras
 
-    def output_snapshot(self, path: str, streams: Callable[[], dict]) -> dict:
+    def output_snapshot(self, path: str) -> dict:
         """Write the whole network to ``path`` as a snapshot (docs/DESIGN.md §17): every peer's id and table in list
-        order, the protocol and its settings, the seed, and ``streams()`` (the random streams' states, read in the
-        same hold of the command channel as the tables). Refused when a table names a peer that is no longer in the
+        order, the protocol and its settings, the seed, and the random streams' states, read in the same hold of the
+        command channel as the tables. A network of simulated time is refused (its clock and messages in flight
+        are not saved yet). Refused when a table names a peer that is no longer in the
         network (killed, departed) or a peer did not answer: the file could not restore that network."""
         path = os.path.abspath(path)
         with self._channel.exclusive():
             listed = list(self._members.listed)
-            states = streams()  # before the reads below draw their cookies
+            states = self._streams()  # before the reads below draw their cookies
             results = self._channel.ask([(peer.contact, m.ClientPeers, ()) for peer in listed], strict=True)
         ids = [peer.id for peer in listed]
         # Pure work on every entry (millions for a big network): in the offload thread, so heartbeats go on.
@@ -157,10 +163,13 @@ class Exporter:
                    peer: str | None = None, route: list[str] | None = None) -> dict:
         """Draw the overlay to a ``width`` x ``height`` pixel PNG (needs matplotlib: the ``plot`` extra): every peer,
         at most ``edges`` edges (:data:`p2pzmq.plot.EDGE_BUDGET` if None; a sample drawn with ``seed`` above
-        that), and over them ``peer``'s contacts and the ``route`` (a list of ids: a lookup's greedy route). The
-        result says what was drawn and left out (``edges_drawn``, ``edges_left_out``, the picture's ``caption``)."""
+        that), and over them ``peer``'s contacts and ``route``'s (FROM, TO) greedy route, as ``lookup FROM TO``
+        shows it (asked before the picture's read). The result says what was drawn and left out (``edges_drawn``,
+        ``edges_left_out``, the picture's ``caption``) and the ``route`` drawn (its ids)."""
         from .. import plot
 
+        if route is not None:
+            route = self._lookup(*route)["route"]["path"]
         path = os.path.abspath(path)
         plot.require_matplotlib()
         ids, tables, extras = self.snapshot()

@@ -57,12 +57,16 @@ def _clock_of(config: Config, engine) -> Clock:
     return getattr(config, "clock", None) or REAL
 
 
-def _forward(unit: str, function: Callable) -> Callable:
+def _forward(unit: str, function: Callable, operation: str | None = None, timed: bool = False) -> Callable:
     """A Network method that is ``function`` of the unit in attribute ``unit`` (a part of the Python API that is no
-    control command: those are bound from their declaration, :meth:`p2pzmq.commands.Command.bind`)."""
+    control command: those are bound from their declaration, :meth:`p2pzmq.commands.Command.bind`), with the
+    function's docstring; ``operation``: it runs as the long operation of that name (:meth:`Network.operation`);
+    ``timed``: its result holds readings of the clock, shown as :meth:`Network.shown` says."""
     @functools.wraps(function)
     def forward(self, *args, **kwargs):
-        return function(getattr(self, unit), *args, **kwargs)
+        with self.operation(operation) if operation is not None else contextlib.nullcontext():
+            result = function(getattr(self, unit), *args, **kwargs)
+        return self.shown(result) if timed else result
     return forward
 
 
@@ -91,17 +95,18 @@ class Network:
         seed = config.seed
         cookies = random.Random(None if seed is None else seed ^ _COOKIE_STREAM)
         self.counters = Counters()
+        #: Background greenlets of the network that died of an error (heartbeat watch, the virtual clock's
+        #: driver): what, and why.
+        self.failures: list[dict] = []
         #: Simulated time (docs/DESIGN.md §12): the engine every local peer's messages go through; None for
         #: today's network (no model, the wall clock).
-        self.engine = simtime.engine_for(config)
+        self.engine = simtime.engine_for(config, self._background_failed)
         #: The network's event stream (docs/EVENTS.md): subscribe to watch it; nobody subscribed costs nothing.
         self.events = Events(config.clock.now if self.engine is None else self.engine.now)
         #: Called as long operations advance (see :data:`Progress`); None: nobody is watching.
         self.on_progress = progress
         self._tracker = Tracker(self._notify)
         self.seconds = Timings(create=0.0, refresh=0.0, net_status=0.0)
-        #: Background greenlets of the network that died of an error (heartbeat watch): what, and why.
-        self.failures: list[dict] = []
         self.closed = False
         #: Sockets that were still open when the context was terminated (owners should have closed them all).
         self.sockets_left_open = 0
@@ -136,7 +141,7 @@ class Network:
                   self.seconds, self.events)
         self._builder = Builder(kit, ids)
         self._router = Router(kit, status_rng)
-        self._exporter = Exporter(kit)
+        self._exporter = Exporter(kit, self._router.lookup, self._saved_streams)
         self._lapses = TimeLapse(kit, self.refresh_peers, self.net_status, self._exporter.output_graph)
         # Churn's own joins are no operation of a caller's: cancel never stops them (stop_churn does).
         self._churn = ChurnDriver(self._add_peers, self.kill_peers, self.leave_peers,
@@ -183,11 +188,7 @@ class Network:
 
     # -- building -------------------------------------------------------------------------------------------------
 
-    def create(self, n: int, hosts: list | None = None, concurrency: int | None = None) -> dict:
-        with self.operation("create"):
-            return self.shown(self._builder.create(n, hosts, concurrency))
-
-    create.__doc__ = Builder.create.__doc__
+    create = _forward("_builder", Builder.create, operation="create", timed=True)
 
     def add_peers(self, n: int) -> dict:
         """Each bootstrapped as in ``create``; the result lists the ids ``added``."""
@@ -217,12 +218,10 @@ class Network:
             self._streams[name].setstate(state)
         return result
 
-    def output_snapshot(self, path: str) -> dict:
+    def _saved_streams(self) -> dict:
+        """The state of every random stream, for a snapshot (refused for a network of simulated time)."""
         self._no_simulated_time()
-        return self._exporter.output_snapshot(path, lambda: {name: stream.getstate()
-                                                             for name, stream in self._streams.items()})
-
-    output_snapshot.__doc__ = Exporter.output_snapshot.__doc__
+        return {name: stream.getstate() for name, stream in self._streams.items()}
 
     def _no_simulated_time(self) -> None:
         """Snapshots hold no simulated time yet (the clock, messages in flight, the model's stream): refuse."""
@@ -333,17 +332,6 @@ class Network:
 
     entries = _forward("_exporter", Exporter.entries)
     peer_counts = _forward("_exporter", Exporter.peer_counts)
-
-    # -- writing files --------------------------------------------------------------------------------------------
-
-    def output_png(self, path: str, width: int, height: int, edges: int, seed: int, peer: str | None,
-                   route: list[str] | None) -> dict:
-        drawn_route = None
-        if route is not None:  # the greedy route of lookup FROM TO, asked before the snapshot the picture draws
-            drawn_route = self.lookup(*route)["route"]["path"]
-        return self._exporter.output_png(path, width, height, edges, seed, peer, drawn_route)
-
-    output_png.__doc__ = Exporter.output_png.__doc__
 
     # -- long operations and stopping ------------------------------------------------------------------------------
 

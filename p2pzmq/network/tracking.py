@@ -17,13 +17,15 @@ from typing import Callable, Iterator
 import gevent
 
 from ..clock import REAL
+from ..commands import COMMANDS
 from ..errors import Cancelled, UsageError
 
 #: What a phase counts, for the one-line error of a cancelled operation.
 UNITS = {"create": "peers created", "refresh": "peers refreshed", "net_status": "routing rounds",
          "time_lapse": "steps"}
-#: The operations that report progress, hence stop at safe points.
-CANCELLABLE = ("create", "add_peers", "refresh_peers", "net_status", "time_lapse")
+#: The operations that report progress, hence stop at safe points: ``create`` (the Python API's and the command
+#: line's build, no control command) and the commands declared ``cancellable``.
+CANCELLABLE = ("create", *(name for name, command in COMMANDS.items() if command.cancellable))
 
 
 class Operation:
