@@ -6,6 +6,17 @@
     python tools/scale.py --quick          # 60 peers over 2 workers, half of them joined in windows: a smoke run
     python tools/scale.py -n 10000 --workers 3 --protocol kademlia --lookup-sample 20
 
+    python tools/scale.py -n 20000 --window 32 --sequential 2000 --erlang-harness SCRIPT --original SRC
+    python tools/scale.py -n 50000 --window 32 --sequential 2000 --no-refresh --snapshot /tmp/50000.snap
+
+Before the build it times the Erlang original at the same N when its harness (``--erlang-harness``: SCRIPT SRC N
+prints a ``RESULT n=... build_s=... build_cpu_s=...`` line), its sources (``--original``) and ``erl`` are here, else
+it prints the figure measured for issue 21 with its date; and it builds 1,000 peers inproc in this process to price
+a request that stays in one process, so that the CPU of the workers can be split between requests that stayed and
+requests that crossed (an estimate, printed as such). ``--snapshot PATH`` writes the built network with
+``output_snapshot``, restores it over as many fresh workers (what ``run --from-snapshot`` does) and checks that the
+restored network's sampled status equals the saved one's.
+
 An idle tcp peer holds 2 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for
 about 9,600 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
 per core; a count too small is refused before anything starts. Each worker listens on a loopback address of its own.
@@ -26,12 +37,14 @@ import json
 import math
 import os
 import resource
+import shutil
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from p2pzmq import worker  # noqa: E402
+from p2pzmq import snapshot, worker  # noqa: E402
 from p2pzmq import protocols  # noqa: E402
 from p2pzmq.config import Config  # noqa: E402
 from p2pzmq.resources import peer_room  # noqa: E402
@@ -42,12 +55,59 @@ MB = 1 << 20
 SPARE = 0.1
 #: The goals of a build over workers, for GOAL_N peers: (what, phase figure, at most).
 GOAL_N = 20000
-GOALS = (("built", "create_seconds", 240.0), ("built, refreshed once and sampled", "total_work_seconds", 480.0))
+GOALS = (("built", "create_seconds", 300.0), ("built, refreshed once and sampled", "total_work_seconds", 480.0))
 GOAL_CORES = 1.7
+#: The build at most this many times the Erlang original's of the same size (measured in the same run if it can be).
+GOAL_RATIO = 10.0
+#: CPU µs of all processes per request that crosses processes, at most.
+GOAL_CROSSING_US = 60.0
+#: Build goals by size other than GOAL_N: peers -> seconds.
+BUILD_GOALS = {GOAL_N: 300.0, 50000: 900.0}
+#: The Erlang original's build seconds when it cannot be run here (issue 21, measured on this box).
+ERLANG_FIGURES = {"date": "2026-12-07", "build_s": {1000: 0.46, 20000: 24.8, 50000: 61.8}}
+#: Peers of the in-process probe that prices a request between peers of one process in the same run.
+PROBE_N = 1000
 
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def erlang(n: int, harness: str | None, source: str | None, timeout: float) -> dict:
+    """The Erlang original building ``n`` peers, timed now by its harness (``harness`` SRC N prints a RESULT line)
+    when the harness, the original's sources and ``erl`` are all here; else the figure measured for the issue."""
+    if harness and source and os.path.exists(harness) and os.path.isdir(source) and shutil.which("erl"):
+        say(f"Erlang original: {harness} {source} {n} (load average {load()})")
+        try:
+            done = subprocess.run(["bash", harness, source, str(n)], capture_output=True, text=True,
+                                  timeout=timeout, check=True)
+        except (subprocess.SubprocessError, OSError) as exc:
+            say(f"Erlang original: failed ({exc}); the issue's figure instead")
+        else:
+            line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT")), "")
+            fields = dict(item.split("=", 1) for item in line.split()[1:])
+            if "build_s" in fields:
+                found = {key: float(value) for key, value in fields.items()}
+                say(f"Erlang original: {line} (load average {load()})")
+                return {"source": "measured in this run", **found}
+            say(f"Erlang original: no RESULT line ({done.stdout[-200:]!r}); the issue's figure instead")
+    figure = ERLANG_FIGURES["build_s"].get(n)
+    return {"source": f"issue 21, {ERLANG_FIGURES['date']}" if figure is not None else "none", "build_s": figure}
+
+
+def probe(seed: int, protocol: str, n: int = PROBE_N) -> dict:
+    """CPU µs per request between peers of one process (inproc, sequential joins), measured in this run: the part
+    of a worker's CPU that its inproc requests cost, so the rest can be put on the requests that cross."""
+    cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+    with Network(Config(seed=seed, transport="inproc", protocol=protocol)) as net:
+        net.create(n)
+        requests = net.stats()["requests"]
+    cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - cpu0
+    return {"peers": n, "requests": requests, "cpu_s": round(cpu, 2), "us_per_request": round(cpu / requests * 1e6, 1)}
 
 
 def workers_for(n: int, requested: str) -> int:
@@ -137,23 +197,59 @@ def report(rows: list[dict]) -> None:
 
 
 def goals(figures: dict) -> list[dict]:
-    """The goals of a 20,000-peer build with this run's figures. The times have verdicts only for a run of exactly
-    that size (a larger build takes longer by nature: its progress lines say when it passed 20,000 peers); the cores
-    kept busy, for any run of that size or more."""
-    exact, large = figures["n"] == GOAL_N, figures["n"] >= GOAL_N
-    found = [{"goal": f"{GOAL_N:,} peers {what} in at most {limit:.0f} s", "value": f"{figures[key]:.0f} s",
-              "met": figures[key] <= limit if exact else None, "scope": f"applies to {GOAL_N:,} peers"}
-             for what, key, limit in GOALS if key in figures]
+    """The goals of a build with this run's figures. A build time has a verdict only for a run of a size with a goal
+    (20,000 or 50,000 peers: a larger build takes longer by nature, its progress lines say when it passed 20,000);
+    the ratio to the Erlang original at any size it was timed at; the cores kept busy, for 20,000 peers or more;
+    the CPU per crossing request whenever requests crossed."""
+    n, large = figures["n"], figures["n"] >= GOAL_N
+    found = []
+    for what, key, limit in GOALS:
+        # the build has a goal at each size of BUILD_GOALS; the whole run's, at GOAL_N only
+        size = n if key == "create_seconds" and n in BUILD_GOALS else GOAL_N
+        limit = BUILD_GOALS[size] if key == "create_seconds" else limit
+        if key in figures:
+            found.append({"goal": f"{size:,} peers {what} in at most {limit:.0f} s", "value": f"{figures[key]:.0f} s",
+                          "met": figures[key] <= limit if n == size else None, "scope": f"applies to {size:,} peers"})
+    original = figures.get("erlang", {}).get("build_s")
+    if original:
+        ratio = figures["create_seconds"] / original
+        cpu = figures["erlang"].get("build_cpu_s")
+        create_cpu = next((phase.get("cpu_s") for phase in figures.get("phases", []) if phase["phase"] == "create"), None)
+        # wall against wall; CPU against CPU beside it, when both were measured in this run
+        beside = f" (CPU s: {create_cpu / cpu:.1f}x)" if cpu and create_cpu else ""
+        found.append({"goal": f"built in at most {GOAL_RATIO:.0f}x the Erlang original's {original:.3g} s "
+                              f"({figures['erlang']['source']})", "value": f"{ratio:.1f}x{beside}",
+                      "met": ratio <= GOAL_RATIO, "scope": ""})
     create = next(phase for phase in figures["phases"] if phase["phase"] == "create")
     found.append({"goal": f"at least {GOAL_CORES} cores busy while building", "value": f"{create['cores']:.2f}",
                   "met": create["cores"] >= GOAL_CORES if large else None,
                   "scope": f"applies at {GOAL_N:,} peers or more"})
+    crossing = figures.get("cpu_per_request", {}).get("crossing_us")
+    if crossing is not None:
+        found.append({"goal": f"CPU per request between processes at most {GOAL_CROSSING_US:.0f} µs",
+                      "value": f"{crossing:.0f} µs", "met": crossing <= GOAL_CROSSING_US, "scope": ""})
     return found
+
+
+def per_request(figures: dict, inproc: dict) -> dict:
+    """CPU µs per peer request over the build, refresh and statuses: all processes' CPU seconds over all requests,
+    and the part of it that crossing requests cost: the rest, once every request that stayed in its process is
+    priced at the in-process probe's figure of this run (an estimate: an inproc request inside a busy worker)."""
+    cpu = sum(process["cpu_seconds"] - empty["cpu_seconds"]
+              for process, empty in zip(figures["processes"], figures["processes_at_start"]))
+    requests, crossed = figures["requests"], figures["crossed"]
+    result = {"cpu_s": round(cpu, 1), "all_us": round(cpu / max(requests, 1) * 1e6, 1),
+              "inproc_us": inproc["us_per_request"]}
+    if crossed:
+        rest = cpu - (requests - crossed) * inproc["us_per_request"] / 1e6
+        result["crossing_us"] = round(rest / crossed * 1e6, 1)
+    return result
 
 
 def markdown(figures: dict) -> list[str]:
     """The run as Markdown tables, for BENCHMARKS.md's Multi-process section."""
-    lines = [f"`{figures['command']}` ({figures['date']}, load average {figures['load_average']})", "",
+    lines = [f"`{figures['command']}` ({figures['date']}, load average {figures['load_average']} at the start, "
+             f"{figures['load_average_end']} at the end; {figures['workers']} workers)", "",
              "| phase | wall s | CPU s (all processes) | cores used |", "|---|---|---|---|"]
     lines += [f"| {p['phase']} | {p['wall_s']:,.1f} | {p['cpu_s']:,.1f} | {p['cores']:.2f} |"
               for p in figures["phases"]]
@@ -165,11 +261,53 @@ def markdown(figures: dict) -> list[str]:
         lines.append(f"| {end['role']} {end['pid']} | {end['peers']:,} "
                      f"| {empty['rss_mb']:,.0f} / {created['rss_mb']:,.0f} / {end['peak_rss_mb']:,.0f} | {per_peer} "
                      f"| {created['fds']:,} / {end['fds']:,} | {end['cpu_seconds']:,.0f} |")
+    cost, original = figures["cpu_per_request"], figures["erlang"]
+    lines += ["", "| requests | crossed processes | CPU µs per request, all | in one process (probe) "
+                  "| crossing (estimate) | Erlang original build: wall s / CPU s |", "|---|---|---|---|---|---|",
+              f"| {figures['requests']:,} | {figures['crossed']:,} ({figures['crossed_share']:.1%}) "
+              f"| {cost['all_us']} | {cost['inproc_us']} | {cost.get('crossing_us', '')} "
+              f"| {original['build_s'] if original['build_s'] is not None else 'not known'} / "
+              f"{original.get('build_cpu_s', 'not known')} ({original['source']}) |"]
+    if "snapshot" in figures:
+        saved = figures["snapshot"]
+        lines += ["", "| snapshot MB | output_snapshot s | restore s (fresh workers) | status after restore "
+                      "equals the saved network's |", "|---|---|---|---|",
+                  f"| {saved['bytes'] / MB:.1f} | {saved['write_s']} | {saved.get('restore_s', '')} "
+                  f"| {saved.get('same_status', '')} |"]
     lines += ["", "| goal | this run | verdict |", "|---|---|---|"]
     lines += [f"| {goal['goal']} | {goal['value']} | "
               f"{goal['scope'] if goal['met'] is None else 'met' if goal['met'] else '**not met**'} |"
               for goal in figures["goals"]]
     return lines
+
+
+def restore(path: str, config: Config, workers: int, figures: dict) -> None:
+    """``run --from-snapshot``'s restore of ``path`` over ``workers`` fresh local workers, timed; then the same
+    sampled status as after the build, which must come out equal."""
+    saved = figures["snapshot"]
+    start = time.perf_counter()
+    loaded = snapshot.read(path)  # before any worker starts: reading blocks this process (see run --from-snapshot)
+    saved["read_s"] = round(time.perf_counter() - start, 2)
+    launched = worker.launch(worker.local_hosts("127.0.0.1", workers), config)
+    try:
+        with Network(config) as net:
+            for endpoint in launched.endpoints:
+                net.attach(endpoint)
+            cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) + sum(
+                member["cpu_seconds"] for member in net.stats()["workers"])
+            start = time.perf_counter()
+            net.restore(loaded)
+            saved["restore_s"] = round(time.perf_counter() - start, 2)
+            saved["restore_cpu_s"] = round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) + sum(
+                member["cpu_seconds"] for member in net.stats()["workers"]) - cpu0, 1)
+            saved["restore_fds"] = [member["fds"] for member in net.stats()["workers"]]
+            say(f"restored {len(net.peers)} peers from {path} in {saved['restore_s']} s, {saved['restore_cpu_s']} "
+                f"CPU s (read {saved['read_s']} s; fds per worker {saved['restore_fds']})")
+            again = net.route_sample(figures["status_sample"], figures["seed"])
+            saved["same_status"] = again == figures["status_after_create"]
+            say(f"sampled status after restore equals the saved network's: {saved['same_status']}")
+    finally:
+        launched.reap(config.shutdown_timeout)
 
 
 def main(argv=None) -> int:
@@ -194,15 +332,31 @@ def main(argv=None) -> int:
     parser.add_argument("--no-refresh", action="store_true",
                         help="stop after the build and its sampled status (a build of 50,000 peers takes about an "
                              "hour here; its refresh would take as long again)")
+    parser.add_argument("--erlang-harness", metavar="SCRIPT", default=os.environ.get("P2PZMQ_ERLANG_HARNESS"),
+                        help="the Erlang original's scale harness (SCRIPT SRC N prints a RESULT line): run at N in "
+                             "this run, before the build (default $P2PZMQ_ERLANG_HARNESS); without it, erl or "
+                             "--original, the figure measured for issue 21 is printed instead")
+    parser.add_argument("--original", metavar="SRC", default=os.environ.get("P2PZMQ_ORIGINAL"),
+                        help="a directory of the original's sources for the harness (default $P2PZMQ_ORIGINAL)")
+    parser.add_argument("--snapshot", metavar="PATH",
+                        help="after the build's status: output_snapshot PATH, then restore it over fresh workers "
+                             "(as many) and compare the restored network's sampled status with the saved one's")
+    parser.add_argument("--heartbeat", type=float, default=Config.heartbeat_timeout,
+                        help="seconds a worker waits for its supervisor (a loaded machine may starve it longer)")
     parser.add_argument("--quick", action="store_true", help="60 peers over 2 workers (a smoke run)")
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.workers, args.sample, args.chunk, args.sequential, args.window = 60, "2", 20, 30, 30, 6
     workers = workers_for(args.n, args.workers)
-    config = Config(seed=args.seed, transport="tcp", protocol=args.protocol)
-    figures = {"n": args.n, "workers": workers, "seed": args.seed, "window": args.window, "protocol": args.protocol,
+    config = Config(seed=args.seed, transport="tcp", protocol=args.protocol, heartbeat_timeout=args.heartbeat,
+                    worker_timeout=max(Config.worker_timeout, args.heartbeat))
+    figures = {"n": args.n, "workers": workers, "seed": args.seed, "status_sample": args.sample, "window": args.window, "protocol": args.protocol,
                "command": " ".join(["python tools/scale.py", *(argv if argv is not None else sys.argv[1:])]),
-               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": ", ".join(f"{x:.1f}" for x in os.getloadavg())}
+               "date": time.strftime("%Y-%m-%d %H:%M"), "load_average": load()}
+    say(f"load average {figures['load_average']}; {workers} workers for {args.n} peers")
+    figures["erlang"] = erlang(args.n, args.erlang_harness, args.original, timeout=1800)
+    figures["inproc_probe"] = probe(args.seed, args.protocol, min(PROBE_N, args.n))
+    say(f"in-process probe: {json.dumps(figures['inproc_probe'])}")
     started = time.perf_counter()
     # Each worker gets its own loopback address, as with serve --workers: 20,000 tcp peers on 127.0.0.1 run out of
     # ephemeral ports (32768-60999 here) at about 12,000.
@@ -232,6 +386,13 @@ def main(argv=None) -> int:
             phase = meter.lap("sampled status after create")
             say(f"sampled status after create ({phase['wall_s']} s): {json.dumps(figures['status_after_create'])}")
             lookups(net, args, figures, meter, "after_create")
+            if args.snapshot:
+                written = net.output_snapshot(args.snapshot)
+                phase = meter.lap("output_snapshot")
+                figures["snapshot"] = {"path": args.snapshot, "bytes": os.path.getsize(args.snapshot),
+                                       "write_s": phase["wall_s"], "write_cpu_s": phase["cpu_s"]}
+                say(f"output_snapshot {args.snapshot} in {phase['wall_s']} s, {phase['cpu_s']} CPU s: "
+                    f"{json.dumps(written)}")
             if not args.no_refresh:
                 refresh(net, args, figures, meter)
             figures["phases"] = meter.phases
@@ -241,6 +402,8 @@ def main(argv=None) -> int:
             # peers of one worker talk over inproc: only requests between workers cross processes
             figures["crossed"] = sum(member["crossed"] for member in workers_stats)
             figures["crossed_share"] = round(figures["crossed"] / max(figures["requests"], 1), 4)
+            figures["cpu_per_request"] = per_request(figures, figures["inproc_probe"])
+            say(f"CPU per request: {json.dumps(figures['cpu_per_request'])}")
             figures["timeouts"] = sum(process["timeouts"] for process in figures["processes"])
             wall = time.perf_counter() - started
             # CPU seconds of every process over the wall time so far: how many of the machine's cores the run used
@@ -257,7 +420,11 @@ def main(argv=None) -> int:
     figures["stop_seconds"] = round(time.perf_counter() - stopping, 2)
     figures["worker_exit_codes"] = [process.returncode for process in launched.processes]
     say(f"die: every worker ended within {figures['stop_seconds']} s, exit codes {figures['worker_exit_codes']}")
+    if args.snapshot:
+        restore(args.snapshot, config, workers, figures)
     figures["total_seconds"] = round(time.perf_counter() - started, 1)
+    figures["load_average_end"] = load()
+    say(f"load average {figures['load_average_end']}")
     figures["goals"] = goals(figures)
     say(f"done in {figures['total_seconds']} s")
     print("\n".join(markdown(figures)))
