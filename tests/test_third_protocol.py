@@ -89,6 +89,7 @@ def test_the_worker_link_carries_a_third_protocol(make_network, tmp_path, inproc
         launched.reap(5)
 
 
+@pytest.mark.slow  # about 5 s of a worker waiting out its start-up: the slow run (.ci/run) keeps it
 def test_a_worker_refuses_a_protocol_module_it_cannot_import(make_network):
     net = make_network(seed=5, protocol=random_graph.NAME, protocol_module=MODULE, transport="tcp")
     launched = worker.launch(["127.0.0.1"], net.config)  # PYTHONPATH without the tests folder
