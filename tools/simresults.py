@@ -321,6 +321,11 @@ class Figures:
     def cost(self, point: dict):
         return self.cache["points"].get(key_of(point))
 
+    def both(self, first, second) -> tuple[dict, dict] | None:
+        """The figures of two points to compare, or None when either is not planned (None) or not measured yet."""
+        a, b = (point and self.get(point) for point in (first, second))
+        return (a, b) if a and b else None
+
 
 def kademlia_point(points, model, n, k, build_alpha=BUILD_ALPHA):
     return next((p for p in points if p["kind"] == "kademlia" and p["model"] == model and p["n"] == n
@@ -447,8 +452,8 @@ def section_tradeoffs(points, figures: Figures, sizes) -> list[str]:
                          f"({ms(low['latency']['p99'])} → {ms(high['latency']['p99'])} ms).")
     for model in MODELS:
         small, large = (kademlia_point(points, model, n, k) for k in KS)
-        a, b = (p and figures.get(p) for p in (small, large))
-        if a and b:
+        if (compared := figures.both(small, large)):
+            a, b = compared
             x, y = a["alphas"][str(BUILD_ALPHA)], b["alphas"][str(BUILD_ALPHA)]
             lines.append(f"- `{model}`, N = {n:,}, α = {BUILD_ALPHA}: k = {KS[0]} against k = {KS[1]}: "
                          f"{x['rounds']:.2f} against {y['rounds']:.2f} rounds, {x['requests']:.1f} against "
@@ -460,8 +465,8 @@ def section_tradeoffs(points, figures: Figures, sizes) -> list[str]:
             continue
         own = kademlia_point(points, MODELS[0], first, default_k, alpha)
         shared = kademlia_point(points, MODELS[0], first, default_k)
-        a, b = (p and figures.get(p) for p in (own, shared))
-        if a and b:
+        if (compared := figures.both(own, shared)):
+            a, b = compared
             x, y = a["alphas"][str(alpha)], b["alphas"][str(alpha)]
             lines.append(f"- The build's α (`{MODELS[0]}`, N = {first:,}, k = {default_k}, lookups with α = {alpha}): "
                          f"tables built with α = {alpha} give {x['rounds']:.2f} rounds, median "
@@ -470,8 +475,8 @@ def section_tradeoffs(points, figures: Figures, sizes) -> list[str]:
                          f"{pct(y['found'])} % (build: {a['build_seconds']:,.0f} against {b['build_seconds']:,.0f} "
                          "simulated s).")
     const, logn = (kademlia_point(points, model, n, default_k) for model in MODELS)
-    a, b = (p and figures.get(p) for p in (const, logn))
-    if a and b:
+    if (compared := figures.both(const, logn)):
+        a, b = compared
         x, y = a["alphas"][str(BUILD_ALPHA)], b["alphas"][str(BUILD_ALPHA)]
         lines.append(f"- The model (N = {n:,}, k = {default_k}, α = {BUILD_ALPHA}): `{MODELS[1]}` against "
                      f"`{MODELS[0]}`: median {ms(y['latency']['p50'])} against {ms(x['latency']['p50'])} ms "
@@ -481,8 +486,8 @@ def section_tradeoffs(points, figures: Figures, sizes) -> list[str]:
                      "requests, so a spread of delays stretches every round, most in the tail.")
     for model in MODELS:
         kad, orig = kademlia_point(points, model, n, default_k), original_point(points, model, n)
-        a, b = (p and figures.get(p) for p in (kad, orig))
-        if a and b and b["walk"]["latency"]["p50"]:
+        if (compared := figures.both(kad, orig)) and compared[1]["walk"]["latency"]["p50"]:
+            a, b = compared
             x, walk = a["alphas"][str(BUILD_ALPHA)], b["walk"]
             lines.append(f"- The original beside Kademlia (`{model}`, N = {n:,}): its greedy walk's median "
                          f"{ms(walk['latency']['p50'])} ms ({walk['hops']:.2f} hops, arriving in "
