@@ -11,11 +11,11 @@
 
 Before the build it times the Erlang original at the same N when its harness (``--erlang-harness``: SCRIPT SRC N
 prints a ``RESULT n=... build_s=... build_cpu_s=...`` line), its sources (``--original``) and ``erl`` are here, else
-it prints the figure measured for issue 21 with its date; and it builds 1,000 peers inproc in this process to price
-a request that stays in one process, so that the CPU of the workers can be split between requests that stayed and
-requests that crossed (an estimate, printed as such). ``--snapshot PATH`` writes the built network with
-``output_snapshot``, restores it over as many fresh workers (what ``run --from-snapshot`` does) and checks that the
-restored network's sampled status equals the saved one's.
+it prints the original's figure measured earlier on this machine, with its date; and it builds 1,000 peers inproc
+in this process to price a request that stays in one process, so that the CPU of the workers can be split between
+requests that stayed and requests that crossed (an estimate, printed as such). ``--snapshot PATH`` writes the built
+network with ``output_snapshot``, restores it over as many fresh workers (what ``run --from-snapshot`` does) and
+checks that the restored network's sampled status equals the saved one's.
 
 An idle tcp peer holds 2 fds and a process may hold RLIMIT_NOFILE of them (20,000 here), so a worker has room for
 about 9,600 peers: ``--workers auto`` (the default) starts enough workers for N with a tenth to spare, and at least one
@@ -63,7 +63,8 @@ GOAL_RATIO = 10.0
 GOAL_CROSSING_US = 60.0
 #: Build goals by size other than GOAL_N: peers -> seconds.
 BUILD_GOALS = {GOAL_N: 300.0, 50000: 900.0}
-#: The Erlang original's build seconds when it cannot be run here (issue 21, measured on this box).
+#: The Erlang original's build seconds when it cannot be run here: measured on this machine on that date (OTP 25,
+#: the original's code with its 100 ms pacing sleeps removed).
 ERLANG_FIGURES = {"date": "2026-12-07", "build_s": {1000: 0.46, 20000: 24.8, 50000: 61.8}}
 #: Peers of the in-process probe that prices a request between peers of one process in the same run.
 PROBE_N = 1000
@@ -79,14 +80,15 @@ def load() -> str:
 
 def erlang(n: int, harness: str | None, source: str | None, timeout: float) -> dict:
     """The Erlang original building ``n`` peers, timed now by its harness (``harness`` SRC N prints a RESULT line)
-    when the harness, the original's sources and ``erl`` are all here; else the figure measured for the issue."""
+    when the harness, the original's sources and ``erl`` are all here; else its figure measured earlier
+    (:data:`ERLANG_FIGURES`)."""
     if harness and source and os.path.exists(harness) and os.path.isdir(source) and shutil.which("erl"):
         say(f"Erlang original: {harness} {source} {n} (load average {load()})")
         try:
             done = subprocess.run(["bash", harness, source, str(n)], capture_output=True, text=True,
                                   timeout=timeout, check=True)
         except (subprocess.SubprocessError, OSError) as exc:
-            say(f"Erlang original: failed ({exc}); the issue's figure instead")
+            say(f"Erlang original: failed ({exc}); its earlier figure instead")
         else:
             line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT")), "")
             fields = dict(item.split("=", 1) for item in line.split()[1:])
@@ -94,9 +96,10 @@ def erlang(n: int, harness: str | None, source: str | None, timeout: float) -> d
                 found = {key: float(value) for key, value in fields.items()}
                 say(f"Erlang original: {line} (load average {load()})")
                 return {"source": "measured in this run", **found}
-            say(f"Erlang original: no RESULT line ({done.stdout[-200:]!r}); the issue's figure instead")
+            say(f"Erlang original: no RESULT line ({done.stdout[-200:]!r}); its earlier figure instead")
     figure = ERLANG_FIGURES["build_s"].get(n)
-    return {"source": f"issue 21, {ERLANG_FIGURES['date']}" if figure is not None else "none", "build_s": figure}
+    source = f"measured earlier, {ERLANG_FIGURES['date']}" if figure is not None else "none"
+    return {"source": source, "build_s": figure}
 
 
 def probe(seed: int, protocol: str, n: int = PROBE_N) -> dict:
@@ -335,7 +338,7 @@ def main(argv=None) -> int:
     parser.add_argument("--erlang-harness", metavar="SCRIPT", default=os.environ.get("P2PZMQ_ERLANG_HARNESS"),
                         help="the Erlang original's scale harness (SCRIPT SRC N prints a RESULT line): run at N in "
                              "this run, before the build (default $P2PZMQ_ERLANG_HARNESS); without it, erl or "
-                             "--original, the figure measured for issue 21 is printed instead")
+                             "--original, the original's figure measured earlier is printed instead")
     parser.add_argument("--original", metavar="SRC", default=os.environ.get("P2PZMQ_ORIGINAL"),
                         help="a directory of the original's sources for the harness (default $P2PZMQ_ORIGINAL)")
     parser.add_argument("--snapshot", metavar="PATH",
